@@ -1,0 +1,76 @@
+"""Canonical bytes and digests.
+
+Everything that is hashed or signed is serialised with RFC 8785 (JSON
+Canonicalization Scheme) so that two implementations produce the same bytes.
+Digests are written OCI-style, ``sha256:<64 lowercase hex>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+import rfc8785
+
+from .errors import InputError
+
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+# Hard cap on any JSON document we parse from outside (bundles, policies, inputs).
+# 64 MiB is far above a receipt bundle (a few KiB; a ZK proof adds tens of KiB)
+# and keeps a hostile file from exhausting memory.
+MAX_JSON_BYTES = 64 * 1024 * 1024
+
+
+def canonical_json(value: Any) -> bytes:
+    """Return the RFC 8785 canonical UTF-8 bytes of a JSON-compatible value."""
+    try:
+        return rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise InputError(f"value cannot be canonicalised (RFC 8785): {exc}") from exc
+
+
+def sha256_digest(data: bytes) -> str:
+    """Return ``sha256:<hex>`` of ``data``."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def is_digest(text: str) -> bool:
+    """True when ``text`` is a well-formed ``sha256:<hex>`` digest."""
+    return bool(_DIGEST_RE.match(text))
+
+
+def check_digest(text: object, what: str = "digest") -> str:
+    """Return ``text`` if it is a well-formed digest, else raise :class:`InputError`."""
+    if not isinstance(text, str) or not is_digest(text):
+        raise InputError(f"{what} is not a sha256:<64 hex> digest: {text!r:.80}")
+    return text
+
+
+def _reject_constant(name: str) -> Any:
+    raise InputError(f"non-finite number {name} is not valid JSON")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise InputError(f"duplicate JSON key {key!r}")
+        out[key] = value
+    return out
+
+
+def parse_json(data: bytes | str, what: str = "JSON", max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """Parse untrusted JSON strictly: size-capped, no NaN/Infinity, no duplicate keys."""
+    if len(data) > max_bytes:
+        raise InputError(f"{what} is {len(data)} bytes, over the {max_bytes}-byte cap")
+    try:
+        return json.loads(
+            data, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates
+        )
+    except InputError:
+        raise
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise InputError(f"{what} is not valid JSON: {exc}") from exc
