@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class CheckStatus(str, Enum):
+class CheckStatus(StrEnum):
     """Outcome of one check. ``NOT_CHECKED`` is never counted as a pass."""
 
     PASSED = "passed"

@@ -1,0 +1,199 @@
+"""The model registry: names and versions pointing at content digests.
+
+Behind the :class:`Registry` Protocol so PostgreSQL can replace SQLite; the
+default keeps one SQLite file in WAL mode under the home folder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import InputError
+from ..runtime._spec import TensorSpec
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+LATEST = "latest"
+
+
+def check_name(value: str, what: str) -> str:
+    if not _NAME_RE.match(value):
+        raise InputError(
+            f"{what} {value!r:.60} is invalid: use 1-128 letters, digits, '.', '_' or '-'"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """What the hub knows of one model version."""
+
+    digest: str
+    name: str
+    version: str
+    size: int
+    format: str
+    created_at: float
+    inputs: tuple[TensorSpec, ...] = ()
+    outputs: tuple[TensorSpec, ...] = ()
+    signature_digest: str | None = None
+    publisher: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "digest": self.digest,
+            "name": self.name,
+            "version": self.version,
+            "size": self.size,
+            "format": self.format,
+            "created_at": self.created_at,
+            "inputs": [t.to_json() for t in self.inputs],
+            "outputs": [t.to_json() for t in self.outputs],
+            "signature_digest": self.signature_digest,
+            "publisher": self.publisher,
+        }
+
+
+class Registry(Protocol):
+    """Names, versions and signatures of models; bytes live in a BlobStore."""
+
+    def add(self, record: ModelRecord) -> ModelRecord: ...
+    def by_digest(self, digest: str) -> ModelRecord | None: ...
+    def by_name(self, name: str, version: str | None = None) -> ModelRecord | None: ...
+    def list(self) -> list[ModelRecord]: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS models (
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    format TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    inputs TEXT NOT NULL,
+    outputs TEXT NOT NULL,
+    signature_digest TEXT,
+    publisher TEXT,
+    PRIMARY KEY (name, version)
+);
+CREATE INDEX IF NOT EXISTS models_digest ON models(digest);
+"""
+
+
+class SQLiteRegistry:
+    """The default registry: one SQLite file (WAL), safe across threads and processes."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, timeout=30.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @staticmethod
+    def _row(row: tuple[Any, ...]) -> ModelRecord:
+        name, version, digest, size, fmt, created, inputs, outputs, sig, pub = row
+        return ModelRecord(
+            digest=digest,
+            name=name,
+            version=version,
+            size=size,
+            format=fmt,
+            created_at=created,
+            inputs=tuple(TensorSpec.from_json(t) for t in json.loads(inputs)),
+            outputs=tuple(TensorSpec.from_json(t) for t in json.loads(outputs)),
+            signature_digest=sig,
+            publisher=pub,
+        )
+
+    _COLS = (
+        "name, version, digest, size, format, created_at, inputs, outputs, "
+        "signature_digest, publisher"
+    )
+
+    def add(self, record: ModelRecord) -> ModelRecord:
+        """Insert ``record``; the same bytes under the same name:version is a no-op.
+
+        Versions are immutable except ``latest``, which moves to the newest push.
+        A signature added to an unsigned version is kept.
+        """
+        check_name(record.name, "model name")
+        check_name(record.version, "version")
+        with self._lock, self._db:
+            existing = self.by_name(record.name, record.version)
+            if existing is not None:
+                if existing.digest != record.digest and record.version != LATEST:
+                    raise InputError(
+                        f"{record.ref} already names {existing.digest}; versions are "
+                        "immutable, push under a new --version"
+                    )
+                if existing.digest == record.digest and (
+                    record.signature_digest is None
+                    or record.signature_digest == existing.signature_digest
+                ):
+                    return existing
+                self._db.execute(
+                    "DELETE FROM models WHERE name = ? AND version = ?",
+                    (record.name, record.version),
+                )
+            self._db.execute(
+                f"INSERT INTO models ({self._COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    record.name,
+                    record.version,
+                    record.digest,
+                    record.size,
+                    record.format,
+                    record.created_at or time.time(),
+                    json.dumps([t.to_json() for t in record.inputs]),
+                    json.dumps([t.to_json() for t in record.outputs]),
+                    record.signature_digest,
+                    record.publisher,
+                ),
+            )
+        found = self.by_name(record.name, record.version)
+        assert found is not None
+        return found
+
+    def by_digest(self, digest: str) -> ModelRecord | None:
+        row = self._db.execute(
+            f"SELECT {self._COLS} FROM models WHERE digest = ? "
+            "ORDER BY signature_digest IS NULL, created_at DESC LIMIT 1",
+            (digest,),
+        ).fetchone()
+        return self._row(row) if row else None
+
+    def by_name(self, name: str, version: str | None = None) -> ModelRecord | None:
+        if version is None:
+            row = self._db.execute(
+                f"SELECT {self._COLS} FROM models WHERE name = ? ORDER BY created_at DESC LIMIT 1",
+                (name,),
+            ).fetchone()
+        else:
+            row = self._db.execute(
+                f"SELECT {self._COLS} FROM models WHERE name = ? AND version = ?",
+                (name, version),
+            ).fetchone()
+        return self._row(row) if row else None
+
+    def list(self) -> list[ModelRecord]:
+        rows = self._db.execute(
+            f"SELECT {self._COLS} FROM models ORDER BY name, created_at"
+        ).fetchall()
+        return [self._row(r) for r in rows]

@@ -1,0 +1,193 @@
+"""Publisher signatures over models in the OpenSSF model-signing format.
+
+Signing uses the ``model-signing`` library (key mode: an ECDSA P-256 or P-384
+private key, no network). Verification is done here, offline, against the
+bundle alone: the DSSE signature over the in-toto statement with a trusted
+publisher key, then the statement's manifest must name the model's digest.
+That lets ``inferproof verify`` check a publisher signature without the model
+file; the interop tests check that ``model-signing``'s own verifier agrees.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from .._canonical import parse_json, sha256_digest
+from ..errors import InputError, VerificationError
+
+# Media types from the Sigstore bundle spec and in-toto (sigstore/protobuf-specs).
+_BUNDLE_MEDIA_TYPES = {
+    "application/vnd.dev.sigstore.bundle.v0.3+json",
+    "application/vnd.dev.sigstore.bundle+json;version=0.3",
+}
+_INTOTO_PAYLOAD = "application/vnd.in-toto+json"
+_STATEMENT_V1 = "https://in-toto.io/Statement/v1"
+# Predicate type written by model-signing 1.x for its signed manifests.
+_MODEL_SIGNING_PREDICATE = "https://model_signing/signature/v1.0"
+_MAX_SIGNATURE_BYTES = 1024 * 1024
+
+
+def publisher_id(public_key: ec.EllipticCurvePublicKey) -> str:
+    """A publisher's id: ``sha256:`` of its PEM SubjectPublicKeyInfo.
+
+    This equals the key ``hint`` model-signing writes into its bundles.
+    """
+    pem = public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return sha256_digest(pem)
+
+
+def load_publisher_key(pem: bytes, source: str = "key") -> ec.EllipticCurvePublicKey:
+    """Load a publisher's PEM public key (ECDSA P-256 or P-384)."""
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"{source} is not a PEM public key: {exc}") from exc
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name not in (
+        "secp256r1",
+        "secp384r1",
+    ):
+        raise InputError(f"{source}: model-signing keys must be ECDSA P-256 or P-384")
+    return key
+
+
+def _hash_for(key: ec.EllipticCurvePublicKey) -> hashes.HashAlgorithm:
+    # model-signing pairs P-256 with SHA-256 and P-384 with SHA-384.
+    return hashes.SHA384() if key.curve.name == "secp384r1" else hashes.SHA256()
+
+
+def sign_model(model_bytes: bytes, private_key_file: Path) -> bytes:
+    """Sign a single-file model with an ECDSA key; return the Sigstore bundle JSON bytes."""
+    import model_signing  # heavy import, only when signing
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = Path(tmp) / "model.onnx"
+        model.write_bytes(model_bytes)
+        sig = Path(tmp) / "model.sig"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                config = model_signing.signing.Config().use_elliptic_key_signer(  # type: ignore[no-untyped-call]
+                    private_key=private_key_file
+                )
+                config.sign(model, sig)
+        except (ValueError, TypeError, OSError) as exc:
+            raise InputError(f"cannot sign with {private_key_file}: {exc}") from exc
+        return sig.read_bytes()
+
+
+def _pae(payload_type: str, payload: bytes) -> bytes:
+    # DSSE v1 pre-authentication encoding (secure-systems-lab/dsse, protocol.md).
+    t = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+
+
+@dataclass(frozen=True)
+class ModelSignature:
+    """A parsed model-signing bundle: who signed which model digest."""
+
+    model_digest: str
+    key_hint: str | None
+    payload: bytes
+    payload_type: str
+    signature: bytes
+    bundle_digest: str
+
+
+def _b64(value: Any, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise InputError(f"model signature: {what} is not a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InputError(f"model signature: {what} is not valid base64") from exc
+
+
+def parse_model_signature(bundle: bytes) -> ModelSignature:
+    """Parse a model-signing (Sigstore) bundle for a single-file model."""
+    obj = parse_json(bundle, "model signature", _MAX_SIGNATURE_BYTES)
+    if not isinstance(obj, dict) or obj.get("mediaType") not in _BUNDLE_MEDIA_TYPES:
+        raise InputError("model signature is not a Sigstore bundle v0.3")
+    env = obj.get("dsseEnvelope")
+    if not isinstance(env, dict) or env.get("payloadType") != _INTOTO_PAYLOAD:
+        raise InputError("model signature has no in-toto DSSE envelope")
+    sigs = env.get("signatures")
+    if not isinstance(sigs, list) or len(sigs) != 1 or not isinstance(sigs[0], dict):
+        raise InputError("model signature must carry exactly one signature")
+    payload = _b64(env.get("payload"), "payload")
+    statement = parse_json(payload, "model signature statement", _MAX_SIGNATURE_BYTES)
+    if (
+        not isinstance(statement, dict)
+        or statement.get("_type") != _STATEMENT_V1
+        or statement.get("predicateType") != _MODEL_SIGNING_PREDICATE
+    ):
+        raise InputError("model signature does not hold a model-signing v1.0 statement")
+    resources = (statement.get("predicate") or {}).get("resources")
+    # A single-file model is serialised as one resource named "."; its digest is
+    # the SHA-256 of the file's bytes, which is the model's digest in the hub.
+    if (
+        not isinstance(resources, list)
+        or len(resources) != 1
+        or not isinstance(resources[0], dict)
+        or resources[0].get("algorithm") != "sha256"
+        or resources[0].get("name") != "."
+    ):
+        raise InputError("model signature is not over a single-file model")
+    digest = resources[0].get("digest")
+    if not isinstance(digest, str) or len(digest) != 64:
+        raise InputError("model signature manifest has no sha256 digest")
+    hint = ((obj.get("verificationMaterial") or {}).get("publicKey") or {}).get("hint")
+    return ModelSignature(
+        model_digest="sha256:" + digest.lower(),
+        key_hint=hint if isinstance(hint, str) else None,
+        payload=payload,
+        payload_type=_INTOTO_PAYLOAD,
+        signature=_b64(sigs[0].get("sig"), "signature"),
+        bundle_digest=sha256_digest(bundle),
+    )
+
+
+def verify_model_signature(
+    bundle: bytes, model_digest: str, trusted: dict[str, ec.EllipticCurvePublicKey]
+) -> str:
+    """Check a model-signing bundle against trusted publisher keys; return the publisher id.
+
+    ``trusted`` maps publisher ids (see :func:`publisher_id`) to keys. Raises
+    :class:`VerificationError` (check ``model.signature``) when no trusted key
+    signed the statement or the statement names another model.
+    """
+    sig = parse_model_signature(bundle)
+    if sig.model_digest != model_digest:
+        raise VerificationError(
+            "model.signature",
+            f"signature is over {sig.model_digest}, not the receipt's model {model_digest}",
+        )
+    hinted = f"sha256:{sig.key_hint}" if sig.key_hint else None
+    message = _pae(sig.payload_type, sig.payload)
+    for pid, key in trusted.items():
+        if hinted and pid != hinted:
+            continue
+        try:
+            key.verify(sig.signature, message, ec.ECDSA(_hash_for(key)))
+        except InvalidSignature:
+            if hinted:
+                raise VerificationError(
+                    "model.signature", f"signature by publisher {pid} is invalid"
+                ) from None
+            continue
+        return pid
+    who = f"key {hinted}" if hinted else "an unnamed key"
+    raise VerificationError(
+        "model.signature", f"signed by {who}, which is not a publisher the policy trusts"
+    )

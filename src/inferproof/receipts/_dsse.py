@@ -1,0 +1,85 @@
+"""DSSE envelopes signed with Ed25519 (secure-systems-lab/dsse, envelope.md, protocol.md)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from .._home import key_id, raw_public
+from ..errors import InputError, VerificationError
+
+INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE v1 pre-authentication encoding: what the signature actually covers."""
+    t = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+
+
+def sign_envelope(payload: bytes, key: Ed25519PrivateKey) -> dict[str, Any]:
+    """Wrap ``payload`` (an in-toto statement's canonical bytes) in a signed envelope."""
+    sig = key.sign(pae(INTOTO_PAYLOAD_TYPE, payload))
+    return {
+        "payloadType": INTOTO_PAYLOAD_TYPE,
+        "payload": base64.b64encode(payload).decode(),
+        "signatures": [
+            {"keyid": key_id(raw_public(key.public_key())), "sig": base64.b64encode(sig).decode()}
+        ],
+    }
+
+
+def _b64(value: Any, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise InputError(f"envelope {what} is not a base64 string")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InputError(f"envelope {what} is not valid base64") from exc
+    # Reject non-canonical base64 (extra padding bits) so one envelope has one encoding.
+    if base64.b64encode(raw).decode() != value:
+        raise InputError(f"envelope {what} is not canonical base64")
+    return raw
+
+
+def envelope_payload(envelope: Any) -> bytes:
+    """The payload bytes of a well-formed envelope (signature not checked)."""
+    if not isinstance(envelope, dict) or set(envelope) != {"payloadType", "payload", "signatures"}:
+        raise InputError("bundle has no well-formed DSSE envelope")
+    if envelope["payloadType"] != INTOTO_PAYLOAD_TYPE:
+        raise InputError(f"envelope payloadType must be {INTOTO_PAYLOAD_TYPE}")
+    return _b64(envelope["payload"], "payload")
+
+
+def verify_envelope(envelope: Any, trusted: Mapping[str, Ed25519PublicKey]) -> tuple[bytes, str]:
+    """Check the envelope carries a valid signature by a trusted key; return (payload, key id)."""
+    payload = envelope_payload(envelope)
+    sigs = envelope["signatures"]
+    if not isinstance(sigs, list) or not sigs or len(sigs) > 8:
+        raise InputError("envelope must carry 1 to 8 signatures")
+    message = pae(INTOTO_PAYLOAD_TYPE, payload)
+    seen: list[str] = []
+    for entry in sigs:
+        if not isinstance(entry, dict) or not isinstance(entry.get("keyid"), str):
+            raise InputError("envelope signature entry is malformed")
+        kid = entry["keyid"]
+        sig = _b64(entry.get("sig"), "signature")
+        seen.append(kid)
+        key = trusted.get(kid)
+        if key is None:
+            continue
+        try:
+            key.verify(sig, message)
+        except InvalidSignature:
+            raise VerificationError(
+                "signature", f"envelope signature by node key {kid} is invalid"
+            ) from None
+        return payload, kid
+    raise VerificationError(
+        "signature", f"envelope is signed by {', '.join(seen)}, not a node key the policy trusts"
+    )
