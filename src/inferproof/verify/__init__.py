@@ -1,0 +1,27 @@
+"""Verification: a :class:`Verifier` built from a :class:`TrustRoot` and a :class:`Policy`.
+
+Example::
+
+    from inferproof.verify import Verifier, TrustRoot, Policy
+    report = Verifier(trust, Policy()).check(bundle)
+    print(report.verified, [c.to_json() for c in report.checks])
+"""
+
+from __future__ import annotations
+
+from ._checks import Check, CheckStatus
+from ._policy import Policy, TrustRoot, load_policy, parse_policy
+from ._verifier import Material, VerificationReport, VerifiedReceipt, Verifier
+
+__all__ = [
+    "Check",
+    "CheckStatus",
+    "Material",
+    "Policy",
+    "TrustRoot",
+    "VerificationReport",
+    "VerifiedReceipt",
+    "Verifier",
+    "load_policy",
+    "parse_policy",
+]

@@ -1,0 +1,65 @@
+"""Small real models for the demo, the tests and the benchmarks (built, never downloaded)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+
+FEATURES = ("income_k", "debt_ratio", "age", "late_payments")
+
+
+def credit_risk_model(seed: int = 7) -> tuple[bytes, dict[str, Any]]:
+    """A logistic-regression credit-risk model trained with scikit-learn on synthetic
+    applicants, converted with skl2onnx. Returns (ONNX bytes, a sample JSON input)."""
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(seed)
+    n = 2000
+    income = rng.normal(60, 20, n).clip(5, 250)
+    debt = rng.beta(2, 5, n)
+    age = rng.integers(18, 80, n).astype(float)
+    late = rng.poisson(0.6, n).astype(float)
+    score = -0.03 * income + 4.0 * debt - 0.02 * age + 0.9 * late + 0.5
+    y = (score + rng.normal(0, 0.5, n) > 0).astype(np.int64)
+    x = np.stack([income, debt, age, late], axis=1).astype(np.float32)
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x, y)
+    onx = to_onnx(pipe, x[:1], options={id(pipe.steps[-1][1]): {"zipmap": False}})
+    sample = {"X": [[52.0, 0.41, 34.0, 2.0]]}
+    return onx.SerializeToString(), sample
+
+
+def mlp_model(sizes: tuple[int, ...], seed: int = 0) -> bytes:
+    """A float32 MLP (Gemm + Relu layers) built with onnx's helper API."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+    prev = "x"
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
+        w = (rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(np.float32)
+        b = (rng.standard_normal(n_out) * 0.01).astype(np.float32)
+        inits += [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(b, f"b{i}")]
+        out = f"h{i}"
+        nodes.append(helper.make_node("Gemm", [prev, f"w{i}", f"b{i}"], [out]))
+        if i < len(sizes) - 2:
+            nodes.append(helper.make_node("Relu", [out], [f"r{i}"]))
+            out = f"r{i}"
+        prev = out
+    nodes.append(helper.make_node("Identity", [prev], ["y"]))
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", sizes[0]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", sizes[-1]])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return bytes(model.SerializeToString())

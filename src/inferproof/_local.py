@@ -1,0 +1,241 @@
+"""The embedded default: one process, SQLite and a folder under INFERPROOF_HOME."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from ._canonical import canonical_json, is_digest
+from ._home import Home, key_id, raw_public, write_private
+from .attest._software import software_environment
+from .errors import InputError
+from .hub import Hub, ModelRecord, load_publisher_key, publisher_id, sign_model
+from .proofs import ProveContext, Reexecution
+from .receipts import Bundle, build_statement, commit_input, sign_envelope
+from .runtime import NamedInputs, OnnxModel, encode_tensors, engine_info, tensors_digest
+from .verify import Policy, TrustRoot, Verifier
+
+SALT_SCHEME = "salted-sha256-v1"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    """What :meth:`LocalNode.infer` returns: the outputs, the bundle, and for private
+    inputs the opening (salt) that only the caller receives."""
+
+    outputs: dict[str, np.ndarray]
+    bundle: Bundle
+    salt: bytes | None = None
+
+
+class LocalNode:
+    """Push models, run verifiable inferences and verify bundles on this machine.
+
+    Example::
+
+        node = LocalNode()                       # $INFERPROOF_HOME or ~/.inferproof
+        record = node.push(Path("model.onnx"), name="risk")
+        result = node.infer("risk", {"x": np.ones((1, 4), np.float32)})
+        node.verifier().verify(result.bundle)
+    """
+
+    def __init__(self, home: Home | Path | None = None) -> None:
+        self.home = home if isinstance(home, Home) else Home.open(home)
+        self.hub = Hub.local(self.home.root)
+        self._key = self.home.node_key()
+        self.public_key = raw_public(self._key.public_key())
+        self.node_id = key_id(self.public_key)
+        self._models: dict[str, OnnxModel] = {}
+        self._lock = threading.Lock()
+
+    # -- models ---------------------------------------------------------------
+    def push(
+        self,
+        model: Path | bytes,
+        *,
+        name: str,
+        version: str | None = None,
+        sign_key: Path | None = None,
+    ) -> ModelRecord:
+        """Check the file is a loadable ONNX model, store it, optionally sign it."""
+        data = _read_model(model)
+        loaded = OnnxModel(data)
+        signature = sign_model(data, sign_key) if sign_key else None
+        record = self.hub.add(
+            data,
+            name=name,
+            version=version,
+            inputs=loaded.signature.inputs,
+            outputs=loaded.signature.outputs,
+            signature=signature,
+        )
+        if sign_key is not None:
+            self._trust_own_publisher(sign_key)
+        with self._lock:
+            self._models.setdefault(record.digest, loaded)
+        return record
+
+    def _trust_own_publisher(self, sign_key: Path) -> None:
+        # The local user holds this private key, so the local trust root trusts
+        # its public half, as a fresh install trusts its own node key.
+        from cryptography.hazmat.primitives import serialization
+
+        priv = serialization.load_pem_private_key(sign_key.read_bytes(), password=None)
+        pem = priv.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        pid = publisher_id(load_publisher_key(pem))
+        target = self.home.root / "trust" / "publishers" / f"{pid.split(':')[1]}.pem"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(pem)
+
+    def resolve(self, ref: str) -> tuple[ModelRecord | None, bytes, dict[str, object]]:
+        """Find a model by digest, ``name[:version]`` or file path: (record, bytes, block)."""
+        path = Path(ref)
+        if not is_digest(ref) and (path.suffix == ".onnx" or os.sep in ref) and path.is_file():
+            data = _read_model(path)
+            digest = self.hub.blobs.put(data)
+            block: dict[str, object] = {"digest": digest, "name": path.stem, "version": None}
+            return None, data, block
+        record = self.hub.resolve(ref)
+        data = self.hub.load(record.digest)
+        block = {"digest": record.digest, "name": record.name, "version": record.version}
+        return record, data, block
+
+    def _model(self, digest: str, data: bytes) -> OnnxModel:
+        with self._lock:
+            model = self._models.get(digest)
+        if model is None:
+            model = OnnxModel(data)
+            with self._lock:
+                self._models[digest] = model
+        return model
+
+    # -- inference ------------------------------------------------------------
+    def infer(
+        self,
+        model_ref: str,
+        inputs: NamedInputs | Mapping[str, np.ndarray],
+        *,
+        nonce: str | None = None,
+        private_input: bool = False,
+    ) -> InferenceResult:
+        """Run a model and return its outputs with a signed receipt bundle."""
+        record, data, model_block = self.resolve(model_ref)
+        named = inputs if isinstance(inputs, NamedInputs) else NamedInputs(dict(inputs))
+        model = self._model(str(model_block["digest"]), data)
+        tensors = model.conform(named.tensors, named.untyped)
+        started = _now()
+        outputs = model.run(tensors)
+        finished = _now()
+        signature = self.hub.signature(record) if record else None
+        model_block.update(
+            format="onnx",
+            signature=record.signature_digest if record else None,
+            publisher=record.publisher if record else None,
+        )
+        input_digest = tensors_digest(tensors)
+        salt = os.urandom(32) if private_input else None
+        input_block = (
+            {"commitment": commit_input(input_digest, salt), "scheme": SALT_SCHEME}
+            if salt
+            else {"digest": input_digest}
+        )
+        runtime = engine_info()
+        ctx = ProveContext(str(model_block["digest"]), data, tensors, outputs, runtime)
+        statement = build_statement(
+            output_digest=tensors_digest(outputs),
+            model=model_block,
+            input_block=input_block,
+            runtime=runtime,
+            environment=software_environment(),
+            proofs=[{"type": "signature", "key": self.node_id}, Reexecution().prove(ctx)],
+            node_id=self.node_id,
+            nonce=nonce,
+            started=started,
+            finished=finished,
+            parameters={"mode": "vanilla"},
+        )
+        envelope = sign_envelope(canonical_json(statement), self._key)
+        bundle = Bundle.from_json(
+            {
+                "mediaType": "application/vnd.inferproof.bundle.v1+json",
+                "dsseEnvelope": envelope,
+                "outputs": encode_tensors(outputs),
+                **({} if salt else {"inputs": encode_tensors(tensors)}),
+                **({"modelSignature": signature.decode()} if signature else {}),
+            }
+        )
+        return InferenceResult(outputs, bundle, salt)
+
+    # -- verification -----------------------------------------------------------
+    def trust_root(self) -> TrustRoot:
+        """This install's trust: its own node key, publisher keys under trust/."""
+        pems = sorted((self.home.root / "trust" / "publishers").glob("*.pem"))
+        nodes = [self.public_key]
+        for extra in sorted((self.home.root / "trust" / "nodes").glob("*.pub")):
+            nodes.append(_node_pub(extra))
+        return TrustRoot.from_keys(nodes, [p.read_bytes() for p in pems])
+
+    def verifier(self, policy: Policy | None = None) -> Verifier:
+        return Verifier(self.trust_root(), policy)
+
+    def model_bytes(self, digest: str) -> bytes | None:
+        """The model's bytes from the local hub, checked, or None if it is not here."""
+        return self.hub.blobs.get(digest) if self.hub.blobs.has(digest) else None
+
+
+def _node_pub(path: Path) -> bytes:
+    import base64
+
+    try:
+        raw = base64.b64decode(path.read_text().strip(), validate=True)
+    except ValueError as exc:
+        raise InputError(f"{path} is not a base64 Ed25519 public key") from exc
+    return raw
+
+
+def _read_model(model: Path | bytes) -> bytes:
+    if isinstance(model, bytes):
+        return model
+    if not model.is_file():
+        raise InputError(f"model file {model} does not exist")
+    return model.read_bytes()
+
+
+def save_opening(path: Path, salt: bytes) -> None:
+    """Write the private-input opening (the salt) to a 0600 file."""
+    body = {"scheme": SALT_SCHEME, "salt": salt.hex()}
+    if path.exists():
+        path.unlink()
+    write_private(path, canonical_json(body) + b"\n")
+
+
+def load_opening(path: Path) -> bytes:
+    """Read the salt from an opening file written by :func:`save_opening`."""
+    from ._canonical import parse_json
+
+    if not path.is_file():
+        raise InputError(f"opening file {path} does not exist")
+    obj = parse_json(path.read_bytes(), "opening", 4096)
+    salt = obj.get("salt") if isinstance(obj, dict) else None
+    if not isinstance(obj, dict) or obj.get("scheme") != SALT_SCHEME or not isinstance(salt, str):
+        raise InputError(f"{path} is not an inferproof input opening")
+    try:
+        raw = bytes.fromhex(salt)
+    except ValueError as exc:
+        raise InputError(f"{path}: salt is not hex") from exc
+    if len(raw) != 32:
+        raise InputError(f"{path}: salt must be 32 bytes")
+    return raw

@@ -1,0 +1,25 @@
+"""The `inferproof` command line: one entry point, thin over the library."""
+
+from __future__ import annotations
+
+import typer
+
+from ._core import infer, model_app, verify
+from ._demo import demo
+
+app = typer.Typer(
+    name="inferproof",
+    help="Verifiable AI inference: receipts anyone can check offline.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(model_app, name="model")
+app.command("infer")(infer)
+app.command("verify")(verify)
+app.command("demo")(demo)
+
+
+def main() -> None:
+    """Console entry point."""
+    app()

@@ -1,0 +1,117 @@
+"""`inferproof model ...`, `infer` and `verify`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from .._local import LocalNode, load_opening, save_opening
+from ..receipts import Bundle
+from ..runtime import encode_tensors, load_tensors
+from ..verify import Material, load_policy
+from ._common import EXIT_VERIFY_FAILED, console, handle_errors
+from ._render import print_report
+
+model_app = typer.Typer(help="Push, list and show models in the hub.", no_args_is_help=True)
+
+
+@model_app.command("push")
+@handle_errors
+def model_push(
+    file: Annotated[Path, typer.Argument(help="An ONNX model file.")],
+    name: Annotated[str, typer.Option("--name", help="Model name.")],
+    version: Annotated[str | None, typer.Option("--version", help="Version (immutable).")] = None,
+    sign_key: Annotated[
+        Path | None, typer.Option("--sign-key", help="ECDSA P-256/384 PEM key: sign the model.")
+    ] = None,
+) -> None:
+    """Store a model (content-addressed) and print its digest."""
+    record = LocalNode().push(file, name=name, version=version, sign_key=sign_key)
+    if record.publisher:
+        console.print(f"signed by publisher {record.publisher}", style="dim")
+    console.print(record.digest)
+
+
+@model_app.command("list")
+@handle_errors
+def model_list() -> None:
+    """List the models in the hub."""
+    records = LocalNode().hub.list()
+    table = Table("name", "version", "digest", "size", "signed")
+    for r in records:
+        table.add_row(r.name, r.version, r.digest, str(r.size), "yes" if r.publisher else "no")
+    console.print(table)
+
+
+@model_app.command("show")
+@handle_errors
+def model_show(ref: Annotated[str, typer.Argument(help="NAME[:VERSION] or sha256:DIGEST")]) -> None:
+    """Show one model: digest, signature, tensor signature."""
+    record = LocalNode().hub.resolve(ref)
+    console.print_json(json.dumps(record.to_json()))
+
+
+@handle_errors
+def infer(
+    model: Annotated[str, typer.Argument(help="sha256:DIGEST, NAME[:VERSION] or a .onnx file.")],
+    input_file: Annotated[Path, typer.Option("--input", help="Inputs: .json or .npz.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the bundle.")],
+    nonce: Annotated[str | None, typer.Option("--nonce", help="A verifier's nonce.")] = None,
+    private_input: Annotated[
+        bool, typer.Option("--private-input", help="Commit to a salted input digest only.")
+    ] = False,
+) -> None:
+    """Run a model locally and write a receipt bundle."""
+    node = LocalNode()
+    inputs = load_tensors(input_file)
+    result = node.infer(model, inputs, nonce=nonce, private_input=private_input)
+    result.bundle.write(output)
+    if result.salt is not None:
+        opening = output.with_name(output.name + ".opening")
+        save_opening(opening, result.salt)
+        console.print(f"opening (keep it private) written to {opening}", style="dim")
+    console.print_json(json.dumps(encode_tensors(result.outputs)))
+    console.print(f"bundle written to {output}", style="dim")
+
+
+@handle_errors
+def verify(
+    bundle_file: Annotated[Path, typer.Argument(metavar="BUNDLE", help="A receipt bundle.")],
+    policy: Annotated[Path | None, typer.Option("--policy", help="A policy JSON file.")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="The model file.")] = None,
+    input_file: Annotated[Path | None, typer.Option("--input", help="The input.")] = None,
+    opening: Annotated[
+        Path | None, typer.Option("--opening", help="Opening of a private input.")
+    ] = None,
+    nonce: Annotated[str | None, typer.Option("--nonce", help="The expected nonce.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Verify a bundle offline and print every check; exit 0 only if the policy holds."""
+    bundle = Bundle.read(bundle_file)
+    node = LocalNode()
+    trust = node.trust_root()
+    trust, pol = load_policy(policy, trust) if policy else (trust, None)
+    from ..verify import Verifier
+
+    if model is not None:
+        if not model.is_file():
+            raise FileNotFoundError(2, "model file does not exist", str(model))
+        model_bytes: bytes | None = model.read_bytes()
+    else:
+        model_bytes = node.model_bytes(bundle.receipt.model_digest)
+    named = load_tensors(input_file) if input_file else None
+    material = Material(
+        model_bytes=model_bytes,
+        inputs=named.tensors if named else None,
+        untyped=named.untyped if named else frozenset(),
+        salt=load_opening(opening) if opening else None,
+        nonce=nonce,
+    )
+    report = Verifier(trust, pol).check(bundle, material)
+    print_report(report, as_json)
+    if not report.verified:
+        raise typer.Exit(EXIT_VERIFY_FAILED)

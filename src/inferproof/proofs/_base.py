@@ -1,0 +1,47 @@
+"""One small interface for every proof system.
+
+A proof system adds a record to the receipt's ``proofs`` list when the node
+runs a model (``prove``) and turns that record into a :class:`Check` at
+verification time (``verify``). Systems never know about HTTP or storage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..receipts import Receipt
+from ..verify._checks import Check
+
+
+@dataclass(frozen=True)
+class ProveContext:
+    """What a proof system may look at when the node runs a model."""
+
+    model_digest: str
+    model_bytes: bytes
+    inputs: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+    runtime: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class VerifyContext:
+    """What a verifier has: the receipt, and whatever material the user supplied."""
+
+    receipt: Receipt
+    model_bytes: bytes | None
+    inputs: dict[str, np.ndarray] | None
+    required: bool
+
+
+class ProofSystem(Protocol):
+    """A way of showing an output is right: signature, re-execution, zk, tee."""
+
+    type: str
+
+    def prove(self, ctx: ProveContext) -> dict[str, Any]: ...
+
+    def verify(self, record: dict[str, Any] | None, ctx: VerifyContext) -> Check: ...

@@ -1,0 +1,50 @@
+"""Output proof by deterministic re-execution.
+
+The node records the determinism settings it ran under; a verifier holding the
+model and the input re-runs it under the same settings and requires the same
+output digest, bit for bit. Bit-identity holds for the same onnxruntime build
+and CPU instruction set; the receipt records both so a mismatch is explainable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..runtime import OnnxModel, tensors_digest
+from ..verify._checks import Check, failed, not_checked, passed
+from ._base import ProveContext, VerifyContext
+
+CHECK = "output.reexecution"
+
+
+class Reexecution:
+    """Re-run the model and compare output digests. See the module docs."""
+
+    type = "reexecution"
+
+    def prove(self, ctx: ProveContext) -> dict[str, Any]:
+        return {"type": self.type, "settings": ctx.runtime.get("settings", {})}
+
+    def verify(self, record: dict[str, Any] | None, ctx: VerifyContext) -> Check:
+        if ctx.model_bytes is None:
+            return _absent(ctx, "model file not available (give --model or push it to the hub)")
+        if ctx.inputs is None:
+            return _absent(ctx, "input not available (private input: give --input and --opening)")
+        model = OnnxModel(ctx.model_bytes)
+        outputs = model.run(model.conform(ctx.inputs))
+        digest = tensors_digest(outputs)
+        if digest != ctx.receipt.output_digest:
+            runtime = ctx.receipt.runtime
+            return failed(
+                CHECK,
+                f"re-executed output {digest} differs from the receipt's "
+                f"{ctx.receipt.output_digest} (node ran {runtime.get('engine')} "
+                f"{runtime.get('version')} on {runtime.get('machine')})",
+            )
+        return passed(CHECK, f"re-executed: identical output {digest}")
+
+
+def _absent(ctx: VerifyContext, why: str) -> Check:
+    if ctx.required:
+        return failed(CHECK, f"required by the policy, but {why}")
+    return not_checked(CHECK, why)

@@ -1,0 +1,220 @@
+"""Per-model setup, once: settings, calibration, circuit, SRS, keys, all in the store."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import ezkl
+import numpy as np
+
+from ..._canonical import canonical_json, sha256_digest
+from ...errors import InputError
+from ...hub._blobs import BlobStore
+from . import _ezkl, _srs
+from ._felts import check_felt
+from ._index import SetupIndex
+from ._memory import check_memory
+from ._model import model_inputs, ordered_tensors, resolve_shapes, write_data
+from ._types import InputVisibility, ParamVisibility, Target, ZkSetup
+
+ProgressFn = Callable[[str], None]
+
+# The steps reported to ``progress``, in order; a setup found in the index reports none.
+SETUP_STEPS = ("settings", "calibrate", "compile", "srs", "keys")
+
+# EZKL's own default decomposition (base 2^14, 2 legs: values up to 2^28 at scale).
+DEFAULT_DECOMP = (16384, 2)
+
+# EZKL's default lookup safety margin for calibration (ezkl CLI --lookup-safety-margin).
+_LOOKUP_SAFETY_MARGIN = 2.0
+
+
+def options_key(
+    *,
+    input_visibility: str,
+    param_visibility: str,
+    target: str,
+    decomp: tuple[int, int],
+    input_shapes: Sequence[tuple[int, ...]],
+    srs: str,
+) -> str:
+    """The index key of a set of setup options (same options, same setup)."""
+    return sha256_digest(
+        canonical_json(
+            {
+                "input": input_visibility,
+                "param": param_visibility,
+                "target": target,
+                "decomp": list(decomp),
+                "shapes": [list(s) for s in input_shapes],
+                "srs": srs,
+                "ezkl": _ezkl.EZKL_VERSION,
+            }
+        )
+    )
+
+
+def _check_options(target: str, input_visibility: str, param_visibility: str) -> None:
+    if target not in ("resources", "accuracy"):
+        raise InputError(f"target must be 'resources' or 'accuracy', not {target!r}")
+    if input_visibility not in ("public", "hashed"):
+        raise InputError(f"input visibility must be 'public' or 'hashed', not {input_visibility!r}")
+    if param_visibility not in ("fixed", "hashed"):
+        raise InputError(f"param visibility must be 'fixed' or 'hashed', not {param_visibility!r}")
+
+
+def _srs_option(srs_path: Path | None, dev_srs: bool, online_srs: bool) -> str:
+    chosen = [srs_path is not None, dev_srs, online_srs]
+    if sum(chosen) != 1:
+        raise InputError(
+            "choose exactly one SRS: srs_path (the public ceremony file), online_srs "
+            "(download it with EZKL) or dev_srs (development only: its maker can forge proofs)"
+        )
+    if srs_path is not None:
+        return "public"
+    return "dev" if dev_srs else "public"
+
+
+def _run_args(input_visibility: str, param_visibility: str, decomp: tuple[int, int],
+              variables: Mapping[str, int]) -> Any:  # fmt: skip
+    args = ezkl.PyRunArgs()
+    args.input_visibility = input_visibility
+    args.param_visibility = param_visibility
+    args.output_visibility = "public"
+    args.decomp_base, args.decomp_legs = decomp
+    if variables:
+        args.variables = sorted(variables.items())
+    return args
+
+
+def setup(
+    model_bytes: bytes,
+    model_digest: str,
+    sample_inputs: Sequence[Mapping[str, np.ndarray]],
+    store: BlobStore,
+    index: SetupIndex,
+    *,
+    target: Target = "resources",
+    input_visibility: InputVisibility = "public",
+    param_visibility: ParamVisibility = "fixed",
+    srs_path: Path | None = None,
+    dev_srs: bool = False,
+    online_srs: bool = False,
+    decomp: tuple[int, int] = DEFAULT_DECOMP,
+    progress: ProgressFn | None = None,
+    available_memory: int | None = None,
+) -> ZkSetup:
+    """Set up the circuit of one model, or return the setup already made for it.
+
+    Every artifact goes into ``store`` by digest and the record is indexed under
+    ``(model_digest, options)`` in ``index``; a second call with the same model and
+    options does no work and calls ``progress`` for no step. ``sample_inputs`` fix
+    the input shapes (a leading batch dimension proves several inputs at once) and
+    calibrate the quantisation. Exactly one SRS source is required.
+
+    Example::
+
+        record = setup(onnx_bytes, sha256_digest(onnx_bytes), [{"x": x}], store, index,
+                       dev_srs=True, progress=print)
+    """
+    if sha256_digest(model_bytes) != model_digest:
+        raise InputError(f"model bytes do not hash to {model_digest}")
+    _check_options(target, input_visibility, param_visibility)
+    srs_kind = _srs_option(srs_path, dev_srs, online_srs)
+    declared = model_inputs(model_bytes)
+    names = tuple(n for n, _ in declared)
+    shapes, variables = resolve_shapes(declared, sample_inputs)
+    srs_id = srs_kind if srs_path is None else sha256_digest(srs_path.read_bytes())
+    key = options_key(
+        input_visibility=input_visibility, param_visibility=param_visibility, target=target,
+        decomp=decomp, input_shapes=shapes, srs=srs_id,
+    )  # fmt: skip
+    known = index.get(model_digest, key)
+    if known is not None and store.has(known):
+        return ZkSetup.from_bytes(store.get(known))
+    tensors = [ordered_tensors(names, shapes, s) for s in sample_inputs]
+    step = progress or (lambda _name: None)
+    with tempfile.TemporaryDirectory(prefix="inferproof-zk-setup-") as tmp:
+        work = Path(tmp)
+        model, data, settings = work / "model.onnx", work / "data.json", work / "settings.json"
+        model.write_bytes(model_bytes)
+        write_data(data, tensors)
+        step("settings")
+        run_args = _run_args(input_visibility, param_visibility, decomp, variables)
+        _ezkl.call("gen_settings", ezkl.gen_settings, str(model), str(settings), run_args)
+        step("calibrate")
+        _ezkl.call(
+            "calibrate_settings", ezkl.calibrate_settings, str(data), str(model), str(settings),
+            target, _LOOKUP_SAFETY_MARGIN, None, [1], None,
+        )  # fmt: skip
+        info = _ezkl.read_json(settings, "settings")
+        logrows = int(info["run_args"]["logrows"])
+        check_memory(logrows, "ZK key setup", available=available_memory)
+        step("compile")
+        circuit = work / "circuit.ezkl"
+        _ezkl.call("compile_circuit", ezkl.compile_circuit, str(model), str(circuit), str(settings))
+        step("srs")
+        if srs_path is not None:
+            srs_digest, kind, srs_k = _srs.from_file(srs_path, logrows, store)
+        elif dev_srs:
+            srs_digest, kind, srs_k = _srs.dev(logrows, store, index)
+        else:
+            srs_digest, kind, srs_k = _srs.fetch_public(settings, logrows, store)
+        srs_file = _ezkl.artifact_path(store, srs_digest, work, "kzg.srs")
+        step("keys")
+        vk, pk = work / "vk.key", work / "pk.key"
+        _ezkl.call(
+            "setup", ezkl.setup, str(circuit), str(vk), str(pk), str(srs_file), None, False,
+            user_error=False,
+        )  # fmt: skip
+        param_hash = None
+        if param_visibility == "hashed":
+            one = work / "one.json"
+            write_data(one, tensors[:1])
+            param_hash = _param_hash(work, one, circuit)
+        record = ZkSetup(
+            model_digest=model_digest,
+            input_visibility=input_visibility,
+            param_visibility=param_visibility,
+            target=target,
+            decomp=decomp,
+            input_names=names,
+            input_shapes=shapes,
+            output_shapes=_output_shapes(info, len(names) if input_visibility == "public" else 0),
+            input_scales=tuple(int(s) for s in info["model_input_scales"]),
+            output_scales=tuple(int(s) for s in info["model_output_scales"]),
+            logrows=logrows,
+            settings_digest=_ezkl.put_file(store, settings),
+            circuit_digest=_ezkl.put_file(store, circuit),
+            vk_digest=_ezkl.put_file(store, vk),
+            pk_digest=_ezkl.put_file(store, pk),
+            srs_digest=srs_digest,
+            srs_kind=kind,
+            srs_logrows=srs_k,
+            param_hash=param_hash,
+            ezkl_version=_ezkl.EZKL_VERSION,
+        )
+    index.put(model_digest, key, store.put(record.canonical()))
+    return record
+
+
+def _output_shapes(info: Mapping[str, Any], n_public_inputs: int) -> tuple[tuple[int, ...], ...]:
+    shapes = [tuple(int(d) for d in s) for s in info["model_instance_shapes"]]
+    n_outputs = len(info["model_output_scales"])
+    outs = shapes[n_public_inputs:]
+    if len(outs) != n_outputs:
+        raise _ezkl.ZkError(f"EZKL settings list {len(shapes)} instance shapes, unexpected")
+    return tuple(outs)
+
+
+def _param_hash(work: Path, data: Path, circuit: Path) -> tuple[str, ...]:
+    """The Poseidon hash of the weights, as the circuit computes it (from one witness)."""
+    witness = work / "witness.json"
+    _ezkl.call("gen_witness", ezkl.gen_witness, str(data), str(circuit), str(witness), None, None)
+    hashes = _ezkl.read_json(witness, "witness")["processed_params"]["poseidon_hash"]
+    if not hashes:
+        raise _ezkl.ZkError("EZKL witness has no weight hash although params are hashed")
+    return tuple(check_felt(h, "weight hash") for h in hashes)

@@ -1,0 +1,173 @@
+"""Trust roots and policies: who is trusted, and which checks must pass.
+
+A policy file is JSON::
+
+    {
+      "version": 1,
+      "trust": {
+        "node_keys": ["<base64 of a 32-byte Ed25519 public key>"],
+        "publisher_keys": ["-----BEGIN PUBLIC KEY-----\\n..."]
+      },
+      "require": {"model_signature": true, "input": false, "reexecution": false,
+                  "nonce": false, "hardware": false},
+      "freshness": {"max_age_seconds": 3600},
+      "environment": {"allowed_measurements": ["sha256:..."]}
+    }
+
+Every section is optional; unknown keys are rejected so a typo never weakens
+a policy silently. Trust listed in the file replaces the local trust root for
+that kind of key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from .._canonical import check_digest, parse_json
+from .._home import key_id
+from ..errors import InputError
+from ..hub._signing import load_publisher_key, publisher_id
+
+MAX_POLICY_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TrustRoot:
+    """The keys a verifier trusts: node keys (Ed25519) and model publishers (ECDSA).
+
+    Example::
+
+        trust = TrustRoot.from_keys(node_keys=[raw_32_bytes])
+    """
+
+    node_keys: dict[str, Ed25519PublicKey] = field(default_factory=dict)
+    publishers: dict[str, ec.EllipticCurvePublicKey] = field(default_factory=dict)
+
+    @classmethod
+    def from_keys(
+        cls,
+        node_keys: list[bytes] | tuple[bytes, ...] = (),
+        publisher_pems: list[bytes] | tuple[bytes, ...] = (),
+    ) -> TrustRoot:
+        nodes = {}
+        for raw in node_keys:
+            if len(raw) != 32:
+                raise InputError("an Ed25519 node key is 32 bytes")
+            nodes[key_id(raw)] = Ed25519PublicKey.from_public_bytes(raw)
+        pubs = {}
+        for pem in publisher_pems:
+            key = load_publisher_key(pem, "publisher key")
+            pubs[publisher_id(key)] = key
+        return cls(nodes, pubs)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Which checks must pass. The default requires the node signature and a
+    consistent model digest, and reports every other check as not checked when
+    its material is absent.
+
+    Example::
+
+        policy = Policy(require_model_signature=True, max_age_seconds=600)
+    """
+
+    require_model_signature: bool = False
+    require_input: bool = False
+    require_reexecution: bool = False
+    require_nonce: bool = False
+    require_hardware: bool = False
+    max_age_seconds: float | None = None
+    allowed_environments: tuple[str, ...] = ()
+
+
+_TOP = {"version", "trust", "require", "freshness", "environment"}
+_REQUIRE = {"model_signature", "input", "reexecution", "nonce", "hardware"}
+
+
+def _section(obj: dict[str, Any], key: str, allowed: set[str]) -> dict[str, Any]:
+    value = obj.get(key, {})
+    if not isinstance(value, dict):
+        raise InputError(f"policy: {key!r} must be an object")
+    unknown = set(value) - allowed
+    if unknown:
+        raise InputError(f"policy: unknown key(s) in {key!r}: {sorted(unknown)}")
+    return value
+
+
+def _node_key(text: Any) -> bytes:
+    if not isinstance(text, str):
+        raise InputError("policy: trust.node_keys entries must be base64 strings")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InputError("policy: a node key is not valid base64") from exc
+    if len(raw) != 32:
+        raise InputError("policy: a node key must be 32 bytes (Ed25519)")
+    return raw
+
+
+def parse_policy(obj: Any, local: TrustRoot) -> tuple[TrustRoot, Policy]:
+    """Parse a policy document; trust it names replaces ``local`` per kind of key."""
+    if not isinstance(obj, dict):
+        raise InputError("policy must be a JSON object")
+    unknown = set(obj) - _TOP
+    if unknown:
+        raise InputError(f"policy: unknown key(s) {sorted(unknown)}")
+    if obj.get("version", 1) != 1:
+        raise InputError("policy: only version 1 is supported")
+    trust = _section(obj, "trust", {"node_keys", "publisher_keys"})
+    require = _section(obj, "require", _REQUIRE)
+    fresh = _section(obj, "freshness", {"max_age_seconds"})
+    env = _section(obj, "environment", {"allowed_measurements"})
+    root = local
+    if "node_keys" in trust:
+        root = replace(
+            root,
+            node_keys=TrustRoot.from_keys(
+                [_node_key(k) for k in _list(trust, "node_keys")]
+            ).node_keys,
+        )
+    if "publisher_keys" in trust:
+        pems = [str(p).encode() for p in _list(trust, "publisher_keys")]
+        root = replace(root, publishers=TrustRoot.from_keys((), pems).publishers)
+    for key, value in require.items():
+        if not isinstance(value, bool):
+            raise InputError(f"policy: require.{key} must be true or false")
+    age = fresh.get("max_age_seconds")
+    if age is not None and (isinstance(age, bool) or not isinstance(age, (int, float)) or age <= 0):
+        raise InputError("policy: freshness.max_age_seconds must be a positive number")
+    allowed = tuple(
+        check_digest(d, "allowed measurement") for d in _list(env, "allowed_measurements")
+    )
+    policy = Policy(
+        require_model_signature=require.get("model_signature", False),
+        require_input=require.get("input", False),
+        require_reexecution=require.get("reexecution", False),
+        require_nonce=require.get("nonce", False),
+        require_hardware=require.get("hardware", False),
+        max_age_seconds=float(age) if age is not None else None,
+        allowed_environments=allowed,
+    )
+    return root, policy
+
+
+def _list(section: dict[str, Any], key: str) -> list[Any]:
+    value = section.get(key, [])
+    if not isinstance(value, list):
+        raise InputError(f"policy: {key!r} must be a list")
+    return value
+
+
+def load_policy(path: Path, local: TrustRoot) -> tuple[TrustRoot, Policy]:
+    """Read and parse a policy file (see the module docs for its shape)."""
+    if not path.is_file():
+        raise InputError(f"policy file {path} does not exist")
+    return parse_policy(parse_json(path.read_bytes(), "policy", MAX_POLICY_BYTES), local)

@@ -1,0 +1,275 @@
+"""The verifier: a trust root and a policy in, a typed report of every check out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from .._canonical import canonical_json, sha256_digest
+from ..errors import InputError, VerificationError
+from ..hub._signing import verify_model_signature
+from ..receipts import Bundle, Receipt, opens, verify_envelope
+from ..runtime import decode_tensors, tensors_digest
+from ._checks import Check, CheckStatus, failed, not_checked, passed
+from ._policy import Policy, TrustRoot
+
+# Receipts stamped in the future by more than this are refused: it allows for
+# ordinary clock skew between a node and a verifier, and no more.
+CLOCK_SKEW_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class Material:
+    """What the user supplied beside the bundle: model bytes, input, opening, nonce, time."""
+
+    model_bytes: bytes | None = None
+    inputs: Mapping[str, np.ndarray] | None = None
+    untyped: frozenset[str] = frozenset()
+    salt: bytes | None = None
+    nonce: str | None = None
+    now: datetime | None = None
+
+
+@dataclass(frozen=True)
+class VerificationReport:
+    """Every check made and not made; ``verified`` only when the policy is satisfied."""
+
+    verified: bool
+    checks: tuple[Check, ...]
+    receipt: Receipt
+
+    def to_json(self) -> dict[str, Any]:
+        return {"verified": self.verified, "checks": [c.to_json() for c in self.checks]}
+
+    @property
+    def first_failure(self) -> Check | None:
+        return next((c for c in self.checks if c.status is CheckStatus.FAILED), None)
+
+
+@dataclass(frozen=True)
+class VerifiedReceipt:
+    """A receipt whose checks all satisfied the policy."""
+
+    receipt: Receipt
+    checks: tuple[Check, ...]
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class Verifier:
+    """Verify receipt bundles against a trust root and a policy, offline.
+
+    Example::
+
+        verifier = Verifier(TrustRoot.from_keys([node_key]), Policy())
+        report = verifier.check(Bundle.read(path))
+        for check in report.checks:
+            print(check.name, check.status.value, check.detail)
+    """
+
+    def __init__(
+        self,
+        trust: TrustRoot,
+        policy: Policy | None = None,
+        extra_checks: tuple[Callable[[Bundle, Material], Check], ...] = (),
+    ) -> None:
+        self.trust = trust
+        self.policy = policy or Policy()
+        self._extra = extra_checks
+
+    def check(self, bundle: Bundle, material: Material | None = None) -> VerificationReport:
+        """Run every check; never raises for a failed check (see :meth:`verify`)."""
+        m = material or Material()
+        r = bundle.receipt
+        checks = [self._signature(bundle)]
+        checks.append(_output_digest(bundle))
+        checks.append(_model_digest(r, m))
+        checks.append(self._model_signature(bundle))
+        checks.append(self._environment(r))
+        inputs, input_check = self._input(bundle, m)
+        checks.append(input_check)
+        # Imported here: proofs import verify._checks, so a module-level import would cycle.
+        from ..proofs import Reexecution, VerifyContext
+
+        ctx = VerifyContext(r, m.model_bytes, inputs, self.policy.require_reexecution)
+        checks.append(Reexecution().verify(_proof(r, "reexecution"), ctx))
+        checks.append(self._nonce(r, m))
+        checks.append(self._freshness(r, m))
+        checks.extend(extra(bundle, m) for extra in self._extra)
+        ok = all(c.status is not CheckStatus.FAILED for c in checks)
+        return VerificationReport(ok, tuple(checks), r)
+
+    def verify(self, bundle: Bundle, material: Material | None = None) -> VerifiedReceipt:
+        """Return a :class:`VerifiedReceipt`, or raise :class:`VerificationError`
+        naming the first failed check."""
+        report = self.check(bundle, material)
+        bad = report.first_failure
+        if bad is not None:
+            raise VerificationError(bad.name, bad.detail)
+        return VerifiedReceipt(
+            report.receipt, report.checks, decode_tensors(bundle.outputs, "outputs")
+        )
+
+    def _signature(self, bundle: Bundle) -> Check:
+        try:
+            _, kid = verify_envelope(bundle.envelope, self.trust.node_keys)
+        except VerificationError as exc:
+            return failed("signature", exc.detail)
+        if bundle.receipt.node_id != kid:
+            return failed(
+                "signature", f"receipt names node {bundle.receipt.node_id}, signed by {kid}"
+            )
+        return passed("signature", f"DSSE envelope signed by trusted node key {kid}")
+
+    def _model_signature(self, bundle: Bundle) -> Check:
+        name, recorded = "model.signature", bundle.receipt.model.get("signature")
+        sig = bundle.model_signature
+        if sig is None or recorded is None:
+            if recorded is not None:
+                return failed(name, f"receipt records signature {recorded} but the bundle lacks it")
+            why = "model is unsigned (no publisher signature in the bundle)"
+            return (
+                failed(name, f"required by the policy: {why}")
+                if self.policy.require_model_signature
+                else not_checked(name, why)
+            )
+        if sha256_digest(sig.encode()) != recorded:
+            return failed(
+                name, f"bundle's signature is not the one the receipt records ({recorded})"
+            )
+        try:
+            pid = verify_model_signature(
+                sig.encode(), bundle.receipt.model_digest, self.trust.publishers
+            )
+        except VerificationError as exc:
+            trusted_elsewhere = "not a publisher the policy trusts" in exc.detail
+            if trusted_elsewhere and not self.policy.require_model_signature:
+                return not_checked(name, exc.detail)
+            return failed(name, exc.detail)
+        except InputError as exc:
+            return failed(name, str(exc))
+        return passed(name, f"OpenSSF model-signing signature by trusted publisher {pid}")
+
+    def _environment(self, r: Receipt) -> Check:
+        name, env = "environment", r.environment
+        measurement = env.get("measurement")
+        if not isinstance(measurement, dict) or sha256_digest(
+            canonical_json(measurement)
+        ) != env.get("digest"):
+            return failed(name, "environment digest does not match its measurement")
+        digest = env["digest"]
+        if env.get("type") != "software":
+            return failed(name, f"unknown environment type {env.get('type')!r}")
+        label = (
+            f"software measurement {digest} (inferproof {measurement.get('inferproof')}, "
+            f"{measurement.get('python')}, onnxruntime {measurement.get('onnxruntime')}, "
+            f"{measurement.get('platform')}): self-reported, not hardware-backed"
+        )
+        if self.policy.require_hardware:
+            return failed(name, f"policy requires hardware attestation; got {label}")
+        if not self.policy.allowed_environments:
+            return not_checked(name, f"{label}; the policy has no allow-list")
+        if digest not in self.policy.allowed_environments:
+            return failed(name, f"{label} is not in the policy's allow-list")
+        return passed(name, f"{label}; in the policy's allow-list")
+
+    def _input(self, bundle: Bundle, m: Material) -> tuple[dict[str, np.ndarray] | None, Check]:
+        name, r = "input", bundle.receipt
+        inputs: dict[str, np.ndarray] | None = None
+        source = ""
+        if m.inputs is not None:
+            inputs, source = dict(m.inputs), "given input"
+        elif bundle.inputs is not None:
+            inputs, source = decode_tensors(bundle.inputs, "bundle inputs"), "bundle's input"
+        if inputs is None:
+            why = (
+                "no input given (the receipt holds only a commitment)"
+                if r.input_commitment
+                else "no input given"
+            )
+            return None, (
+                failed(name, f"required by the policy: {why}")
+                if self.policy.require_input
+                else not_checked(name, why)
+            )
+        if m.untyped and m.inputs is not None:
+            if m.model_bytes is None:
+                return None, failed(
+                    name, "plain JSON input has no dtypes: give the model so it can be typed"
+                )
+            from ..runtime import OnnxModel
+
+            inputs = OnnxModel(m.model_bytes).conform(inputs, m.untyped)
+        digest = tensors_digest(inputs)
+        if r.input_digest is not None:
+            if digest != r.input_digest:
+                return None, failed(
+                    name, f"{source} hashes to {digest}, the receipt says {r.input_digest}"
+                )
+            return inputs, passed(name, f"{source} matches the receipt's input digest {digest}")
+        if m.salt is None:
+            return None, failed(
+                name, "the receipt commits to a salted input digest: give the opening"
+            )
+        if not opens(str(r.input_commitment), digest, m.salt):
+            return None, failed(
+                name, f"{source} with the given opening does not match the commitment"
+            )
+        return inputs, passed(name, f"{source} opens the receipt's salted commitment")
+
+    def _nonce(self, r: Receipt, m: Material) -> Check:
+        name = "nonce"
+        if m.nonce is not None:
+            if r.nonce != m.nonce:
+                return failed(name, f"receipt nonce {r.nonce!r} is not the expected {m.nonce!r}")
+            return passed(name, f"receipt carries the expected nonce {m.nonce!r}")
+        if self.policy.require_nonce:
+            return failed(name, "required by the policy: give the expected nonce (--nonce)")
+        return not_checked(name, f"no expected nonce given (receipt nonce: {r.nonce!r})")
+
+    def _freshness(self, r: Receipt, m: Material) -> Check:
+        name, limit = "freshness", self.policy.max_age_seconds
+        if limit is None:
+            return not_checked(name, f"the policy sets no maximum age (issued {r.finished})")
+        try:
+            issued = datetime.fromisoformat(r.finished.replace("Z", "+00:00"))
+        except ValueError:
+            return failed(name, f"receipt time {r.finished!r} is not RFC 3339")
+        now = m.now or datetime.now(UTC)
+        age = (now - issued).total_seconds()
+        if age < -CLOCK_SKEW_SECONDS:
+            return failed(name, f"receipt is dated {-age:.0f} s in the future")
+        if age > limit:
+            return failed(name, f"receipt is {age:.0f} s old, over the policy's {limit:.0f} s")
+        return passed(name, f"receipt is {max(age, 0):.0f} s old (limit {limit:.0f} s)")
+
+
+def _proof(r: Receipt, kind: str) -> dict[str, Any] | None:
+    return next((p for p in r.proofs if p.get("type") == kind), None)
+
+
+def _output_digest(bundle: Bundle) -> Check:
+    name = "output.digest"
+    try:
+        outputs = decode_tensors(bundle.outputs, "bundle outputs")
+    except InputError as exc:
+        return failed(name, str(exc))
+    digest, signed = tensors_digest(outputs), bundle.receipt.output_digest
+    if digest != signed:
+        return failed(name, f"bundle outputs hash to {digest}, the signed receipt says {signed}")
+    return passed(name, f"outputs match the signed subject digest {digest}")
+
+
+def _model_digest(r: Receipt, m: Material) -> Check:
+    name = "model.digest"
+    if m.model_bytes is None:
+        return passed(
+            name, f"receipt names model {r.model_digest}; model bytes not given to compare"
+        )
+    actual = sha256_digest(m.model_bytes)
+    if actual != r.model_digest:
+        return failed(name, f"the given model is {actual}, the receipt names {r.model_digest}")
+    return passed(name, f"the given model's bytes hash to the receipt's {actual}")
