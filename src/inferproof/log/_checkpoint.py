@@ -80,9 +80,8 @@ class Checkpoint:
         if len(lines) < 3 or any(not line for line in lines):
             raise InputError("checkpoint needs origin, size and root lines, none empty")
         origin, size, root = lines[0], lines[1], lines[2]
-        return cls(
-            origin, parse_decimal(size, "tree size"), parse_hash(root, "root hash"), tuple(lines[3:])
-        )
+        tree_size = parse_decimal(size, "tree size")
+        return cls(origin, tree_size, parse_hash(root, "root hash"), tuple(lines[3:]))
 
 
 @dataclass(frozen=True)
@@ -144,9 +143,7 @@ def open_checkpoint(
         raise VerificationError("log.checkpoint_signature", f"no signature by {log_key.name}")
     cosigners = [k for k in witness_keys if k.alg == ALG_COSIGNATURE_V1]
     cosigs = verify_signatures(note, cosigners, "log.cosignature")
-    return SignedCheckpoint(
-        cp, note, tuple(Cosignature(k, s.timestamp, s) for k, s in cosigs)
-    )
+    return SignedCheckpoint(cp, note, tuple(Cosignature(k, s.timestamp, s) for k, s in cosigs))
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,6 @@ from ._note import SignerKey, VerifierKey, sign_note
 from ._store import LogStore, SQLiteLogStore, StoreWriter
 from ._tiles import (
     MAX_ENTRY_BYTES,
-    TILE_HEIGHT,
     TILE_WIDTH,
     Tile,
     TileNodes,
@@ -287,7 +286,8 @@ class Log:
         while len(batch) < self.batch_size:
             remaining = deadline - time.monotonic()
             try:
-                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                wait = remaining > 0
+                item = self._queue.get(wait, remaining if wait else None)
             except queue.Empty:
                 break
             if item is None:
@@ -469,5 +469,3 @@ def _export(log: Log, directory: Path) -> int:
     # The checkpoint goes last, so a reader never sees it before the tiles it needs.
     _write_file(directory / "checkpoint", signed.encode())
     return files + 1
-
-

@@ -115,7 +115,7 @@ class VerifierKey:
 
     Example::
 
-        key = VerifierKey.parse("PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW")
+        key = VerifierKey.parse("example.com/log+c74f20a3+ARpc2QcUPDhMQ...")
         verified = open_note(note_bytes, [key])
     """
 
@@ -343,13 +343,13 @@ def verify_signatures(
         index[ident] = key
     verified: list[tuple[VerifierKey, NoteSignature]] = []
     for sig in note.signatures:
-        key = index.get((sig.name, sig.key_id))
-        if key is None:
+        found = index.get((sig.name, sig.key_id))
+        if found is None:
             continue  # unknown keys MUST be ignored (signed-note "Signatures")
-        if not key.verify(note.text, sig):
+        if not found.verify(note.text, sig):
             raise VerificationError(check, f"invalid signature for key {sig.name}+{sig.key_id:08x}")
-        if all(k != key for k, _ in verified):
-            verified.append((key, sig))
+        if all(k != found for k, _ in verified):
+            verified.append((found, sig))
     return tuple(verified)
 
 

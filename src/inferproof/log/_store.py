@@ -82,9 +82,11 @@ class _Queries:
         return int(row[0]) if row[0] is not None else 0
 
     def read_tile(self, level: int, index: int) -> tuple[int, bytes] | None:
-        row = self._db().execute(
-            "SELECT width, hashes FROM tiles WHERE level = ? AND idx = ?", (level, index)
-        ).fetchone()
+        row = (
+            self._db()
+            .execute("SELECT width, hashes FROM tiles WHERE level = ? AND idx = ?", (level, index))
+            .fetchone()
+        )
         return (int(row[0]), bytes(row[1])) if row else None
 
     def put_entries(self, start: int, entries: Sequence[bytes]) -> None:
@@ -168,20 +170,28 @@ class SQLiteLogStore(_Queries):
         return result
 
     def read_entries(self, start: int, end: int) -> list[bytes]:
-        rows = self._db().execute(
-            "SELECT idx, data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
-        ).fetchall()
+        rows = (
+            self._db()
+            .execute(
+                "SELECT idx, data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx",
+                (start, end),
+            )
+            .fetchall()
+        )
         if len(rows) != end - start:
             raise InputError(f"log store is missing entries in [{start}, {end})")
         return [bytes(r[1]) for r in rows]
 
     def checkpoint(self, size: int | None = None) -> bytes | None:
         if size is None:
-            row = self._db().execute(
-                "SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1"
-            ).fetchone()
+            row = (
+                self._db()
+                .execute("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1")
+                .fetchone()
+            )
         else:
-            row = self._db().execute("SELECT note FROM checkpoints WHERE size = ?", (size,)).fetchone()
+            sql = "SELECT note FROM checkpoints WHERE size = ?"
+            row = self._db().execute(sql, (size,)).fetchone()
         return bytes(row[0]) if row else None
 
     def checkpoint_sizes(self) -> list[int]:
