@@ -80,7 +80,7 @@ def _srs_option(srs_path: Path | None, dev_srs: bool, online_srs: bool) -> str:
 
 def _run_args(input_visibility: str, param_visibility: str, decomp: tuple[int, int],
               variables: Mapping[str, int]) -> Any:  # fmt: skip
-    args = ezkl.PyRunArgs()
+    args: Any = ezkl.PyRunArgs()  # its stub omits the settable fields
     args.input_visibility = input_visibility
     args.param_visibility = param_visibility
     args.output_visibility = "public"
