@@ -255,7 +255,10 @@ class TileClient:
         width = TILE_WIDTH if bundle < full else partial
         if bundle > full or width == 0:
             raise VerificationError("tiles.read", f"entry bundle {bundle} is beyond the tree")
-        entries = decode_bundle(self._fetch(bundle_path(bundle, width)), width)
+        try:
+            entries = decode_bundle(self._fetch(bundle_path(bundle, width)), width)
+        except InputError as exc:
+            raise VerificationError("tiles.entry", f"bundle {bundle}: {exc}") from exc
         tile = self._tile(0, bundle, width)
         for i, entry in enumerate(entries):
             if hash_leaf(entry) != tile.node(0, i):
