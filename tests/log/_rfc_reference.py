@@ -81,7 +81,9 @@ def _subproof_roots(
     return node_hash(top, sub[0]), node_hash(top, sub[1])
 
 
-def verify_consistency(m: int, n: int, old_root: bytes, new_root: bytes, proof: list[bytes]) -> bool:
+def verify_consistency(
+    m: int, n: int, old_root: bytes, new_root: bytes, proof: list[bytes]
+) -> bool:
     if not 0 <= m <= n:
         return False
     if m == 0 or m == n:

@@ -26,7 +26,9 @@ def main() -> None:
         while count == 0 or i < count:
             data = f"p{os.getpid()}-t{t}-{i}".encode()
             result = log.append(data)
-            line = f"ACK {result.index} {data.hex()} {base64.b64encode(result.checkpoint).decode()}\n"
+            line = (
+                f"ACK {result.index} {data.hex()} {base64.b64encode(result.checkpoint).decode()}\n"
+            )
             with lock:
                 sys.stdout.write(line)
                 sys.stdout.flush()

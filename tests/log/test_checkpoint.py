@@ -56,7 +56,9 @@ def test_open_checkpoint_checks_origin_and_signature(log_signer: SignerKey) -> N
     assert open_checkpoint(data, log_signer.verifier()).checkpoint == cp
     other = SignerKey.generate("elsewhere.example/log")
     with pytest.raises(VerificationError) as info:
-        open_checkpoint(sign(Checkpoint(other.name, 3, ROOT).body(), [other]).encode(), log_signer.verifier())
+        open_checkpoint(
+            sign(Checkpoint(other.name, 3, ROOT).body(), [other]).encode(), log_signer.verifier()
+        )
     assert info.value.check == "log.origin"
     stranger = SignerKey.generate(log_signer.name)
     with pytest.raises(VerificationError) as info:

@@ -17,7 +17,9 @@ TREE = MemoryTree(LEAVES)
 def _entry(index: int, size: int, proof: list[bytes], root: bytes, body: bytes) -> object:
     # verify_merkle_inclusion reads exactly these attributes of a TransparencyLogEntry.
     inclusion = SimpleNamespace(log_index=index, tree_size=size, hashes=proof, root_hash=root)
-    return SimpleNamespace(_inner=SimpleNamespace(inclusion_proof=inclusion, canonicalized_body=body))
+    return SimpleNamespace(
+        _inner=SimpleNamespace(inclusion_proof=inclusion, canonicalized_body=body)
+    )
 
 
 def test_sigstore_accepts_every_inclusion_proof() -> None:

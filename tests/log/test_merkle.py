@@ -34,7 +34,10 @@ def _flip(value: bytes, bit: int) -> bytes:
 def test_hashing_is_rfc6962() -> None:
     # Values computed here from the RFC's definitions, not by the code under test.
     assert hash_leaf(b"") == hashlib.sha256(b"\x00").digest()
-    assert hash_children(b"a" * 32, b"b" * 32) == hashlib.sha256(b"\x01" + b"a" * 32 + b"b" * 32).digest()
+    assert (
+        hash_children(b"a" * 32, b"b" * 32)
+        == hashlib.sha256(b"\x01" + b"a" * 32 + b"b" * 32).digest()
+    )
     assert EMPTY_ROOT.hex() == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     assert TREE.root(0) == EMPTY_ROOT
 
@@ -77,7 +80,9 @@ def test_inclusion_corruption_is_rejected() -> None:
                 _rejects_inclusion(HASHED[i], i, n, bad, ROOTS[n])
             _rejects_inclusion(HASHED[i], i, n, proof, _flip(ROOTS[n], bit))
             _rejects_inclusion(_flip(HASHED[i], bit), i, n, proof, ROOTS[n])
-            _rejects_inclusion(HASHED[i], i, n, [*proof, proof[0] if proof else HASHED[i]], ROOTS[n])
+            _rejects_inclusion(
+                HASHED[i], i, n, [*proof, proof[0] if proof else HASHED[i]], ROOTS[n]
+            )
             if proof:
                 _rejects_inclusion(HASHED[i], i, n, proof[:-1], ROOTS[n])
             for b in range(8):

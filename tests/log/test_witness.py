@@ -34,7 +34,9 @@ class Server:
 
 @pytest.fixture
 def server(tmp_path: Path, log: Log, witness_signer: SignerKey) -> Iterator[Server]:
-    witness = Witness(witness_signer, [log.verifier_key], tmp_path / "witness.sqlite", lambda: 1700000000)
+    witness = Witness(
+        witness_signer, [log.verifier_key], tmp_path / "witness.sqlite", lambda: 1700000000
+    )
     httpd = make_server(witness, "127.0.0.1", 0, quiet=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()

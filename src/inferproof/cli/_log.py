@@ -33,6 +33,11 @@ log_app = typer.Typer(help="The transparency log: info, proofs, audit, tiles, wi
 witness_app = typer.Typer(help="A tlog-witness cosigning service.")
 
 
+@witness_app.callback()
+def _witness_group() -> None:
+    """A tlog-witness cosigning service (keeps ``serve`` a subcommand when run alone)."""
+
+
 def _home() -> Path:
     return Path(os.environ.get("INFERPROOF_HOME", str(Path.home() / ".inferproof")))
 
