@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from .errors import InputError
 from .hub import Hub, ModelRecord, load_publisher_key, publisher_id, sign_model
 from .proofs import ProveContext, Reexecution
 from .receipts import Bundle, build_statement, commit_input, sign_envelope
+from .receipts._statement import receipt_from_statement
 from .runtime import NamedInputs, OnnxModel, encode_tensors, engine_info, tensors_digest
 from .verify import Policy, TrustRoot, Verifier
 
@@ -56,6 +58,7 @@ class LocalNode:
         self.public_key = raw_public(self._key.public_key())
         self.node_id = key_id(self.public_key)
         self._models: dict[str, OnnxModel] = {}
+        self._records: dict[str, ModelRecord] = {}
         self._lock = threading.Lock()
 
     # -- models ---------------------------------------------------------------
@@ -83,6 +86,7 @@ class LocalNode:
             self._trust_own_publisher(sign_key)
         with self._lock:
             self._models.setdefault(record.digest, loaded)
+            self._records.pop(record.digest, None)
         return record
 
     def _trust_own_publisher(self, sign_key: Path) -> None:
@@ -100,24 +104,34 @@ class LocalNode:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(pem)
 
-    def resolve(self, ref: str) -> tuple[ModelRecord | None, bytes, dict[str, object]]:
-        """Find a model by digest, ``name[:version]`` or file path: (record, bytes, block)."""
+    def resolve(self, ref: str) -> tuple[ModelRecord | None, dict[str, Any]]:
+        """Find a model by digest, ``name[:version]`` or file path.
+
+        Returns the hub record (None for a file) and the receipt's model block. The
+        model's bytes are loaded, and checked against the digest, once per process.
+        """
         path = Path(ref)
-        if not is_digest(ref) and (path.suffix == ".onnx" or os.sep in ref) and path.is_file():
+        if not is_digest(ref) and (path.suffix == ".onnx" or os.sep in ref):
             data = _read_model(path)
             digest = self.hub.blobs.put(data)
-            block: dict[str, object] = {"digest": digest, "name": path.stem, "version": None}
-            return None, data, block
-        record = self.hub.resolve(ref)
-        data = self.hub.load(record.digest)
+            self._model(digest, data)
+            return None, {"digest": digest, "name": path.stem, "version": None}
+        record = self._records.get(ref) if is_digest(ref) else None
+        if record is None:
+            record = self.hub.resolve(ref)
+            # Records are immutable per digest; caching saves a SQLite query per call.
+            # (push() refreshes it when this process adds a signature.)
+            with self._lock:
+                self._records[record.digest] = record
+        self._model(record.digest)
         block = {"digest": record.digest, "name": record.name, "version": record.version}
-        return record, data, block
+        return record, block
 
-    def _model(self, digest: str, data: bytes) -> OnnxModel:
+    def _model(self, digest: str, data: bytes | None = None) -> OnnxModel:
         with self._lock:
             model = self._models.get(digest)
         if model is None:
-            model = OnnxModel(data)
+            model = OnnxModel(data if data is not None else self.hub.load(digest))
             with self._lock:
                 self._models[digest] = model
         return model
@@ -132,9 +146,9 @@ class LocalNode:
         private_input: bool = False,
     ) -> InferenceResult:
         """Run a model and return its outputs with a signed receipt bundle."""
-        record, data, model_block = self.resolve(model_ref)
+        record, model_block = self.resolve(model_ref)
         named = inputs if isinstance(inputs, NamedInputs) else NamedInputs(dict(inputs))
-        model = self._model(str(model_block["digest"]), data)
+        model = self._model(str(model_block["digest"]))
         tensors = model.conform(named.tensors, named.untyped)
         started = _now()
         outputs = model.run(tensors)
@@ -153,7 +167,7 @@ class LocalNode:
             else {"digest": input_digest}
         )
         runtime = engine_info()
-        ctx = ProveContext(str(model_block["digest"]), data, tensors, outputs, runtime)
+        ctx = ProveContext(str(model_block["digest"]), tensors, outputs, runtime)
         statement = build_statement(
             output_digest=tensors_digest(outputs),
             model=model_block,
@@ -168,14 +182,12 @@ class LocalNode:
             parameters={"mode": "vanilla"},
         )
         envelope = sign_envelope(canonical_json(statement), self._key)
-        bundle = Bundle.from_json(
-            {
-                "mediaType": "application/vnd.inferproof.bundle.v1+json",
-                "dsseEnvelope": envelope,
-                "outputs": encode_tensors(outputs),
-                **({} if salt else {"inputs": encode_tensors(tensors)}),
-                **({"modelSignature": signature.decode()} if signature else {}),
-            }
+        bundle = Bundle(
+            envelope=envelope,
+            receipt=receipt_from_statement(statement),
+            outputs=encode_tensors(outputs),
+            inputs=None if salt else encode_tensors(tensors),
+            model_signature=signature.decode() if signature else None,
         )
         return InferenceResult(outputs, bundle, salt)
 

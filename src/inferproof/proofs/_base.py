@@ -21,7 +21,6 @@ class ProveContext:
     """What a proof system may look at when the node runs a model."""
 
     model_digest: str
-    model_bytes: bytes
     inputs: dict[str, np.ndarray]
     outputs: dict[str, np.ndarray]
     runtime: dict[str, Any]

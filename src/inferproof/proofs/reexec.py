@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import InputError
 from ..runtime import OnnxModel, tensors_digest
 from ..verify._checks import Check, failed, not_checked, passed
 from ._base import ProveContext, VerifyContext
@@ -30,8 +31,11 @@ class Reexecution:
             return _absent(ctx, "model file not available (give --model or push it to the hub)")
         if ctx.inputs is None:
             return _absent(ctx, "input not available (private input: give --input and --opening)")
-        model = OnnxModel(ctx.model_bytes)
-        outputs = model.run(model.conform(ctx.inputs))
+        try:
+            model = OnnxModel(ctx.model_bytes)
+            outputs = model.run(model.conform(ctx.inputs))
+        except InputError as exc:
+            return failed(CHECK, f"cannot re-execute the model on the input: {exc}")
         digest = tensors_digest(outputs)
         if digest != ctx.receipt.output_digest:
             runtime = ctx.receipt.runtime

@@ -113,6 +113,11 @@ def parse_statement(payload: bytes) -> Receipt:
     st = _obj(statement, "statement")
     if canonical_json(st) != payload:
         raise InputError("receipt statement is not in RFC 8785 canonical form")
+    return receipt_from_statement(st)
+
+
+def receipt_from_statement(st: dict[str, Any]) -> Receipt:
+    """Type a statement already in memory (the node's own, just built)."""
     if st.get("_type") != STATEMENT_TYPE or st.get("predicateType") != PREDICATE_TYPE:
         raise InputError("payload is not an inferproof receipt (in-toto Statement v1)")
     subject = st.get("subject")

@@ -69,7 +69,7 @@ def tensor_manifest(tensors: Mapping[str, np.ndarray]) -> dict[str, Any]:
     """The JSON object a tensor digest covers (names, dtypes, shapes, byte hashes)."""
     return {
         name: {
-            "dtype": str(arr.dtype),
+            "dtype": arr.dtype.name,
             "shape": list(arr.shape),
             "sha256": hashlib.sha256(_le_bytes(arr)).hexdigest(),
         }
@@ -86,7 +86,7 @@ def encode_tensors(tensors: Mapping[str, np.ndarray]) -> dict[str, Any]:
     """JSON form of tensors: ``{"dtype", "shape", "data"}``, or ``"b64"`` when non-finite."""
     out: dict[str, Any] = {}
     for name, arr in tensors.items():
-        entry: dict[str, Any] = {"dtype": str(arr.dtype), "shape": list(arr.shape)}
+        entry: dict[str, Any] = {"dtype": arr.dtype.name, "shape": list(arr.shape)}
         if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
             entry["b64"] = base64.b64encode(_le_bytes(arr)).decode()
         else:

@@ -49,13 +49,15 @@ def dequantise(values: Sequence[int], scale: int) -> np.ndarray:
 def quantise(tensor: np.ndarray, scale: int) -> list[int]:
     """Quantise a float tensor the way EZKL does for its inputs.
 
-    EZKL rounds ``x * 2**scale`` half up (``floor(y + 0.5)``: 1.5 -> 2, -1.5 -> -1),
-    as measured against ``ezkl.float_to_felt`` 23.0.5; the tests compare the two.
+    EZKL rounds ``x * 2**scale`` half away from zero (Rust's ``f64::round``: 1.5 -> 2,
+    -1.5 -> -2), as measured against ``ezkl.float_to_felt`` 23.0.5; the tests compare
+    the two.
     """
     flat = np.asarray(tensor, dtype=np.float64).reshape(-1)
     if not np.all(np.isfinite(flat)):
         raise InputError("input tensor holds NaN or infinity; it cannot be quantised")
-    scaled = np.floor(flat * float(2**scale) + 0.5)
+    product = flat * float(2**scale)
+    scaled = np.sign(product) * np.floor(np.abs(product) + 0.5)
     if np.any(np.abs(scaled) >= 2**63):
         raise InputError("input value too large to quantise at this scale")
     return [int(v) for v in scaled]

@@ -71,7 +71,11 @@ def resolve_shapes(
 def ordered_tensors(
     names: Sequence[str], shapes: Sequence[tuple[int, ...]], inputs: Mapping[str, np.ndarray]
 ) -> list[np.ndarray]:
-    """Inputs in the model's order, checked against the set-up shapes, as float64."""
+    """Inputs in the model's order, checked against the set-up shapes.
+
+    Values are rounded to float32 (EZKL reads float model inputs as F32) and held as
+    float64, so the prover's quantisation and the verifier's see the same numbers.
+    """
     if set(inputs) != set(names):
         raise InputError(f"inputs are {sorted(inputs)}; the circuit takes {list(names)}")
     out = []
@@ -83,7 +87,7 @@ def ordered_tensors(
             raise InputError(f"input {name!r} has shape {array.shape}; the circuit takes {shape}")
         if array.size > MAX_INPUT_ELEMENTS:
             raise InputError(f"input {name!r} is too large ({array.size} elements)")
-        as_float = array.astype(np.float64)
+        as_float = array.astype(np.float32).astype(np.float64)
         if not np.all(np.isfinite(as_float)):
             raise InputError(f"input {name!r} holds NaN or infinity")
         out.append(as_float)
