@@ -76,7 +76,7 @@ def test_inclusion_corruption_is_rejected() -> None:
             proof = TREE.inclusion_proof(i, n)
             bit = (i * 31 + n) % 256
             for k in range(len(proof)):
-                bad = proof[:k] + [_flip(proof[k], bit)] + proof[k + 1 :]
+                bad = [*proof[:k], _flip(proof[k], bit), *proof[k + 1 :]]
                 _rejects_inclusion(HASHED[i], i, n, bad, ROOTS[n])
             _rejects_inclusion(HASHED[i], i, n, proof, _flip(ROOTS[n], bit))
             _rejects_inclusion(_flip(HASHED[i], bit), i, n, proof, ROOTS[n])
@@ -111,7 +111,7 @@ def test_every_bit_of_some_proofs_is_covered() -> None:
         proof = TREE.inclusion_proof(i, n)
         for k in range(len(proof)):
             for bit in range(256):
-                bad = proof[:k] + [_flip(proof[k], bit)] + proof[k + 1 :]
+                bad = [*proof[:k], _flip(proof[k], bit), *proof[k + 1 :]]
                 _rejects_inclusion(HASHED[i], i, n, bad, ROOTS[n])
         for bit in range(256):
             _rejects_inclusion(HASHED[i], i, n, proof, _flip(ROOTS[n], bit))
@@ -129,7 +129,7 @@ def test_consistency_corruption_is_rejected() -> None:
             proof = TREE.consistency_proof(m, n)
             bit = (m * 17 + n) % 256
             for k in range(len(proof)):
-                bad = proof[:k] + [_flip(proof[k], bit)] + proof[k + 1 :]
+                bad = [*proof[:k], _flip(proof[k], bit), *proof[k + 1 :]]
                 _rejects_consistency(m, n, ROOTS[m], ROOTS[n], bad)
             _rejects_consistency(m, n, _flip(ROOTS[m], bit), ROOTS[n], proof)
             _rejects_consistency(m, n, ROOTS[m], _flip(ROOTS[n], bit), proof)
