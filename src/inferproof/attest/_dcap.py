@@ -103,18 +103,19 @@ def load_collateral(data: bytes | str) -> Any:
 def _failure_check(message: str) -> str:
     """Map a dcap-qvl error message to the check it reports."""
     lowered = message.lower()
-    if "decode" in lowered or "unsupported" in lowered:
-        return CHECK_FORMAT
-    if "tcb level" in lowered:
-        return CHECK_TCB_STATUS
-    if "revoked" in lowered:
-        return CHECK_REVOCATION
-    if any(w in lowered for w in ("expired", "in the future", "not yet valid", "next update")):
-        return CHECK_COLLATERAL
-    if "certificate chain" in lowered or "certificate" in lowered:
-        return CHECK_CHAIN
-    if "signature" in lowered or "mismatch" in lowered or "hash" in lowered:
-        return CHECK_SIGNATURE
+    rules = (
+        (("decode",), CHECK_FORMAT),
+        (("tcb level",), CHECK_TCB_STATUS),
+        (("revoked",), CHECK_REVOCATION),
+        (("expired", "in the future", "not yet valid", "next update"), CHECK_COLLATERAL),
+        (("qe identity", "tcb info", "tcbinfo", "collateral", "fmspc"), CHECK_COLLATERAL),
+        (("certificate",), CHECK_CHAIN),
+        (("signature", "mismatch", "hash"), CHECK_SIGNATURE),
+        (("unsupported",), CHECK_FORMAT),
+    )
+    for words, check in rules:
+        if any(w in lowered for w in words):
+            return check
     return CHECK_COLLATERAL
 
 

@@ -9,6 +9,7 @@ below follow aws-nitro-enclaves-nsm-api docs/attestation_process.md §3.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -87,15 +88,15 @@ def _sign1(data: bytes) -> tuple[bytes, bytes, bytes]:
     if isinstance(obj, cbor2.CBORTag):
         if obj.tag != COSE_SIGN1_TAG:
             raise InputError(f"Nitro document has CBOR tag {obj.tag}, not COSE_Sign1 (18)")
-        obj = obj.value
-    if not isinstance(obj, list) or len(obj) != 4:
+        obj = obj.value  # cbor2 decodes a tag's content immutably: a tuple here
+    if not isinstance(obj, list | tuple) or len(obj) != 4:
         raise InputError("Nitro document is not a COSE_Sign1 array of 4 items")
     protected, unprotected, payload, signature = obj
     if not isinstance(protected, bytes) or _strict_cbor(protected, "protected header") != {
         1: ES384
     }:
         raise InputError("Nitro document's protected header is not {alg: ES384}")
-    if unprotected != {}:
+    if not isinstance(unprotected, Mapping) or unprotected:
         raise InputError("Nitro document's unprotected header is not empty")
     if not isinstance(payload, bytes) or not 1 <= len(payload) <= MAX_PAYLOAD_BYTES:
         raise InputError("Nitro document's payload is not a 1..16384-byte string")

@@ -96,9 +96,9 @@ _KEYS = {
     "report_data",
     "nonce",
 }
-# A nonce is a verifier's challenge: 512 bytes is the Nitro limit (attestation_process.md
-# §3.2.2.2), far above the 32 bytes a random challenge needs.
-MAX_NONCE_BYTES = 512
+# A nonce is a verifier's challenge: 1024 bytes is the Nitro nonce field's limit
+# (attestation_process.md §2.2 CDDL), far above the 32 bytes a random challenge needs.
+MAX_NONCE_BYTES = 1024
 
 
 def _parse_hex(value: object, what: str, sizes: tuple[int, ...] | None = None) -> bytes:

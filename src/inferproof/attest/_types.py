@@ -99,9 +99,11 @@ def _rfc3339(when: datetime) -> str:
 
 
 class AttestationError(VerificationError):
-    """An attestation check failed; ``checks`` lists every check made so far.
+    """An attestation check failed; ``exc.check`` names the first failed check.
 
-    The last entry of ``checks`` is the failed one, so ``exc.check`` names it.
+    ``checks`` lists every check made up to the failure: a cryptographic failure
+    stops verification at once, while the policy checks are all evaluated and
+    listed before the first failed one is raised.
     """
 
     def __init__(self, check: str, detail: str, checks: tuple[Check, ...] = ()) -> None:
