@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from ._home import Home, key_id, raw_public, write_private
 from .attest._software import software_environment
 from .errors import InputError
 from .hub import Hub, ModelRecord, load_publisher_key, publisher_id, sign_model
+from .log import Log, VerifierKey, open_default_log
 from .proofs import ProveContext, Reexecution
 from .receipts import Bundle, build_statement, commit_input, sign_envelope
 from .receipts._statement import receipt_from_statement
@@ -51,8 +52,11 @@ class LocalNode:
         node.verifier().verify(result.bundle)
     """
 
-    def __init__(self, home: Home | Path | None = None) -> None:
+    def __init__(self, home: Home | Path | None = None, *, log: bool = True) -> None:
+        """``log=False`` skips the transparency log (for measuring the receipt alone)."""
         self.home = home if isinstance(home, Home) else Home.open(home)
+        self._log_enabled = log
+        self._log: Log | None = None
         self.hub = Hub.local(self.home.root)
         self._key = self.home.node_key()
         self.public_key = raw_public(self._key.public_key())
@@ -60,6 +64,29 @@ class LocalNode:
         self._models: dict[str, OnnxModel] = {}
         self._records: dict[str, ModelRecord] = {}
         self._lock = threading.Lock()
+
+    @property
+    def log(self) -> Log:
+        """The node's transparency log (opened on first use)."""
+        with self._lock:
+            if self._log is None:
+                # Group commit without an artificial wait: appends that arrive while a
+                # batch is being made durable form the next batch.
+                self._log = open_default_log(self.home.root, max_delay=0.0)
+            return self._log
+
+    def close(self) -> None:
+        """Flush pending log appends and close the log."""
+        with self._lock:
+            log, self._log = self._log, None
+        if log is not None:
+            log.close()
+
+    def __enter__(self) -> LocalNode:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     # -- models ---------------------------------------------------------------
     def push(
@@ -189,23 +216,54 @@ class LocalNode:
             inputs=None if salt else encode_tensors(tensors),
             model_signature=signature.decode() if signature else None,
         )
+        if self._log_enabled:
+            appended = self.log.append(canonical_json(envelope))
+            bundle = bundle.with_tlog_entry(appended.tlog_proof().encode())
         return InferenceResult(outputs, bundle, salt)
 
     # -- verification -----------------------------------------------------------
     def trust_root(self) -> TrustRoot:
-        """This install's trust: its own node key, publisher keys under trust/."""
-        pems = sorted((self.home.root / "trust" / "publishers").glob("*.pem"))
+        """This install's trust: its own node and log keys, and what is under trust/:
+        ``nodes/*.pub`` (base64 Ed25519), ``publishers/*.pem``, ``logs/*.vkey`` and
+        ``witnesses/*.vkey`` (C2SP note verifier keys)."""
+        trust = self.home.root / "trust"
+        pems = sorted((trust / "publishers").glob("*.pem"))
         nodes = [self.public_key]
-        for extra in sorted((self.home.root / "trust" / "nodes").glob("*.pub")):
-            nodes.append(_node_pub(extra))
-        return TrustRoot.from_keys(nodes, [p.read_bytes() for p in pems])
+        nodes.extend(_node_pub(extra) for extra in sorted((trust / "nodes").glob("*.pub")))
+        root = TrustRoot.from_keys(nodes, [p.read_bytes() for p in pems])
+        logs = [
+            VerifierKey.parse(p.read_text().strip())
+            for p in sorted((trust / "logs").glob("*.vkey"))
+        ]
+        logs.append(self.log.verifier_key)
+        witnesses = tuple(
+            VerifierKey.parse(p.read_text().strip())
+            for p in sorted((trust / "witnesses").glob("*.vkey"))
+        )
+        return replace(root, log_keys={k.name: k for k in logs}, witness_keys=witnesses)
 
-    def verifier(self, policy: Policy | None = None) -> Verifier:
-        return Verifier(self.trust_root(), policy)
+    def verifier(self, policy: Policy | None = None, trust: TrustRoot | None = None) -> Verifier:
+        """A verifier with this install's trust root (or ``trust``), remembering
+        checkpoints under INFERPROOF_HOME and proving consistency from the local log."""
+        return Verifier(
+            trust or self.trust_root(),
+            policy,
+            checkpoint_memory=self.home.checkpoints,
+            consistency=self._consistency,
+        )
+
+    def _consistency(self, origin: str, old: int, new: int) -> list[bytes]:
+        if origin != self.log.origin:
+            raise InputError(f"no consistency proofs for log {origin!r} on this machine")
+        return self.log.consistency_proof(old, new)
 
     def model_bytes(self, digest: str) -> bytes | None:
         """The model's bytes from the local hub, checked, or None if it is not here."""
         return self.hub.blobs.get(digest) if self.hub.blobs.has(digest) else None
+
+
+def _note_keys(folder: Path) -> list[VerifierKey]:
+    return [VerifierKey.parse(p.read_text().strip()) for p in sorted(folder.glob("*.vkey"))]
 
 
 def _node_pub(path: Path) -> bytes:

@@ -79,6 +79,10 @@ def test_valid_bundle_default_policy(signed) -> None:  # type: ignore[no-untyped
         "output.reexecution": "passed",
         "nonce": "not_checked",
         "freshness": "not_checked",
+        "log.checkpoint_signature": "passed",
+        "log.inclusion": "passed",
+        "log.witness_quorum": "not_checked",
+        "log.consistency": "passed",
     }
     env = next(c for c in report.checks if c.name == "environment")
     assert "not hardware-backed" in env.detail

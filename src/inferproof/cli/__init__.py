@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from ._attest import attest_app
 from ._core import infer, model_app, verify
 from ._demo import demo
+from ._log import log_app, witness_app
 
 app = typer.Typer(
     name="inferproof",
@@ -18,6 +20,9 @@ app.add_typer(model_app, name="model")
 app.command("infer")(infer)
 app.command("verify")(verify)
 app.command("demo")(demo)
+app.add_typer(log_app, name="log")
+app.add_typer(witness_app, name="witness")
+app.add_typer(attest_app, name="attest")
 
 
 def main() -> None:

@@ -95,8 +95,6 @@ def verify(
     node = LocalNode()
     trust = node.trust_root()
     trust, pol = load_policy(policy, trust) if policy else (trust, None)
-    from ..verify import Verifier
-
     if model is not None:
         if not model.is_file():
             raise FileNotFoundError(2, "model file does not exist", str(model))
@@ -111,7 +109,7 @@ def verify(
         salt=load_opening(opening) if opening else None,
         nonce=nonce,
     )
-    report = Verifier(trust, pol).check(bundle, material)
+    report = node.verifier(pol, trust).check(bundle, material)
     print_report(report, as_json)
     if not report.verified:
         raise typer.Exit(EXIT_VERIFY_FAILED)

@@ -34,6 +34,7 @@ from .._canonical import check_digest, parse_json
 from .._home import key_id
 from ..errors import InputError
 from ..hub._signing import load_publisher_key, publisher_id
+from ..log import VerifierKey
 
 MAX_POLICY_BYTES = 1024 * 1024
 
@@ -49,6 +50,9 @@ class TrustRoot:
 
     node_keys: dict[str, Ed25519PublicKey] = field(default_factory=dict)
     publishers: dict[str, ec.EllipticCurvePublicKey] = field(default_factory=dict)
+    # Transparency logs by origin, and witness cosigning keys (C2SP note key form).
+    log_keys: dict[str, VerifierKey] = field(default_factory=dict)
+    witness_keys: tuple[VerifierKey, ...] = ()
 
     @classmethod
     def from_keys(
@@ -86,10 +90,12 @@ class Policy:
     require_hardware: bool = False
     max_age_seconds: float | None = None
     allowed_environments: tuple[str, ...] = ()
+    require_log: bool = False
+    witness_quorum: int = 0
 
 
-_TOP = {"version", "trust", "require", "freshness", "environment"}
-_REQUIRE = {"model_signature", "input", "reexecution", "nonce", "hardware"}
+_TOP = {"version", "trust", "require", "freshness", "environment", "log"}
+_REQUIRE = {"model_signature", "input", "reexecution", "nonce", "hardware", "log"}
 
 
 def _section(obj: dict[str, Any], key: str, allowed: set[str]) -> dict[str, Any]:
@@ -123,7 +129,8 @@ def parse_policy(obj: Any, local: TrustRoot) -> tuple[TrustRoot, Policy]:
         raise InputError(f"policy: unknown key(s) {sorted(unknown)}")
     if obj.get("version", 1) != 1:
         raise InputError("policy: only version 1 is supported")
-    trust = _section(obj, "trust", {"node_keys", "publisher_keys"})
+    trust = _section(obj, "trust", {"node_keys", "publisher_keys", "log_keys", "witness_keys"})
+    log = _section(obj, "log", {"witness_quorum"})
     require = _section(obj, "require", _REQUIRE)
     fresh = _section(obj, "freshness", {"max_age_seconds"})
     env = _section(obj, "environment", {"allowed_measurements"})
@@ -138,6 +145,18 @@ def parse_policy(obj: Any, local: TrustRoot) -> tuple[TrustRoot, Policy]:
     if "publisher_keys" in trust:
         pems = [str(p).encode() for p in _list(trust, "publisher_keys")]
         root = replace(root, publishers=TrustRoot.from_keys((), pems).publishers)
+    if "log_keys" in trust:
+        keys = [_note_key(k) for k in _list(trust, "log_keys")]
+        root = replace(root, log_keys={k.name: k for k in keys})
+    if "witness_keys" in trust:
+        root = replace(root, witness_keys=tuple(_note_key(k) for k in _list(trust, "witness_keys")))
+    quorum = log.get("witness_quorum", 0)
+    if isinstance(quorum, bool) or not isinstance(quorum, int) or quorum < 0:
+        raise InputError("policy: log.witness_quorum must be a non-negative integer")
+    if quorum > len(root.witness_keys):
+        raise InputError(
+            f"policy: log.witness_quorum {quorum} exceeds the {len(root.witness_keys)} witness keys"
+        )
     for key, value in require.items():
         if not isinstance(value, bool):
             raise InputError(f"policy: require.{key} must be true or false")
@@ -155,8 +174,16 @@ def parse_policy(obj: Any, local: TrustRoot) -> tuple[TrustRoot, Policy]:
         require_hardware=require.get("hardware", False),
         max_age_seconds=float(age) if age is not None else None,
         allowed_environments=allowed,
+        require_log=require.get("log", False),
+        witness_quorum=quorum,
     )
     return root, policy
+
+
+def _note_key(text: Any) -> VerifierKey:
+    if not isinstance(text, str):
+        raise InputError("policy: log and witness keys must be strings name+hex+base64")
+    return VerifierKey.parse(text)
 
 
 def _list(section: dict[str, Any], key: str) -> list[Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from ..hub._signing import verify_model_signature
 from ..receipts import Bundle, Receipt, opens, verify_envelope
 from ..runtime import decode_tensors, tensors_digest
 from ._checks import Check, CheckStatus, failed, not_checked, passed
+from ._logcheck import ConsistencySource, log_checks
 from ._policy import Policy, TrustRoot
 
 # Receipts stamped in the future by more than this are refused: it allows for
@@ -74,10 +76,17 @@ class Verifier:
         self,
         trust: TrustRoot,
         policy: Policy | None = None,
+        *,
+        checkpoint_memory: Path | None = None,
+        consistency: ConsistencySource | None = None,
         extra_checks: tuple[Callable[[Bundle, Material], Check], ...] = (),
     ) -> None:
         self.trust = trust
         self.policy = policy or Policy()
+        # Where the latest checkpoint of each log is remembered, and how to get a
+        # consistency proof when a newer one is seen; nothing is fetched otherwise.
+        self._memory = checkpoint_memory
+        self._consistency = consistency
         self._extra = extra_checks
 
     def check(self, bundle: Bundle, material: Material | None = None) -> VerificationReport:
@@ -98,6 +107,17 @@ class Verifier:
         checks.append(Reexecution().verify(_proof(r, "reexecution"), ctx))
         checks.append(self._nonce(r, m))
         checks.append(self._freshness(r, m))
+        checks.extend(
+            log_checks(
+                bundle,
+                self.trust.log_keys,
+                self.trust.witness_keys,
+                self.policy.witness_quorum,
+                self.policy.require_log,
+                self._memory,
+                self._consistency,
+            )
+        )
         checks.extend(extra(bundle, m) for extra in self._extra)
         ok = all(c.status is not CheckStatus.FAILED for c in checks)
         return VerificationReport(ok, tuple(checks), r)
