@@ -27,6 +27,7 @@ from inferproof.attest import (
     expected_report_data,
     verify_evidence,
 )
+from inferproof.attest._producers import DEFAULT_TSM_ROOT, DSTACK_SOCKETS
 from inferproof.errors import InputError
 
 from .conftest import needs_vectors, utc, vector
@@ -210,3 +211,11 @@ def test_detect_producer(tmp_path: Path, agent: tuple[str, type[_AgentHandler]])
     assert isinstance(found, DstackProducer) and found.endpoint == socket_path
     (tmp_path / "tsm").mkdir()
     assert isinstance(detect_producer(tmp_path / "tsm", socket_path), ConfigfsTsmProducer)
+
+
+@pytest.mark.skipif(
+    DEFAULT_TSM_ROOT.exists() or any(os.path.exists(p) for p in DSTACK_SOCKETS),
+    reason="this machine exposes a TEE interface",
+)
+def test_no_producer_on_ordinary_hardware() -> None:
+    assert detect_producer() is None
