@@ -45,7 +45,8 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        node = LocalNode(Path(tmp))
+        node = LocalNode(Path(tmp) / "a", log=False)
+        logged = LocalNode(Path(tmp) / "b")
         for label, sizes in MODELS.items():
             params = sum(a * b + b for a, b in itertools.pairwise(sizes))
             rec = node.push(mlp_model(sizes), name=f"m{sizes[0]}")
@@ -55,8 +56,10 @@ def main() -> None:
             rounds = args.rounds if params < 100_000 else max(200, args.rounds // 10)
             bare = _median_ms(lambda m=model, x=x: m.run(x), rounds)
             full = _median_ms(lambda d=rec.digest, x=x: node.infer(d, x), rounds)
+            logged.push(mlp_model(sizes), name=f"m{sizes[0]}")
+            with_log = _median_ms(lambda d=rec.digest, x=x: logged.infer(d, x), max(100, rounds // 10))
             bundle = Bundle.loads(node.infer(rec.digest, x).bundle.dumps())
-            verifier = node.verifier()
+            verifier = node.verifier()  # no log entry (log=False): signature and policy
             n = 3000
             t0 = time.perf_counter()
             for _ in range(n):
@@ -66,16 +69,18 @@ def main() -> None:
             for _ in range(n // 3):
                 verifier.check(Bundle.loads(bundle.dumps()))
             per_s_parse = (n // 3) / (time.perf_counter() - t0)
-            rows.append((label, params, bare, full, full - bare, full / bare, per_s, per_s_parse))
+            rows.append((label, params, bare, full, full - bare, full / bare, with_log, per_s, per_s_parse))
+    logged.close()
     print(
-        "| model | params | bare session.run (ms) | infer + receipt (ms) | added (ms) | ratio | verify/s (parsed bundle) | verify/s incl. JSON parse |"
+        "| model | params | bare session.run (ms) | infer + receipt (ms) | added (ms) | ratio "
+        "| + durable log append, 1 client (ms) | verify/s (parsed bundle) | verify/s incl. JSON parse |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for label, params, bare, full, added, ratio, vps, vpp in rows:
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for label, params, bare, full, added, ratio, wl, vps, vpp in rows:
         print(
-            f"| {label} | {params:,} | {bare:.3f} | {full:.3f} | {added:.3f} | {ratio:.2f} | {vps:,.0f} | {vpp:,.0f} |"
+            f"| {label} | {params:,} | {bare:.3f} | {full:.3f} | {added:.3f} | {ratio:.2f} "
+            f"| {wl:.3f} | {vps:,.0f} | {vpp:,.0f} |"
         )
-
 
 if __name__ == "__main__":
     main()
