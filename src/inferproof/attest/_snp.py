@@ -104,7 +104,8 @@ def _build_chain(certs: list[x509.Certificate], checks: CheckList) -> list[x509.
     roots = [c for c in certs if c.issuer == c.subject]
     if not roots:
         checks.fail(CHECK_ROOT, "no self-signed ARK among the supplied certificates")
-    ark = roots[0]
+    # Prefer a pinned root, so an extra self-signed certificate cannot crowd it out.
+    ark = next((c for c in roots if fingerprint(c) in AMD_ARK_SHA256), roots[0])
     product = AMD_ARK_SHA256.get(fingerprint(ark))
     if product is None:
         checks.fail(CHECK_ROOT, f"ARK {fingerprint(ark)} is not a pinned AMD root")
