@@ -170,3 +170,8 @@ def test_bad_inputs() -> None:
         verify_snp(vector("snp/attestation.bin"), [b"not a certificate"], at=AT)
     with pytest.raises(InputError):
         verify_snp(vector("snp/attestation.bin"), [b"-----BEGIN CERTIFICATE-----\nxx\n"], at=AT)
+
+
+def test_an_extra_self_signed_certificate_does_not_crowd_out_the_ark() -> None:
+    files = [_self_signed_ark(), *certs()]
+    assert verify_snp(vector("snp/attestation.bin"), files, at=AT, policy=ALLOW_DEBUG).ok
