@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ from .runtime import NamedInputs, OnnxModel, encode_tensors, engine_info, tensor
 from .verify import Policy, TrustRoot, Verifier
 
 SALT_SCHEME = "salted-sha256-v1"
+MODES = ("vanilla", "zk", "tee")
 
 
 def _now() -> str:
@@ -171,8 +172,19 @@ class LocalNode:
         *,
         nonce: str | None = None,
         private_input: bool = False,
+        mode: str = "vanilla",
+        progress: Callable[[str], None] | None = None,
     ) -> InferenceResult:
-        """Run a model and return its outputs with a signed receipt bundle."""
+        """Run a model and return its outputs with a signed receipt bundle.
+
+        ``mode`` is ``vanilla`` (signature and re-execution), ``zk`` (adds a
+        zero-knowledge proof; the model must be set up) or ``tee`` (needs a TEE).
+        ``progress`` receives a line per step of long modes.
+        """
+        if mode not in MODES:
+            raise InputError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        if mode != "vanilla":
+            raise InputError(f"mode {mode!r} is not available on this node")
         record, model_block = self.resolve(model_ref)
         named = inputs if isinstance(inputs, NamedInputs) else NamedInputs(dict(inputs))
         model = self._model(str(model_block["digest"]))
