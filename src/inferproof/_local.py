@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from ._canonical import canonical_json, is_digest
+from ._canonical import canonical_json, is_digest, parse_json
 from ._home import Home, key_id, raw_public, write_private
+from .attest._identity import NodeIdentity, produce_identity
+from .attest._producers import EvidenceProducer
 from .attest._software import software_environment
 from .errors import InputError
 from .hub import Hub, ModelRecord, load_publisher_key, publisher_id, sign_model
@@ -58,6 +60,7 @@ class LocalNode:
         self.home = home if isinstance(home, Home) else Home.open(home)
         self._log_enabled = log
         self._log: Log | None = None
+        self._identity: NodeIdentity | None = None
         self.hub = Hub.local(self.home.root)
         self._key = self.home.node_key()
         self.public_key = raw_public(self._key.public_key())
@@ -88,6 +91,45 @@ class LocalNode:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+    @property
+    def identity(self) -> NodeIdentity | None:
+        """The node identity document from ``node attest``, if this node is in a TEE."""
+        path = self.home.root / "identity.json"
+        if self._identity is None and path.is_file():
+            self._identity = NodeIdentity.from_json(parse_json(path.read_bytes(), "identity"))
+            if self._identity.node_key != self.public_key:
+                raise InputError(f"{path} binds another key than this node's; run node attest")
+        return self._identity
+
+    def _environment(self) -> dict[str, Any]:
+        env = software_environment()
+        identity = self.identity
+        if identity is None:
+            return env
+        # The software measurement stays, beside the evidence that backs the key.
+        return {
+            **env,
+            "type": "hardware",
+            "hardware_backed": True,
+            "platform": identity.platform,
+            "identity": identity.digest,
+        }
+
+    def attest(
+        self,
+        producer: EvidenceProducer,
+        nonce: bytes | None = None,
+        collateral: tuple[bytes, ...] = (),
+    ) -> NodeIdentity:
+        """Bind this node's key into hardware evidence and keep the identity document."""
+        identity = produce_identity(producer, self.public_key, nonce=nonce, collateral=collateral)
+        path = self.home.root / "identity.json"
+        tmp = path.with_name("identity.json.tmp")
+        tmp.write_bytes(canonical_json(identity.doc))
+        os.replace(tmp, path)
+        self._identity = identity
+        return identity
 
     # -- models ---------------------------------------------------------------
     def push(
@@ -212,7 +254,7 @@ class LocalNode:
             model=model_block,
             input_block=input_block,
             runtime=runtime,
-            environment=software_environment(),
+            environment=self._environment(),
             proofs=[{"type": "signature", "key": self.node_id}, Reexecution().prove(ctx)],
             node_id=self.node_id,
             nonce=nonce,
@@ -227,6 +269,7 @@ class LocalNode:
             outputs=encode_tensors(outputs),
             inputs=None if salt else encode_tensors(tensors),
             model_signature=signature.decode() if signature else None,
+            attestation=self.identity.doc if self.identity else None,
         )
         if self._log_enabled:
             appended = self.log.append(canonical_json(envelope))

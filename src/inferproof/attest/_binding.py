@@ -14,8 +14,8 @@ import hashlib
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from .._checks import Check, failed, passed
 from ..errors import InputError
-from ..verify._checks import Check, failed, passed
 from ._policy import MAX_NONCE_BYTES
 from ._types import CHECK_KEY_BINDING, AttestationReport
 

@@ -14,8 +14,8 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal, NoReturn
 
+from .._checks import Check, CheckStatus, failed, not_checked, passed
 from ..errors import VerificationError
-from ..verify._checks import Check, CheckStatus, failed, not_checked, passed
 
 Platform = Literal["nitro", "tdx", "sgx", "snp"]
 PLATFORMS: tuple[Platform, ...] = ("nitro", "tdx", "sgx", "snp")

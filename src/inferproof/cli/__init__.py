@@ -7,7 +7,9 @@ import typer
 from ._attest import attest_app
 from ._core import infer, model_app, verify
 from ._demo import demo
+from ._identity import node_app
 from ._log import log_app, witness_app
+from ._policy import policy_app
 
 app = typer.Typer(
     name="inferproof",
@@ -23,6 +25,8 @@ app.command("demo")(demo)
 app.add_typer(log_app, name="log")
 app.add_typer(witness_app, name="witness")
 app.add_typer(attest_app, name="attest")
+app.add_typer(node_app, name="node")
+app.add_typer(policy_app, name="policy")
 
 
 def main() -> None:

@@ -11,11 +11,11 @@ from typing import Annotated, Any
 import typer
 
 from .._canonical import parse_json
+from .._checks import Check, CheckStatus
 from ..attest import PLATFORMS, AttestationError, AttestationPolicy, verify_evidence
 from ..attest._evidence import MAX_EVIDENCE_BYTES
 from ..attest._types import PLATFORM_NAMES, AttestationReport
 from ..errors import InputError
-from ..verify._checks import Check, CheckStatus
 from ._common import console, handle_errors
 
 attest_app = typer.Typer(

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._checks import Check, failed, not_checked, passed
 from ..errors import InputError, VerificationError
-from ..verify._checks import Check, failed, not_checked, passed
 from ._checkpoint import SignedCheckpoint, TlogProof, open_checkpoint
 from ._merkle import hash_leaf, verify_consistency, verify_inclusion
 from ._note import VerifierKey

@@ -12,8 +12,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .._checks import Check
 from ..receipts import Receipt
-from ..verify._checks import Check
 
 
 @dataclass(frozen=True)

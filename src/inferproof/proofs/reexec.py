@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._checks import Check, failed, not_checked, passed
 from ..errors import InputError
 from ..runtime import OnnxModel, tensors_digest
-from ..verify._checks import Check, failed, not_checked, passed
 from ._base import ProveContext, VerifyContext
 
 CHECK = "output.reexecution"

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from .._canonical import check_digest, parse_json
 from .._home import key_id
+from ..attest._policy import AttestationPolicy
 from ..errors import InputError
 from ..hub._signing import load_publisher_key, publisher_id
 from ..log import VerifierKey
@@ -92,9 +93,23 @@ class Policy:
     allowed_environments: tuple[str, ...] = ()
     require_log: bool = False
     witness_quorum: int = 0
+    attestation: AttestationPolicy | None = None
 
 
-_TOP = {"version", "trust", "require", "freshness", "environment", "log"}
+_TOP = {"version", "trust", "require", "freshness", "environment", "log", "attestation"}
+# "$comment" (the JSON Schema keyword for comments) may appear in any object of a
+# policy, so `inferproof policy init` can write a commented policy in plain JSON.
+COMMENT = "$comment"
+
+
+def _strip_comments(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_comments(v) for k, v in value.items() if k != COMMENT}
+    if isinstance(value, list):
+        return [_strip_comments(v) for v in value]
+    return value
+
+
 _REQUIRE = {"model_signature", "input", "reexecution", "nonce", "hardware", "log"}
 
 
@@ -124,6 +139,7 @@ def parse_policy(obj: Any, local: TrustRoot) -> tuple[TrustRoot, Policy]:
     """Parse a policy document; trust it names replaces ``local`` per kind of key."""
     if not isinstance(obj, dict):
         raise InputError("policy must be a JSON object")
+    obj = _strip_comments(obj)
     unknown = set(obj) - _TOP
     if unknown:
         raise InputError(f"policy: unknown key(s) {sorted(unknown)}")
@@ -176,6 +192,9 @@ def parse_policy(obj: Any, local: TrustRoot) -> tuple[TrustRoot, Policy]:
         allowed_environments=allowed,
         require_log=require.get("log", False),
         witness_quorum=quorum,
+        attestation=AttestationPolicy.from_dict(obj["attestation"])
+        if "attestation" in obj
+        else None,
     )
     return root, policy
 

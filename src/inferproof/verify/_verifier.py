@@ -11,11 +11,12 @@ from typing import Any
 import numpy as np
 
 from .._canonical import canonical_json, sha256_digest
+from .._checks import Check, CheckStatus, failed, not_checked, passed
+from .._home import raw_public
 from ..errors import InputError, VerificationError
 from ..hub._signing import verify_model_signature
 from ..receipts import Bundle, Receipt, opens, verify_envelope
 from ..runtime import decode_tensors, tensors_digest
-from ._checks import Check, CheckStatus, failed, not_checked, passed
 from ._logcheck import ConsistencySource, log_checks
 from ._policy import Policy, TrustRoot
 
@@ -97,7 +98,7 @@ class Verifier:
         checks.append(_output_digest(bundle))
         checks.append(_model_digest(r, m))
         checks.append(self._model_signature(bundle))
-        checks.append(self._environment(r))
+        checks.append(self._environment(bundle))
         inputs, input_check = self._input(bundle, m)
         checks.append(input_check)
         # Imported here: proofs import verify._checks, so a module-level import would cycle.
@@ -173,16 +174,19 @@ class Verifier:
             return failed(name, str(exc))
         return passed(name, f"OpenSSF model-signing signature by trusted publisher {pid}")
 
-    def _environment(self, r: Receipt) -> Check:
-        name, env = "environment", r.environment
+    def _environment(self, bundle: Bundle) -> Check:
+        name, r = "environment", bundle.receipt
+        env = r.environment
         measurement = env.get("measurement")
         if not isinstance(measurement, dict) or sha256_digest(
             canonical_json(measurement)
         ) != env.get("digest"):
             return failed(name, "environment digest does not match its measurement")
-        digest = env["digest"]
+        if env.get("type") == "hardware":
+            return self._hardware(bundle)
         if env.get("type") != "software":
             return failed(name, f"unknown environment type {env.get('type')!r}")
+        digest = env["digest"]
         label = (
             f"software measurement {digest} (inferproof {measurement.get('inferproof')}, "
             f"{measurement.get('python')}, onnxruntime {measurement.get('onnxruntime')}, "
@@ -195,6 +199,27 @@ class Verifier:
         if digest not in self.policy.allowed_environments:
             return failed(name, f"{label} is not in the policy's allow-list")
         return passed(name, f"{label}; in the policy's allow-list")
+
+    def _hardware(self, bundle: Bundle) -> Check:
+        from ..attest._identity import NodeIdentity, verify_identity
+
+        name, r = "environment", bundle.receipt
+        if bundle.attestation is None:
+            return failed(name, "receipt claims hardware attestation; the bundle has no evidence")
+        try:
+            identity = NodeIdentity.from_json(bundle.attestation)
+        except InputError as exc:
+            return failed(name, str(exc))
+        if identity.digest != r.environment.get("identity"):
+            return failed(name, "the bundle's node identity is not the one the receipt names")
+        key = self.trust.node_keys.get(r.node_id)
+        if key is None:
+            return failed(name, "cannot check the key binding of an untrusted node key")
+        try:
+            at = datetime.fromisoformat(r.finished.replace("Z", "+00:00"))
+        except ValueError:
+            return failed(name, f"receipt time {r.finished!r} is not RFC 3339")
+        return verify_identity(identity, raw_public(key), at, self.policy.attestation)
 
     def _input(self, bundle: Bundle, m: Material) -> tuple[dict[str, np.ndarray] | None, Check]:
         name, r = "input", bundle.receipt
