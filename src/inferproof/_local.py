@@ -121,9 +121,12 @@ class LocalNode:
         producer: EvidenceProducer,
         nonce: bytes | None = None,
         collateral: tuple[bytes, ...] = (),
+        now: datetime | None = None,
     ) -> NodeIdentity:
         """Bind this node's key into hardware evidence and keep the identity document."""
-        identity = produce_identity(producer, self.public_key, nonce=nonce, collateral=collateral)
+        identity = produce_identity(
+            producer, self.public_key, nonce=nonce, collateral=collateral, now=now
+        )
         path = self.home.root / "identity.json"
         tmp = path.with_name("identity.json.tmp")
         tmp.write_bytes(canonical_json(identity.doc))

@@ -9,6 +9,7 @@ must notice; no test can make real hardware sign our key.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,11 @@ def env_check(report):  # type: ignore[no-untyped-def]
 def attested(node: LocalNode, mlp_bytes: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     entry = FakeTsmEntry(tmp_path / "tsm" / "e", vector("tdx/tdx_quote"), "tdx_guest")
     collateral = vector("tdx/tdx_quote_collateral.json")
-    identity = node.attest(ConfigfsTsmProducer(tmp_path / "tsm", entry="e"), None, (collateral,))
+    # Produced inside the quote's collateral window (SOURCES.md), as a real node would be.
+    when = datetime(2025, 7, 1, tzinfo=UTC)
+    identity = node.attest(
+        ConfigfsTsmProducer(tmp_path / "tsm", entry="e"), None, (collateral,), now=when
+    )
     entry.join()
     node.push(mlp_bytes, name="mlp")
     return node, identity
@@ -51,12 +56,9 @@ def test_receipt_names_the_identity(attested) -> None:  # type: ignore[no-untype
 
 
 @needs_vectors
-def test_unbound_quote_fails_binding(attested, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_unbound_quote_fails_binding(attested) -> None:  # type: ignore[no-untyped-def]
     node, _ = attested
-    # Receipt time inside the quote's collateral window, so only the binding can fail.
-    import inferproof._local as local
-
-    monkeypatch.setattr(local, "_now", lambda: "2025-07-01T00:00:00Z")
+    # The quote verifies at its production time; only the key binding can fail.
     bundle = node.infer("mlp", mlp_input()).bundle
     check = env_check(node.verifier().check(bundle))
     assert check.status is CheckStatus.FAILED
@@ -64,11 +66,41 @@ def test_unbound_quote_fails_binding(attested, monkeypatch: pytest.MonkeyPatch) 
 
 
 @needs_vectors
-def test_expired_collateral_fails(attested) -> None:  # type: ignore[no-untyped-def]
-    node, _ = attested
-    bundle = node.infer("mlp", mlp_input()).bundle  # receipt dated now: collateral expired
-    check = env_check(node.verifier().check(bundle))
+def test_identity_outside_collateral_window_fails(
+    node: LocalNode, mlp_bytes: bytes, tmp_path: Path
+) -> None:
+    entry = FakeTsmEntry(tmp_path / "tsm" / "e", vector("tdx/tdx_quote"), "tdx_guest")
+    collateral = vector("tdx/tdx_quote_collateral.json")
+    node.attest(ConfigfsTsmProducer(tmp_path / "tsm", entry="e"), None, (collateral,))  # now
+    entry.join()
+    node.push(mlp_bytes, name="mlp")
+    check = env_check(node.verifier().check(node.infer("mlp", mlp_input()).bundle))
     assert check.status is CheckStatus.FAILED and "tdx attestation failed" in check.detail
+
+
+@needs_vectors
+def test_old_attestation_fails_max_age(attested) -> None:  # type: ignore[no-untyped-def]
+    node, _ = attested
+    bundle = node.infer("mlp", mlp_input()).bundle  # receipt dated now, identity 2025-07-01
+    _, policy = parse_policy({"attestation": {"max_age_seconds": 86400}}, node.trust_root())
+    check = env_check(node.verifier(policy).check(bundle))
+    assert check.status is CheckStatus.FAILED and "must re-attest" in check.detail
+
+
+@needs_vectors
+def test_identity_verified_once_per_verifier(attested, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    node, _ = attested
+    import inferproof.attest._identity as identity_mod
+
+    calls = []
+    real = identity_mod.verify_evidence
+    monkeypatch.setattr(
+        identity_mod, "verify_evidence", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    verifier = node.verifier()
+    bundles = [node.infer("mlp", mlp_input(seed=i)).bundle for i in range(5)]
+    details = {env_check(verifier.check(b)).detail for b in bundles}
+    assert len(calls) == 1 and len(details) == 1
 
 
 @needs_vectors

@@ -122,16 +122,21 @@ def produce_identity(
 
 
 def verify_identity(
-    identity: NodeIdentity, signer_key: bytes, at: datetime, policy: AttestationPolicy | None
+    identity: NodeIdentity, signer_key: bytes, policy: AttestationPolicy | None
 ) -> Check:
-    """The ``environment`` check for a hardware-attested node: evidence valid at ``at``
-    under ``policy``, binding the key that signed the receipt."""
+    """Verify the identity's evidence at the time it was produced, under ``policy``,
+    and that it binds ``signer_key``. Independent of any receipt, so a verifier can
+    cache the result per identity and check each receipt's age against it."""
     name = "environment"
     if identity.node_key != signer_key:
         return failed(name, "the node identity document is for another key than the signer's")
     try:
         report = verify_evidence(
-            identity.evidence, identity.platform, identity.collateral, at=at, policy=policy
+            identity.evidence,
+            identity.platform,
+            identity.collateral,
+            at=identity.produced_at,
+            policy=policy,
         )
     except VerificationError as exc:
         return failed(name, f"{identity.platform} attestation failed: {exc}")
@@ -143,3 +148,19 @@ def verify_identity(
     shown = ", ".join(f"{k}={v[:16]}…" for k, v in sorted(report.measurements.items())[:3])
     status = f", TCB {report.tcb_status}" if report.tcb_status else ""
     return passed(name, f"hardware-attested by {identity.platform}: {shown}{status}; key bound")
+
+
+def identity_age_check(
+    identity: NodeIdentity, receipt_time: datetime, max_age_seconds: float | None
+) -> Check | None:
+    """A failed check when the receipt is older than the identity allows, else None."""
+    age = (receipt_time - identity.produced_at).total_seconds()
+    if age < -300:  # the same clock-skew allowance as receipt freshness
+        return failed("environment", "the receipt predates the node's attestation")
+    if max_age_seconds is not None and age > max_age_seconds:
+        return failed(
+            "environment",
+            f"the node's attestation is {age:.0f} s older than the receipt "
+            f"(policy allows {max_age_seconds:.0f} s): the node must re-attest",
+        )
+    return None

@@ -89,6 +89,7 @@ class Verifier:
         self._memory = checkpoint_memory
         self._consistency = consistency
         self._extra = extra_checks
+        self._identities: dict[str, Check] = {}
 
     def check(self, bundle: Bundle, material: Material | None = None) -> VerificationReport:
         """Run every check; never raises for a failed check (see :meth:`verify`)."""
@@ -201,7 +202,7 @@ class Verifier:
         return passed(name, f"{label}; in the policy's allow-list")
 
     def _hardware(self, bundle: Bundle) -> Check:
-        from ..attest._identity import NodeIdentity, verify_identity
+        from ..attest._identity import NodeIdentity, identity_age_check, verify_identity
 
         name, r = "environment", bundle.receipt
         if bundle.attestation is None:
@@ -219,7 +220,16 @@ class Verifier:
             at = datetime.fromisoformat(r.finished.replace("Z", "+00:00"))
         except ValueError:
             return failed(name, f"receipt time {r.finished!r} is not RFC 3339")
-        return verify_identity(identity, raw_public(key), at, self.policy.attestation)
+        policy = self.policy.attestation
+        too_old = identity_age_check(identity, at, policy.max_age_seconds if policy else None)
+        if too_old is not None:
+            return too_old
+        # One verification per node identity, however many of its receipts are checked.
+        cached = self._identities.get(identity.digest)
+        if cached is None:
+            cached = verify_identity(identity, raw_public(key), policy)
+            self._identities[identity.digest] = cached
+        return cached
 
     def _input(self, bundle: Bundle, m: Material) -> tuple[dict[str, np.ndarray] | None, Check]:
         name, r = "input", bundle.receipt
