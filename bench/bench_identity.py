@@ -23,10 +23,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.attest.test_producers import FakeTsmEntry  # noqa: E402
+
 from inferproof import LocalNode  # noqa: E402
 from inferproof._examples import mlp_model  # noqa: E402
 from inferproof.attest import ConfigfsTsmProducer  # noqa: E402
-from tests.attest.test_producers import FakeTsmEntry  # noqa: E402
 
 VECTORS = ROOT / ".." / "shared" / "vectors" / "attestation"
 
