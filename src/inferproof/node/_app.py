@@ -1,0 +1,65 @@
+"""The FastAPI application over one LocalNode."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from .. import __version__
+from .._local import LocalNode
+from . import _logroutes, _routes
+from ._config import NodeConfig
+from ._errors import install_handlers
+from ._metrics import Guard
+from ._service import InferFn, Service
+
+_DESCRIPTION = """\
+A node runs models and returns a signed, logged receipt bundle with every answer.
+Writes (model pushes, inferences) need a bearer token; reads are public. Every error
+is JSON `{"error": {"code", "message"}}`. See docs/node.md.
+"""
+
+
+def create_app(
+    node: LocalNode, config: NodeConfig | None = None, *, infer: InferFn | None = None
+) -> FastAPI:
+    """Build the node's HTTP application over ``node``.
+
+    ``infer`` replaces ``node.infer`` (same signature) for tests that need a slow
+    inference. The app flushes the log (``node.close()``) when it shuts down.
+
+    Example::
+
+        import uvicorn
+        uvicorn.run(create_app(LocalNode()), host="127.0.0.1", port=8080)
+    """
+    config = config or NodeConfig()
+    svc = Service(node, config, infer)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if node._log_enabled:
+            node.log.checkpoint()  # open the log (and create its key) before serving
+        svc.ready = True
+        try:
+            yield
+        finally:
+            svc.close()
+
+    app = FastAPI(
+        title="inferproof node",
+        version=__version__,
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+        max_body_size=config.max_body_bytes,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.service = svc
+    install_handlers(app)
+    app.include_router(_routes.router)
+    app.include_router(_logroutes.router)
+    app.add_middleware(Guard, metrics=svc.metrics, max_inflight=config.max_inflight)
+    return app

@@ -1,0 +1,51 @@
+"""The node's limits, in one frozen value the app is built from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Model uploads: the same cap as `inferproof zk setup` takes (far above what a node
+# serves on one machine, and a guard on memory: the body is held to load the model).
+MAX_MODEL_BYTES = 256 * 1024 * 1024
+# JSON requests (inference inputs): 16 MiB holds a 1 Mi-element float tensor in JSON.
+MAX_JSON_BODY_BYTES = 16 * 1024 * 1024
+# Per input tensor, below the runtime's own 16 Mi cap: a node shares one process
+# among many callers, so one request may not take the whole memory budget.
+MAX_TENSOR_ELEMENTS = 1024 * 1024
+# Items in one batch request; each gets its own receipt and log entry.
+MAX_BATCH_ITEMS = 256
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Limits and behaviour of a node server.
+
+    ``job_modes`` are the inference modes run as background jobs (``202`` and a job id);
+    the others answer in the request. ``max_jobs`` proving jobs run at once and at most
+    ``max_queued_jobs`` wait; more are refused with ``429``. ``max_inflight`` requests
+    are served at once; more are refused with ``429`` and ``Retry-After``.
+
+    Example::
+
+        app = create_app(LocalNode(), NodeConfig(max_jobs=1, request_timeout=30))
+    """
+
+    max_body_bytes: int = MAX_JSON_BODY_BYTES
+    max_model_bytes: int = MAX_MODEL_BYTES
+    max_tensor_elements: int = MAX_TENSOR_ELEMENTS
+    max_batch_items: int = MAX_BATCH_ITEMS
+    max_inflight: int = 256
+    max_jobs: int = 1
+    max_queued_jobs: int = 16
+    job_modes: frozenset[str] = frozenset({"zk"})
+    # Seconds an inference answered in the request may take before the caller gets 504.
+    request_timeout: float = 60.0
+    # A proving job still unfinished after this many seconds is reported failed.
+    job_timeout: float = 3600.0
+    # Longest ?wait= on a job, so a client cannot hold a connection forever.
+    max_wait: float = 60.0
+    # Finished jobs are kept this long for polling, then forgotten.
+    job_retention: float = 3600.0
+    # Worker threads that run inferences (they block on the log's group commit, so
+    # more threads than cores let commits batch).
+    infer_threads: int = 32

@@ -1,0 +1,115 @@
+"""Every error the node answers is JSON ``{"error": {"code", "message"}}``.
+
+Library errors are mapped here, once: :class:`InputError` is a ``400``, anything
+unexpected a ``500`` whose message reveals nothing of the server's internals.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from ..errors import Error, InputError
+from ._schemas import ErrorResponse
+
+log = logging.getLogger("inferproof.node")
+
+_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "busy",
+    503: "unavailable",
+    504: "timeout",
+}
+
+
+class NodeHTTPError(Exception):
+    """Raised by routes: becomes an error answer with this status and code."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code or _CODES.get(status, "error")
+        self.message = message
+        self.headers = headers
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    # One line, bounded: messages may quote the caller's input.
+    return {"error": {"code": code, "message": " ".join(message.split())[:1000]}}
+
+
+def error_response(
+    status: int, message: str, code: str | None = None, headers: Mapping[str, str] | None = None
+) -> Response:
+    body = error_body(code or _CODES.get(status, "error"), message)
+    return Response(
+        json.dumps(body).encode(), status, headers=headers, media_type="application/json"
+    )
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` entry documenting these error statuses on a route."""
+    return {s: {"model": ErrorResponse, "description": _CODES.get(s, "error")} for s in statuses}
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Register the JSON error handlers on ``app``."""
+
+    @app.exception_handler(NodeHTTPError)
+    async def _node(_: Request, exc: NodeHTTPError) -> Response:
+        return error_response(exc.status, exc.message, exc.code, exc.headers)
+
+    @app.exception_handler(InputError)
+    async def _input(_: Request, exc: InputError) -> Response:
+        return error_response(400, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> Response:
+        return error_response(422, _validation_message(exc))
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> Response:
+        # FastAPI wraps a body-parsing failure in a generic 400; our strict parser's
+        # message (duplicate key, NaN, size) is the useful one.
+        cause = exc.__cause__
+        message = str(cause) if isinstance(cause, InputError) else str(exc.detail)
+        return error_response(exc.status_code, message, headers=exc.headers)
+
+    @app.exception_handler(Error)
+    async def _ours(_: Request, exc: Error) -> Response:
+        log.error("request failed: %s", exc)
+        return error_response(500, f"the node failed: {exc}", "internal")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> Response:
+        log.exception("unexpected error", exc_info=exc)
+        return error_response(500, "internal error (see the node's log)", "internal")

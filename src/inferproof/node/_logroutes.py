@@ -1,0 +1,166 @@
+"""Routes: the transparency log (tlog-tiles, proofs), node identity, health, metrics."""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from .. import __version__
+from .._local import MODES
+from ..log import Log, bundle_path, tile_path
+from ..log._tiles import MAX_TILE_LEVEL, TILE_WIDTH, encode_bundle, tile_levels, tile_widths
+from ._errors import NodeHTTPError, errors
+from ._routes import Svc
+from ._schemas import ConsistencyProof, Health, Identity, InclusionProof
+
+router = APIRouter()
+_TEXT = "text/plain; charset=utf-8"
+_BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+# tlog-tiles: full tiles and bundles never change, so caches may keep them for good;
+# partial ones and the checkpoint change with every append.
+_FOREVER = {"Cache-Control": "public, max-age=31536000, immutable"}
+_NO_CACHE = {"Cache-Control": "no-cache"}
+# tlog-tiles "<N>" path: x-prefixed groups of three digits, then the last three, then
+# an optional ".p/<W>" for a partial tile.
+_INDEX = re.compile(r"^((?:x\d{3}/)*)(\d{3})(?:\.p/(\d{1,3}))?$")
+
+
+def _log(svc: Svc) -> Log:
+    if not svc.node._log_enabled:
+        raise NodeHTTPError(404, "this node keeps no transparency log")
+    return svc.node.log
+
+
+def _b64(hashes: list[bytes]) -> list[str]:
+    return [base64.b64encode(h).decode() for h in hashes]
+
+
+def _parse_index(text: str) -> tuple[int, int | None]:
+    m = _INDEX.match(text)
+    if m is None:
+        raise NodeHTTPError(404, "not a tlog-tiles path")
+    digits = m.group(1).replace("x", "").replace("/", "") + m.group(2)
+    width = int(m.group(3)) if m.group(3) else None
+    if width is not None and not 1 <= width < TILE_WIDTH:
+        raise NodeHTTPError(404, "partial tile width must be 1..255")
+    return int(digits), width
+
+
+def _tile_width(log: Log, level: int, index: int, width: int | None) -> int:
+    """The width to serve, or 404 when the tree has no such tile (yet)."""
+    full, partial = tile_widths(log.size, level)
+    if index < full:
+        return width or TILE_WIDTH
+    if index == full and width is not None and width <= partial:
+        return width
+    raise NodeHTTPError(404, "no such tile in the current tree")
+
+
+@router.get("/v1/log/checkpoint", response_class=Response,
+            responses={200: {"content": {_TEXT: {}}}, **errors(404, 429)})  # fmt: skip
+def checkpoint(svc: Svc) -> Response:
+    """The latest signed checkpoint (c2sp.org/tlog-checkpoint signed note)."""
+    return Response(_log(svc).checkpoint().encode(), media_type=_TEXT, headers=_NO_CACHE)
+
+
+@router.get("/v1/log/tile/entries/{path:path}", response_class=Response,
+            responses={200: {"content": _BINARY}, **errors(404, 429)})  # fmt: skip
+def entry_bundle(svc: Svc, path: str) -> Response:
+    """An entry bundle (tlog-tiles "Log entries"): each entry as uint16 length || bytes."""
+    log = _log(svc)
+    index, width = _parse_index(path)
+    if bundle_path(index, width or TILE_WIDTH) != f"tile/entries/{path}":
+        raise NodeHTTPError(404, "not a canonical tlog-tiles path")
+    count = _tile_width(log, 0, index, width)
+    entries = log.store.read_entries(index * TILE_WIDTH, index * TILE_WIDTH + count)
+    headers = _FOREVER if width is None else _NO_CACHE
+    return Response(encode_bundle(entries), media_type="application/octet-stream", headers=headers)
+
+
+@router.get("/v1/log/tile/{level}/{path:path}", response_class=Response,
+            responses={200: {"content": _BINARY}, **errors(404, 429)})  # fmt: skip
+def tile(svc: Svc, level: str, path: str) -> Response:
+    """A Merkle tree tile (tlog-tiles "Merkle Tree"): up to 256 hashes of one level."""
+    log = _log(svc)
+    if not level.isdigit() or int(level) > MAX_TILE_LEVEL or str(int(level)) != level:
+        raise NodeHTTPError(404, "tile level must be a decimal 0..63")
+    lv = int(level)
+    index, width = _parse_index(path)
+    if tile_path(lv, index, width or TILE_WIDTH) != f"tile/{level}/{path}":
+        raise NodeHTTPError(404, "not a canonical tlog-tiles path")
+    if lv >= tile_levels(log.size):
+        raise NodeHTTPError(404, "no such tile in the current tree")
+    count = _tile_width(log, lv, index, width)
+    row = log.store.read_tile(lv, index)
+    if row is None or row[0] < count:
+        raise NodeHTTPError(404, "no such tile in the current tree")
+    headers = _FOREVER if width is None else _NO_CACHE
+    return Response(row[1][: count * 32], media_type="application/octet-stream", headers=headers)
+
+
+@router.get(
+    "/v1/log/inclusion", response_model=InclusionProof, responses=errors(400, 404, 422, 429)
+)
+def inclusion(
+    svc: Svc,
+    index: Annotated[int, Query(ge=0)],
+    size: Annotated[int | None, Query(ge=1, description="Tree size (default: latest)")] = None,
+) -> dict[str, Any]:
+    """RFC 9162 inclusion proof of entry ``index`` in the tree of ``size``."""
+    log = _log(svc)
+    size = log.size if size is None else size
+    return {"index": index, "tree_size": size, "hashes": _b64(log.inclusion_proof(index, size))}
+
+
+@router.get("/v1/log/consistency", response_model=ConsistencyProof,
+            responses=errors(400, 404, 422, 429))  # fmt: skip
+def consistency(
+    svc: Svc,
+    old: Annotated[int, Query(ge=0)],
+    new: Annotated[int | None, Query(ge=0, description="Tree size (default: latest)")] = None,
+) -> dict[str, Any]:
+    """RFC 9162 consistency proof between two tree sizes."""
+    log = _log(svc)
+    new = log.size if new is None else new
+    return {"old_size": old, "new_size": new, "hashes": _b64(log.consistency_proof(old, new))}
+
+
+@router.get("/v1/identity", response_model=Identity, responses=errors(429))
+def identity(svc: Svc) -> dict[str, Any]:
+    """Who signs this node's receipts and log: keys, measurement, attestation if any."""
+    node = svc.node
+    log = None
+    if node._log_enabled:
+        log = {"origin": node.log.origin, "verifier_key": str(node.log.verifier_key),
+               "size": node.log.size}  # fmt: skip
+    ident = node.identity
+    return {
+        "node_id": node.node_id,
+        "node_key": base64.b64encode(node.public_key).decode(),
+        "log": log,
+        "environment": node._environment(),
+        "attestation": ident.doc if ident is not None else None,
+        "version": __version__,
+        "modes": list(MODES),
+        "job_modes": sorted(svc.config.job_modes),
+    }
+
+
+@router.get("/healthz", response_model=Health, responses=errors(503))
+def healthz(svc: Svc) -> dict[str, Any]:
+    """200 once the node is ready to serve (503 while starting or stopping)."""
+    if not svc.ready:
+        raise NodeHTTPError(503, "the node is not ready")
+    size = svc.node.log.size if svc.node._log_enabled else None
+    return {"status": "ok", "log_size": size}
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {_TEXT: {}}}})
+def metrics(svc: Svc) -> Response:
+    """Prometheus metrics: requests, latencies, log size, proving queue."""
+    return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)

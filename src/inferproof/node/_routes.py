@@ -1,0 +1,260 @@
+"""Routes: models, inference, jobs and issued bundles."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import UploadFile
+from starlette.responses import JSONResponse, Response
+
+from .._canonical import is_digest
+from ..errors import InputError
+from ._config import MAX_MODEL_BYTES
+from ._errors import NodeHTTPError, errors
+from ._jobs import JobState
+from ._schemas import (
+    DIGEST,
+    MODEL_REF,
+    BatchRequest,
+    BatchResponse,
+    InferRequest,
+    InferResponse,
+    Job,
+    ModelList,
+    ModelRecordJSON,
+)
+from ._service import Call, Issued, Service
+from ._strict import StrictRoute
+
+router = APIRouter(prefix="/v1", route_class=StrictRoute)
+bearer = HTTPBearer(
+    auto_error=False, description="A token from `inferproof token create` (writes only)."
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
+_JSON = "application/json"
+_BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+_IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
+
+
+def service(request: Request) -> Service:
+    svc: Service = request.app.state.service
+    return svc
+
+
+Svc = Annotated[Service, Depends(service)]
+
+
+def caller(svc: Svc, creds: Credentials) -> str | None:
+    """The hash of the caller's token when it is valid (None for anonymous readers)."""
+    return svc.tokens.check(creds.credentials if creds else None)
+
+
+def writer(owner: Annotated[str | None, Depends(caller)]) -> str:
+    if owner is None:
+        raise NodeHTTPError(
+            401, "this endpoint needs a bearer token (inferproof token create)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )  # fmt: skip
+    return owner
+
+
+Writer = Annotated[str, Depends(writer)]
+
+
+# -- models ------------------------------------------------------------------------------
+_PUSH_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            **_BINARY,
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["model"],
+                    "properties": {
+                        "model": {"type": "string", "format": "binary"},
+                        "signature": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "OpenSSF model-signing bundle (JSON) over the model.",
+                        },
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+async def _push_body(request: Request, max_bytes: int) -> tuple[bytes, bytes | None]:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise NodeHTTPError(413, f"the body is over this node's {max_bytes}-byte model cap")
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        form = await request.form(max_files=2, max_fields=0)
+        parts = {}
+        for key in ("model", "signature"):
+            value = form.get(key)
+            if isinstance(value, UploadFile):
+                parts[key] = await value.read()
+            elif value is not None:
+                raise NodeHTTPError(400, f"multipart part {key!r} must be a file")
+        if "model" not in parts:
+            raise NodeHTTPError(400, "multipart body needs a 'model' file part")
+        return parts["model"], parts.get("signature")
+    if kind != "application/octet-stream":
+        raise NodeHTTPError(
+            415, "send the model as application/octet-stream or multipart/form-data"
+        )
+    body = await request.body()
+    if not body:
+        raise NodeHTTPError(400, "the request body (the model file) is empty")
+    return body, None
+
+
+@router.post(
+    "/models",
+    status_code=201,
+    response_model=ModelRecordJSON,
+    responses=errors(400, 401, 409, 413, 415, 422, 429),
+    openapi_extra=_PUSH_BODY,
+    max_body_size=MAX_MODEL_BYTES,
+    summary="Push a model (ONNX), optionally with its publisher's signature",
+)
+async def push_model(
+    request: Request,
+    svc: Svc,
+    _: Writer,
+    name: Annotated[str, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")],
+    version: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")] = None,
+) -> Response:
+    data, signature = await _push_body(request, svc.config.max_model_bytes)
+    if len(data) > svc.config.max_model_bytes:
+        raise NodeHTTPError(
+            413, f"the model is over this node's {svc.config.max_model_bytes}-byte cap"
+        )
+    record = await svc.in_pool(svc.push, data, name, version, signature)
+    return JSONResponse(record.to_json(), 201)
+
+
+@router.get("/models", response_model=ModelList, responses=errors(429))
+def list_models(svc: Svc) -> dict[str, Any]:
+    return {"models": [r.to_json() for r in svc.node.hub.list()]}
+
+
+@router.get("/models/{ref}", response_model=ModelRecordJSON, responses=errors(404, 422, 429))
+def show_model(svc: Svc, ref: Annotated[str, Path(pattern=MODEL_REF)]) -> dict[str, Any]:
+    try:
+        return svc.node.hub.resolve(ref).to_json()
+    except InputError as exc:
+        raise NodeHTTPError(404, str(exc), "model_not_found") from exc
+
+
+@router.get(
+    "/blobs/{digest}",
+    response_class=Response,
+    responses={200: {"content": _BINARY}, **errors(404, 422, 429)},
+    summary="Download a model, signature or proving artifact by digest (checked on read)",
+)
+def get_blob(svc: Svc, digest: Annotated[str, Path(pattern=DIGEST)]) -> Response:
+    if not svc.node.hub.blobs.has(digest):
+        raise NodeHTTPError(404, f"no blob {digest} on this node")
+    data = svc.node.hub.blobs.get(digest)
+    headers = {**_IMMUTABLE, "ETag": f'"{digest}"'}
+    return Response(data, media_type="application/octet-stream", headers=headers)
+
+
+# -- inference ---------------------------------------------------------------------------
+def _job_json(svc: Service, job: JobState, owner: str | None) -> dict[str, Any]:
+    snap = svc.jobs.snapshot(job)
+    out: dict[str, Any] = {
+        "id": snap.id, "mode": snap.mode, "status": snap.status, "created": snap.created,
+        "started": snap.started, "finished": snap.finished, "progress": snap.progress,
+    }  # fmt: skip
+    if isinstance(snap.result, Issued):
+        out["result"] = json.loads(snap.result.json(owner == snap.owner))
+    if snap.error is not None:
+        out["error"] = {"code": snap.error[0], "message": snap.error[1]}
+    return out
+
+
+@router.post(
+    "/infer",
+    response_model=InferResponse,
+    responses={
+        202: {"model": Job, "description": "a job"},
+        **errors(400, 401, 404, 413, 422, 429, 504),
+    },
+    summary="Run a verifiable inference; long modes (zk) answer 202 with a job",
+)
+async def infer(body: InferRequest, svc: Svc, owner: Writer) -> Response:
+    call: Call = await svc.in_pool(svc.prepare, body.model, body.mode, body)
+    if body.mode in svc.config.job_modes:
+        job = svc.jobs.submit(body.mode, owner, lambda progress: svc.run(call, progress))
+        headers = {"Location": f"/v1/jobs/{job.id}"}
+        return JSONResponse(_job_json(svc, job, owner), 202, headers=headers)
+    issued: Issued = await svc.in_pool(svc.run, call)
+    return Response(issued.json(True), media_type=_JSON)
+
+
+@router.post(
+    "/infer/batch",
+    response_model=BatchResponse,
+    responses=errors(400, 401, 404, 413, 422, 429, 504),
+    summary="Run several inferences of one model; each item gets its own receipt",
+)
+async def infer_batch(body: BatchRequest, svc: Svc, _: Writer) -> Response:
+    if len(body.items) > svc.config.max_batch_items:
+        raise NodeHTTPError(
+            413, f"{len(body.items)} items, over this node's cap of {svc.config.max_batch_items}"
+        )
+    if body.mode in svc.config.job_modes:
+        raise NodeHTTPError(400, f"mode {body.mode!r} runs as a job: use POST /v1/infer")
+    svc.check_model(body.model)
+    calls = [
+        Call(body.model, svc.parse_inputs(item.inputs), body.mode, item.nonce, item.private_input)
+        for item in body.items
+    ]
+    data = await svc.run_batch(calls)
+    return Response(data, media_type=_JSON)
+
+
+@router.get("/jobs/{job_id}", response_model=Job, responses=errors(404, 422, 429))
+async def get_job(
+    svc: Svc,
+    job_id: Annotated[str, Path(pattern=r"^[0-9a-f]{24}$")],
+    owner: Annotated[str | None, Depends(caller)],
+    wait: Annotated[float, Query(ge=0, le=600, description="Seconds to wait for the end")] = 0,
+) -> dict[str, Any]:
+    job = svc.jobs.get(job_id)
+    if job is None:
+        raise NodeHTTPError(404, f"no job {job_id} (finished jobs are kept for a while only)")
+    await svc.jobs.wait(job, min(wait, svc.config.max_wait))
+    return _job_json(svc, job, owner)
+
+
+# -- issued bundles ----------------------------------------------------------------------
+@router.get(
+    "/bundles/{bundle_id}", responses={200: {"content": {_JSON: {}}}, **errors(404, 422, 429)}
+)
+def bundle_by_id(svc: Svc, bundle_id: Annotated[str, Path(pattern=r"^[0-9a-f]{24}$")]) -> Response:
+    data = svc.bundles.by_id(bundle_id)
+    if data is None:
+        raise NodeHTTPError(404, f"no bundle {bundle_id} on this node")
+    return Response(data, media_type=_JSON, headers=_IMMUTABLE)
+
+
+@router.get(
+    "/receipts/{digest}/bundle",
+    responses={200: {"content": {_JSON: {}}}, **errors(404, 422, 429)},
+    summary="The bundle of a receipt, by the digest of its envelope (its log entry)",
+)
+def bundle_by_digest(svc: Svc, digest: Annotated[str, Path(pattern=DIGEST)]) -> Response:
+    data = svc.bundles.by_digest(digest) if is_digest(digest) else None
+    if data is None:
+        raise NodeHTTPError(404, f"no bundle for receipt {digest} on this node")
+    return Response(data, media_type=_JSON, headers=_IMMUTABLE)

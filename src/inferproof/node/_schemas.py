@@ -1,0 +1,153 @@
+"""Request and response shapes, for validation and for the OpenAPI document.
+
+Bundles and tensors are described loosely here (objects): their exact formats are
+checked by the library (``Bundle.from_json``, ``parse_json_tensors``), which is the
+one authority on them; see docs/verification.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# A model reference: sha256:<hex> or name[:version] with the hub's name rule.
+MODEL_REF = (
+    r"^(sha256:[0-9a-f]{64}|[A-Za-z0-9][A-Za-z0-9._-]{0,127}(:[A-Za-z0-9][A-Za-z0-9._-]{0,127})?)$"
+)
+DIGEST = r"^sha256:[0-9a-f]{64}$"
+# Nonces are echoed into the signed receipt; 256 characters is ample for a UUID,
+# a hash or a timestamp and bounds what a caller can make the node sign.
+MAX_NONCE = 256
+
+Mode = Literal["vanilla", "zk", "tee"]
+JobStatus = Literal["queued", "running", "succeeded", "failed"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(_Strict):
+    code: str
+    message: str
+
+
+class ErrorResponse(_Strict):
+    """Every 4xx and 5xx answer: ``{"error": {"code", "message"}}``."""
+
+    error: ErrorBody
+
+
+class InferItem(_Strict):
+    inputs: dict[str, Any] = Field(
+        min_length=1,
+        description='Named tensors: {"x": [[1, 2]]} or {"x": {"dtype", "shape", "data"|"b64"}}.',
+    )
+    nonce: str | None = Field(default=None, max_length=MAX_NONCE)
+    private_input: bool = Field(
+        default=False, description="Commit to a salted input digest; the opening is returned."
+    )
+
+
+class InferRequest(InferItem):
+    model: str = Field(pattern=MODEL_REF, description="sha256:DIGEST or NAME[:VERSION].")
+    mode: Mode = "vanilla"
+
+
+class BatchRequest(_Strict):
+    model: str = Field(pattern=MODEL_REF)
+    mode: Mode = "vanilla"
+    items: list[InferItem] = Field(min_length=1)
+
+
+class Opening(_Strict):
+    scheme: str
+    salt: str = Field(description="Hex of the 32-byte salt; keep it private.")
+
+
+class InferResponse(_Strict):
+    outputs: dict[str, Any]
+    bundle: dict[str, Any]
+    bundle_id: str
+    receipt_digest: str = Field(description="sha256 of the RFC 8785 envelope (the log entry).")
+    log_index: int | None
+    opening: Opening | None = None
+
+
+class BatchItemResult(_Strict):
+    result: InferResponse | None = None
+    error: ErrorBody | None = None
+
+
+class BatchResponse(_Strict):
+    results: list[BatchItemResult]
+
+
+class Job(_Strict):
+    id: str
+    mode: str
+    status: JobStatus
+    created: float
+    started: float | None
+    finished: float | None
+    progress: list[str]
+    result: InferResponse | None = None
+    error: ErrorBody | None = None
+
+
+class TensorSpecJSON(_Strict):
+    name: str
+    dtype: str
+    shape: list[int | None]
+
+
+class ModelRecordJSON(_Strict):
+    digest: str
+    name: str
+    version: str
+    size: int
+    format: str
+    created_at: float
+    inputs: list[TensorSpecJSON]
+    outputs: list[TensorSpecJSON]
+    signature_digest: str | None
+    publisher: str | None
+
+
+class ModelList(_Strict):
+    models: list[ModelRecordJSON]
+
+
+class LogInfo(_Strict):
+    origin: str
+    verifier_key: str = Field(description="C2SP note verifier key: name+hex(id)+base64(key).")
+    size: int
+
+
+class Identity(_Strict):
+    node_id: str
+    node_key: str = Field(description="Base64 of the 32-byte Ed25519 public key.")
+    log: LogInfo | None
+    environment: dict[str, Any]
+    attestation: dict[str, Any] | None
+    version: str
+    modes: list[str]
+    job_modes: list[str]
+
+
+class InclusionProof(_Strict):
+    index: int
+    tree_size: int
+    hashes: list[str] = Field(description="RFC 9162 audit path, base64.")
+
+
+class ConsistencyProof(_Strict):
+    old_size: int
+    new_size: int
+    hashes: list[str] = Field(description="RFC 9162 consistency proof, base64.")
+
+
+class Health(_Strict):
+    status: Literal["ok"]
+    log_size: int | None

@@ -1,0 +1,74 @@
+"""Running the node under uvicorn, with graceful shutdown."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from .._local import LocalNode
+from ._app import create_app
+from ._config import NodeConfig
+
+# How long a stopping server lets in-flight requests finish before closing them;
+# the log is flushed after that either way (LocalNode.close in the app's lifespan).
+GRACEFUL_SECONDS = 30
+# Idle keep-alive connections are closed after this many seconds.
+KEEP_ALIVE_SECONDS = 15
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening-ready TCP socket on ``host:port`` (``port`` 0 picks a free one)."""
+    info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(info[0], socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(info[4])
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    home: Path | None = None,
+    config: NodeConfig | None = None,
+    announce: bool = True,
+    log_level: str = "warning",
+) -> None:
+    """Serve a node on ``host:port`` until SIGINT or SIGTERM, then flush the log.
+
+    Prints ``listening on URL`` on stdout once the port is bound (``port=0`` picks
+    one), so a parent process learns where to connect.
+
+    Example::
+
+        serve("127.0.0.1", 8080)          # blocks; Ctrl-C stops it cleanly
+    """
+    node = LocalNode(home)
+    app = create_app(node, config)
+    sock = bind(host, port)
+    uv = uvicorn.Config(
+        app,
+        log_level=log_level,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SECONDS,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )
+    if announce:
+        print(f"listening on {url_of(sock)}", flush=True)
+    logging.getLogger("inferproof.node").setLevel(log_level.upper())
+    try:
+        uvicorn.Server(uv).run(sockets=[sock])
+    finally:
+        sock.close()
+    sys.stdout.flush()

@@ -1,0 +1,182 @@
+"""The node's one LocalNode, its issued bundles, jobs and tokens: what the routes call.
+
+Everything here is a thin adapter: requests become library calls, library results
+become JSON bytes. The library decides what a model, an input or a receipt is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from .._canonical import canonical_json, sha256_digest
+from .._local import SALT_SCHEME, InferenceResult, LocalNode
+from ..errors import InputError
+from ..hub import ModelRecord, parse_model_signature
+from ..log import TlogProof
+from ..runtime import NamedInputs, parse_json_tensors
+from ._auth import TokenStore
+from ._bundles import IssuedBundles
+from ._config import NodeConfig
+from ._errors import NodeHTTPError, error_body
+from ._jobs import Jobs
+from ._metrics import NodeMetrics
+from ._schemas import InferItem
+
+# The callable that runs one inference: LocalNode.infer's signature.
+InferFn = Callable[..., InferenceResult]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One checked inference request, ready for the library."""
+
+    model: str
+    inputs: NamedInputs
+    mode: str
+    nonce: str | None
+    private_input: bool
+
+
+@dataclass(frozen=True)
+class Issued:
+    """An inference's answer as stored and sent: the response without the opening."""
+
+    body: bytes
+    opening: dict[str, str] | None
+
+    def json(self, with_opening: bool) -> bytes:
+        """The InferResponse bytes; the opening only for its caller."""
+        opening = json.dumps(self.opening if with_opening else None).encode()
+        return self.body[:-1] + b',"opening":' + opening + b"}"
+
+
+class Service:
+    """One LocalNode behind the HTTP routes (see :func:`inferproof.node.create_app`)."""
+
+    def __init__(self, node: LocalNode, config: NodeConfig, infer: InferFn | None = None):
+        self.node, self.config = node, config
+        self._infer = infer or node.infer
+        root = node.home.root
+        self.bundles = IssuedBundles(root / "node" / "bundles.sqlite")
+        self.tokens = TokenStore(root)
+        self.jobs = Jobs(config.max_jobs, config.max_queued_jobs, config.job_timeout,
+                         config.job_retention)  # fmt: skip
+        self.pool = ThreadPoolExecutor(config.infer_threads, thread_name_prefix="infer")
+        self.ready = False
+        self.metrics = NodeMetrics(self._log_size, self.jobs.counts)
+
+    def _log_size(self) -> float:
+        return float(self.node.log.size) if self.node._log_enabled else 0.0
+
+    # -- requests -> calls --------------------------------------------------------------
+    def parse_inputs(self, inputs: dict[str, Any]) -> NamedInputs:
+        named = parse_json_tensors(json.dumps(inputs).encode())
+        cap = self.config.max_tensor_elements
+        for name, arr in named.tensors.items():
+            if arr.size > cap:
+                raise NodeHTTPError(
+                    413, f"tensor {name!r} has {arr.size} elements, over this node's cap of {cap}"
+                )
+        return named
+
+    def check_model(self, ref: str) -> None:
+        try:
+            self.node.hub.resolve(ref)
+        except InputError as exc:
+            raise NodeHTTPError(404, str(exc), "model_not_found") from exc
+
+    def prepare(self, model: str, mode: str, item: InferItem) -> Call:
+        self.check_model(model)
+        return Call(model, self.parse_inputs(item.inputs), mode, item.nonce, item.private_input)
+
+    # -- running ------------------------------------------------------------------------
+    def run(self, call: Call, progress: Callable[[str], None] | None = None) -> Issued:
+        """Run one inference through the library and store the bundle it issued."""
+        result = self._infer(
+            call.model,
+            call.inputs,
+            nonce=call.nonce,
+            private_input=call.private_input,
+            mode=call.mode,
+            progress=progress,
+        )
+        bundle = result.bundle
+        bundle_bytes = json.dumps(bundle.to_json(), separators=(",", ":")).encode()
+        digest = sha256_digest(canonical_json(bundle.envelope))
+        index = TlogProof.parse(bundle.tlog_entry).index if bundle.tlog_entry else None
+        bundle_id = self.bundles.add(digest, index, bundle_bytes)
+        rest = {
+            "bundle_id": bundle_id,
+            "log_index": index,
+            "outputs": bundle.outputs,
+            "receipt_digest": digest,
+        }
+        body = b'{"bundle":' + bundle_bytes + b"," + json.dumps(rest).encode()[1:]
+        opening = {"scheme": SALT_SCHEME, "salt": result.salt.hex()} if result.salt else None
+        self.metrics.inferences.labels(call.mode).inc()
+        return Issued(body, opening)
+
+    def push(
+        self, data: bytes, name: str, version: str | None, signature: bytes | None
+    ) -> ModelRecord:
+        """Store a model; with a signature, record it too (the hub checks it names the model)."""
+        if signature is not None:
+            # Checked before anything is stored, so a bad signature leaves no trace.
+            over = parse_model_signature(signature).model_digest
+            if over != sha256_digest(data):
+                raise InputError(f"the signature is over {over}, not this model")
+        record = self.node.push(data, name=name, version=version)
+        if signature is None:
+            return record
+        self.node.hub.add(
+            data, name=name, version=version, inputs=record.inputs, outputs=record.outputs,
+            signature=signature,
+        )  # fmt: skip
+        # LocalNode.push takes a signing key, not a ready signature: pushing again
+        # refreshes its cached record so the signature reaches the next receipts.
+        return self.node.push(data, name=name, version=version)
+
+    async def in_pool(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` on the inference threads, bounded by the request timeout."""
+        future = self.pool.submit(fn, *args)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), self.config.request_timeout)
+        except TimeoutError:
+            raise NodeHTTPError(
+                504, f"the inference did not finish within {self.config.request_timeout:.0f} s"
+            ) from None
+
+    async def run_batch(self, calls: list[Call]) -> bytes:
+        """Run every item concurrently (their log appends share commits); one result each."""
+        futures = [asyncio.wrap_future(self.pool.submit(self.run, call)) for call in calls]
+        try:
+            done = await asyncio.wait_for(
+                asyncio.gather(*futures, return_exceptions=True), self.config.request_timeout
+            )
+        except TimeoutError:
+            raise NodeHTTPError(
+                504, f"the batch did not finish within {self.config.request_timeout:.0f} s"
+            ) from None
+        parts = []
+        for outcome in done:
+            if isinstance(outcome, Issued):
+                parts.append(b'{"result":' + outcome.json(True) + b"}")
+            elif isinstance(outcome, InputError):
+                parts.append(json.dumps(error_body("invalid_request", str(outcome))).encode())
+            else:
+                message = f"the node failed: {outcome}"
+                parts.append(json.dumps(error_body("internal", message)).encode())
+        return b'{"results":[' + b",".join(parts) + b"]}"
+
+    def close(self) -> None:
+        """Finish running work, then flush the log (LocalNode.close) and close the stores."""
+        self.ready = False
+        self.jobs.shutdown()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.node.close()
+        self.bundles.close()
