@@ -1,0 +1,537 @@
+"""The half of :mod:`inferproof.client` that Client and AsyncClient share.
+
+Every operation is written once, as a *flow*: a generator that yields the HTTP
+requests it needs, is sent each response, and returns its result. ``Client`` drives
+flows with httpx's sync client, ``AsyncClient`` with its async one, so the two
+cannot drift apart. Nothing here does I/O except reading and writing
+``INFERPROOF_HOME`` files (pins, checkpoint memory).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import numpy as np
+
+from ._canonical import check_digest, is_digest, parse_json, sha256_digest
+from ._checks import Check, CheckStatus, failed, not_checked, passed
+from ._home import default_home, write_private
+from .errors import Error, InputError, VerificationError
+from .hub import ModelRecord
+from .log import (
+    Checkpoint,
+    CheckpointMemory,
+    Note,
+    SignedCheckpoint,
+    TlogProof,
+    VerifierKey,
+    open_checkpoint,
+    verify_consistency,
+)
+from .receipts import Bundle
+from .runtime import conform, decode_tensors, encode_tensors, parse_json_tensors
+from .runtime._spec import TensorSpec
+from .verify import Material, Policy, TrustRoot, VerificationReport, Verifier
+
+DEFAULT_POLICY = Policy(require_log=True, require_nonce=True, require_input=True)
+# Answers bigger than this are refused: a bundle is capped at 64 MiB (receipts), and a
+# batch holds at most a few hundred.
+MAX_RESPONSE_BYTES = 256 * 1024 * 1024
+# How often the in-memory checkpoint memory is written to disk (seconds).
+PERSIST_EVERY = 5.0
+_RETRY_STATUSES = (429, 503)
+# Seconds a job poll waits on the node for the job to finish.
+JOB_POLL_SECONDS = 10
+_MODEL_REF = re.compile(
+    r"^(sha256:[0-9a-f]{64}|[A-Za-z0-9][A-Za-z0-9._-]{0,127}(:[A-Za-z0-9][A-Za-z0-9._-]{0,127})?)$"
+)
+T = TypeVar("T")
+Inputs = Mapping[str, Any]
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Inference:
+    """A node's answer: outputs, the bundle, where it is stored and logged, the report.
+
+    ``report`` is None only for a client made with ``verify=False``; ``salt`` is the
+    opening of a private input (keep it to prove the input later).
+    """
+
+    outputs: dict[str, np.ndarray]
+    bundle: Bundle
+    bundle_id: str
+    receipt_digest: str
+    log_index: int | None
+    salt: bytes | None
+    report: VerificationReport | None
+
+
+@dataclass(frozen=True)
+class _Sent:
+    model: str
+    tensors: dict[str, np.ndarray]
+    nonce: str
+
+
+def _record(obj: Any) -> ModelRecord:
+    try:
+        return ModelRecord(
+            digest=obj["digest"], name=obj["name"], version=obj["version"], size=obj["size"],
+            format=obj["format"], created_at=obj["created_at"],
+            inputs=tuple(TensorSpec.from_json(t) for t in obj["inputs"]),
+            outputs=tuple(TensorSpec.from_json(t) for t in obj["outputs"]),
+            signature_digest=obj["signature_digest"], publisher=obj["publisher"],
+        )  # fmt: skip
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"the node sent a malformed model record: {exc}") from exc
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        err = json.loads(response.content)["error"]
+        text = f"{err['code']}: {err['message']}"
+    except (ValueError, KeyError, TypeError):
+        text = response.text[:300]
+    what = f"node answered {response.status_code} {text}"
+    raise InputError(what) if response.status_code < 500 else Error(what)
+
+
+def _retry_after(response: httpx.Response, attempt: int) -> float:
+    try:
+        hint = float(response.headers.get("retry-after", "1"))
+    except ValueError:
+        hint = 1.0
+    return min(max(hint, 0.05) * (attempt + 1), 5.0)
+
+
+class _LogMemory:
+    """The checkpoints this client saw per log, all proven to be prefixes of the latest.
+
+    A new checkpoint is proven consistent with the latest one (RFC 9162 consistency
+    proof from the node) before it is accepted; the latest is also kept on disk in the
+    shared checkpoint memory (``INFERPROOF_HOME/checkpoints``, as ``inferproof verify``
+    does), written at most every ``PERSIST_EVERY`` seconds and when the client closes.
+    """
+
+    def __init__(self, directory: Path | None) -> None:
+        self.dir = directory
+        self._latest: dict[str, SignedCheckpoint] = {}
+        self._known: dict[tuple[str, int], bytes] = {}
+        self._saved = time.monotonic()
+        self._lock = threading.Lock()
+
+    def needed(self, cp: SignedCheckpoint, key: VerifierKey) -> tuple[int, int] | None:
+        """The (old, new) sizes of the proof that links ``cp`` to the latest, if one is needed."""
+        with self._lock:
+            if cp.origin not in self._latest and self.dir is not None:
+                stored = CheckpointMemory(self.dir, key).latest(cp.origin)
+                if stored is not None:
+                    self._adopt(stored)
+            latest = self._latest.get(cp.origin)
+            if latest is None or (cp.origin, cp.size) in self._known or 0 in (cp.size, latest.size):
+                return None
+            return (min(cp.size, latest.size), max(cp.size, latest.size))
+
+    def _adopt(self, cp: SignedCheckpoint) -> None:
+        self._latest[cp.origin] = cp
+        self._known[(cp.origin, cp.size)] = cp.root_hash
+
+    def observe(
+        self, cp: SignedCheckpoint, proof: Sequence[bytes] | None, sizes: tuple[int, int] | None
+    ) -> Check | None:
+        """Accept ``cp`` or fail; None when the latest moved since :meth:`needed` (ask again)."""
+        name, key = "log.consistency", (cp.origin, cp.size)
+        with self._lock:
+            latest = self._latest.get(cp.origin)
+            if key in self._known:
+                if self._known[key] != cp.root_hash:
+                    return failed(name, f"split view: two roots for {cp.origin} at size {cp.size}")
+                return passed(name, f"checkpoint of size {cp.size} already proven consistent")
+            if latest is None or latest.size == 0 or cp.size == 0:
+                if latest is None or cp.size > latest.size:
+                    self._adopt(cp)
+                return passed(name, f"first checkpoint seen for {cp.origin} (size {cp.size})")
+            if sizes != (min(cp.size, latest.size), max(cp.size, latest.size)):
+                return None
+            older, newer = (cp, latest) if cp.size < latest.size else (latest, cp)
+            try:
+                verify_consistency(
+                    older.size, newer.size, older.root_hash, newer.root_hash, proof or []
+                )
+            except VerificationError as exc:
+                what = "rollback or fork" if cp is older else "fork (split view)"
+                return failed(name, f"{what}: {exc.detail}")
+            if len(self._known) > 4096:  # bounded: an old size is proven again if seen again
+                self._known = {k: v for k, v in self._known.items() if k[1] == latest.size}
+            self._known[key] = cp.root_hash
+            if cp is newer:
+                self._latest[cp.origin] = cp
+            return passed(name, f"consistent with size {latest.size} seen before (RFC 9162)")
+
+    def due(self) -> list[SignedCheckpoint]:
+        """The latest checkpoints, when it is time to write them to disk."""
+        with self._lock:
+            if self.dir is None or time.monotonic() - self._saved < PERSIST_EVERY:
+                return []
+            self._saved = time.monotonic()
+            return list(self._latest.values())
+
+    def flush(self) -> list[SignedCheckpoint]:
+        with self._lock:
+            self._saved = 0.0
+        return self.due()
+
+
+@dataclass(frozen=True)
+class _Req:
+    method: str
+    path: str
+    auth: bool = False
+    kwargs: dict[str, Any] | None = None
+
+
+# A flow yields requests, is sent each response, and returns its result: one
+# implementation of every operation, driven by Client (sync) and AsyncClient (async).
+Flow = Generator[_Req, httpx.Response, T]
+
+
+def _body(response: httpx.Response) -> Any:
+    return parse_json(response.content, "node answer", MAX_RESPONSE_BYTES)
+
+
+class _Base:
+    """Trust, requests and verification shared by Client and AsyncClient."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        policy: Policy | None,
+        trust: TrustRoot | None,
+        verify: bool,
+        home: Path | None,
+    ) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise InputError(f"node URL {url!r} must start with http:// or https://")
+        self.url = url.rstrip("/")
+        self.policy = policy or DEFAULT_POLICY
+        self.verify_answers = verify
+        self._home = home or default_home()
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._memory = _LogMemory(self._home / "checkpoints")
+        self._records: dict[str, ModelRecord] = {}
+        self._models: dict[str, bytes] = {}
+        self._verifier = Verifier(trust, self.policy) if trust is not None else None
+
+    # -- trust on first use ------------------------------------------------------------------
+    def _pin_path(self) -> Path:
+        name = hashlib.sha256(self.url.encode()).hexdigest()[:32] + ".json"
+        return self._home / "known_nodes" / name
+
+    def _trust_flow(self) -> Flow[Verifier]:
+        if self._verifier is not None:
+            return self._verifier
+        path = self._pin_path()
+        if path.is_file():
+            pin = parse_json(path.read_bytes(), f"pinned identity {path}", 64 * 1024)
+        else:
+            pin = _pin(self.url, _body((yield _Req("GET", "/v1/identity"))))
+            with contextlib.suppress(FileExistsError):  # another client pinned it first
+                write_private(path, json.dumps(pin).encode())
+            pin = parse_json(path.read_bytes(), f"pinned identity {path}", 64 * 1024)
+        if not isinstance(pin, dict) or pin.get("url") != self.url:
+            raise InputError(f"{path} is not a pinned identity of {self.url}")
+        # No on-disk memory inside the Verifier: this client keeps its own (_LogMemory).
+        self._verifier = Verifier(_trust_from_pin(pin, self._home / "trust"), self.policy)
+        return self._verifier
+
+    # -- operations (flows) ------------------------------------------------------------------
+    def _record_flow(self, ref: str) -> Flow[ModelRecord]:
+        record = self._records.get(ref)
+        if record is None:
+            record = _record(_body((yield _Req("GET", f"/v1/models/{_ref(ref)}"))))
+            if is_digest(ref) or (":" in ref and not ref.endswith(":latest")):
+                self._records[ref] = record  # immutable refs only
+        return record
+
+    def _typed_flow(self, model: str, inputs: Inputs) -> Flow[dict[str, np.ndarray]]:
+        if not isinstance(inputs, Mapping) or not inputs:
+            raise InputError("inputs must be a non-empty mapping of names to tensors")
+        arrays = {k: v for k, v in inputs.items() if isinstance(v, np.ndarray)}
+        plain = {k: v for k, v in inputs.items() if not isinstance(v, np.ndarray)}
+        if not plain:
+            return arrays
+        record = yield from self._record_flow(model)
+        named = parse_json_tensors(json.dumps(plain).encode())
+        return conform({**arrays, **named.tensors}, record.inputs, named.untyped)
+
+    def _infer_flow(
+        self, model: str, inputs: Inputs, mode: str, nonce: str | None, private: bool,
+        progress: Progress | None,
+    ) -> Flow[Inference]:  # fmt: skip
+        if self.verify_answers:
+            yield from self._trust_flow()
+        tensors = yield from self._typed_flow(model, inputs)
+        sent = _Sent(model, tensors, nonce or _new_nonce())
+        body = {"model": _ref(model), "mode": mode, **_item(tensors, sent.nonce, private)}
+        response = yield _Req("POST", "/v1/infer", True, {"json": body})
+        obj = _body(response)
+        if response.status_code == 202:
+            obj = yield from self._job_flow(obj, progress)
+        return (yield from self._finish_flow(obj, sent))
+
+    def _batch_flow(
+        self, model: str, batch: Sequence[Inputs], nonces: Sequence[str] | None, private: bool
+    ) -> Flow[list[Inference]]:
+        if self.verify_answers:
+            yield from self._trust_flow()
+        if nonces is not None and len(nonces) != len(batch):
+            raise InputError("give one nonce per batch item")
+        sents = []
+        for i, inputs in enumerate(batch):
+            tensors = yield from self._typed_flow(model, inputs)
+            sents.append(_Sent(model, tensors, nonces[i] if nonces else _new_nonce()))
+        items = [_item(s.tensors, s.nonce, private) for s in sents]
+        body = {"model": _ref(model), "items": items}
+        results = _body((yield _Req("POST", "/v1/infer/batch", True, {"json": body})))
+        results = results.get("results") if isinstance(results, dict) else None
+        if not isinstance(results, list) or len(results) != len(sents):
+            raise InputError("the node's batch answer does not have one result per item")
+        out = []
+        for i, (sent, item) in enumerate(zip(sents, results, strict=True)):
+            if not isinstance(item, dict) or "result" not in item:
+                err = item.get("error", {}) if isinstance(item, dict) else {}
+                raise InputError(f"batch item {i}: {err.get('code')}: {err.get('message')}")
+            out.append((yield from self._finish_flow(item["result"], sent)))
+        return out
+
+    def _job_flow(self, job: Any, progress: Progress | None) -> Flow[Any]:
+        seen = 0
+        while True:
+            if not isinstance(job, dict) or not re.fullmatch(r"[0-9a-f]{24}", str(job.get("id"))):
+                raise InputError("the node sent a malformed job")
+            lines = job.get("progress") or []
+            for line in lines[seen:]:
+                if progress is not None:
+                    progress(str(line))
+            seen = len(lines)
+            if job.get("status") == "succeeded":
+                return job.get("result")
+            if job.get("status") == "failed":
+                err = job.get("error") or {}
+                text = f"job {job['id']} failed: {err.get('code')}: {err.get('message')}"
+                raise InputError(text) if err.get("code") != "internal" else Error(text)
+            params = {"wait": JOB_POLL_SECONDS}
+            job = _body((yield _Req("GET", f"/v1/jobs/{job['id']}", True, {"params": params})))
+
+    def _finish_flow(self, obj: Any, sent: _Sent) -> Flow[Inference]:
+        if not isinstance(obj, dict) or not isinstance(obj.get("bundle"), dict):
+            raise InputError("the node's answer has no bundle")
+        bundle, salt = Bundle.from_json(obj["bundle"]), _salt(obj)
+        report = None
+        if self.verify_answers:
+            model = None
+            if self.policy.require_reexecution:
+                model = yield from self._model_flow(bundle.receipt.model_digest)
+            material = Material(model_bytes=model, inputs=sent.tensors, salt=salt, nonce=sent.nonce)
+            report = yield from self._check_flow(bundle, material, sent.model)
+            if not report.verified:
+                bad = report.first_failure
+                assert bad is not None
+                raise VerificationError(bad.name, bad.detail)
+        outputs = decode_tensors(bundle.outputs, "bundle outputs")
+        index = obj.get("log_index")
+        return Inference(
+            outputs, bundle, str(obj.get("bundle_id", "")), str(obj.get("receipt_digest", "")),
+            index if isinstance(index, int) else None, salt, report,
+        )  # fmt: skip
+
+    def _check_flow(
+        self, bundle: Bundle, material: Material | None, ref: str | None
+    ) -> Flow[VerificationReport]:
+        verifier = yield from self._trust_flow()
+        report = verifier.check(bundle, material)
+        if ref is not None:
+            report = _with(report, _requested(bundle, ref))
+        inclusion = next((c for c in report.checks if c.name == "log.inclusion"), None)
+        if bundle.tlog_entry is None or inclusion is None or not inclusion.passed:
+            return report
+        note = TlogProof.parse(bundle.tlog_entry).checkpoint
+        key = verifier.trust.log_keys[Checkpoint.parse(Note.parse(note).text).origin]
+        check = yield from self._consistency_flow(open_checkpoint(note, key), key)
+        return _with(report, check)
+
+    def _consistency_flow(self, cp: SignedCheckpoint, key: VerifierKey) -> Flow[Check]:
+        for _ in range(8):  # the latest may move under concurrent requests: ask again
+            sizes = self._memory.needed(cp, key)
+            proof = (yield from self._proof_flow(*sizes)) if sizes else None
+            check = self._memory.observe(cp, proof, sizes)
+            if check is not None:
+                yield from self._persist_flow(self._memory.due())
+                return check
+        return not_checked("log.consistency", "the log kept moving while proving consistency")
+
+    def _proof_flow(self, old: int, new: int) -> Flow[list[bytes]]:
+        params = {"old": old, "new": new}
+        return _hashes(_body((yield _Req("GET", "/v1/log/consistency", False, {"params": params}))))
+
+    def _persist_flow(self, checkpoints: list[SignedCheckpoint]) -> Flow[None]:
+        if not checkpoints or self._verifier is None or self._memory.dir is None:
+            return
+        for cp in checkpoints:
+            key = self._verifier.trust.log_keys.get(cp.origin)
+            if key is None:
+                continue
+            disk = CheckpointMemory(self._memory.dir, key)
+            sizes = disk.needs_proof(cp)
+            proof = (yield from self._proof_flow(*sizes)) if sizes else None
+            check = disk.observe(cp, proof)
+            if check.status is CheckStatus.FAILED:
+                raise VerificationError(check.name, check.detail)
+
+    def _model_flow(self, digest: str) -> Flow[bytes]:
+        data = self._models.get(digest)
+        if data is None:
+            data = (yield _Req("GET", f"/v1/blobs/{check_digest(digest)}")).content
+            if sha256_digest(data) != digest:
+                raise VerificationError("model.digest", f"the node sent other bytes for {digest}")
+            self._models[digest] = data
+        return data
+
+    def _push_flow(
+        self, model: Path | bytes, name: str, version: str | None, signature: Path | bytes | None
+    ) -> Flow[ModelRecord]:
+        data = model.read_bytes() if isinstance(model, Path) else model
+        params = {"name": name, **({"version": version} if version else {})}
+        kwargs: dict[str, Any] = {"params": params}
+        if signature is None:
+            kwargs |= {"content": data, "headers": {"content-type": "application/octet-stream"}}
+        else:
+            sig = signature.read_bytes() if isinstance(signature, Path) else signature
+            kwargs["files"] = {"model": ("model", data), "signature": ("model.sig", sig)}
+        return _record(_body((yield _Req("POST", "/v1/models", True, kwargs))))
+
+    def _checkpoint_flow(self) -> Flow[SignedCheckpoint]:
+        verifier = yield from self._trust_flow()
+        note = (yield _Req("GET", "/v1/log/checkpoint")).content
+        origin = Checkpoint.parse(Note.parse(note).text).origin
+        key = verifier.trust.log_keys.get(origin)
+        if key is None:
+            raise VerificationError("log.checkpoint_signature", f"log {origin!r} is not trusted")
+        cp = open_checkpoint(note, key, verifier.trust.witness_keys)
+        check = yield from self._consistency_flow(cp, key)
+        if check.status is CheckStatus.FAILED:
+            raise VerificationError(check.name, check.detail)
+        return cp
+
+    def _close_flow(self) -> Flow[None]:
+        yield from self._persist_flow(self._memory.flush())
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _get_flow(path: str) -> Flow[Any]:
+    return _body((yield _Req("GET", path)))
+
+
+def _prepare(req: _Req, auth: dict[str, str]) -> tuple[dict[str, str], dict[str, Any]]:
+    kwargs = dict(req.kwargs or {})
+    headers = {**(auth if req.auth else {}), **kwargs.pop("headers", {})}
+    return headers, kwargs
+
+
+def _ref(ref: str) -> str:
+    if not isinstance(ref, str) or not _MODEL_REF.match(ref):
+        raise InputError(f"model {ref!r:.80} is not sha256:DIGEST or NAME[:VERSION]")
+    return ref
+
+
+def _id(bundle_id: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{24}", bundle_id):
+        raise InputError(f"{bundle_id!r:.40} is not a bundle id (24 hex digits)")
+    return bundle_id
+
+
+def _item(tensors: dict[str, np.ndarray], nonce: str, private: bool) -> dict[str, Any]:
+    return {"inputs": encode_tensors(tensors), "nonce": nonce, "private_input": private}
+
+
+def _salt(obj: dict[str, Any]) -> bytes | None:
+    opening = obj.get("opening")
+    if not opening:
+        return None
+    try:
+        return bytes.fromhex(opening["salt"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError("the node sent a malformed opening") from exc
+
+
+def _hashes(obj: Any) -> list[bytes]:
+    try:
+        return [base64.b64decode(h, validate=True) for h in obj["hashes"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError("the node sent a malformed consistency proof") from exc
+
+
+def _pin(url: str, ident: Any) -> dict[str, Any]:
+    if not isinstance(ident, dict) or not isinstance(ident.get("node_key"), str):
+        raise InputError("the node sent a malformed identity")
+    log = ident.get("log") or {}
+    return {"url": url, "node_key": ident["node_key"], "log_key": log.get("verifier_key"),
+            "node_id": ident.get("node_id"), "pinned_at": time.time()}  # fmt: skip
+
+
+def _trust_from_pin(pin: dict[str, Any], trust: Path) -> TrustRoot:
+    pems = [p.read_bytes() for p in sorted((trust / "publishers").glob("*.pem"))]
+    try:
+        raw = base64.b64decode(str(pin.get("node_key")), validate=True)
+    except ValueError as exc:
+        raise InputError("the pinned node key is not base64") from exc
+    root = TrustRoot.from_keys([raw], pems)
+    logs = [VerifierKey.parse(pin["log_key"])] if pin.get("log_key") else []
+    witnesses = tuple(
+        VerifierKey.parse(p.read_text().strip())
+        for p in sorted((trust / "witnesses").glob("*.vkey"))
+    )
+    return replace(root, log_keys={k.name: k for k in logs}, witness_keys=witnesses)
+
+
+def _requested(bundle: Bundle, ref: str) -> Check:
+    """The receipt names the model the client asked for (by digest, or name and version)."""
+    name, m = "model.requested", bundle.receipt.model
+    if is_digest(ref):
+        ok = m.get("digest") == ref
+    else:
+        want, _, version = ref.partition(":")
+        ok = m.get("name") == want and (not version or m.get("version") == version)
+    got = f"{m.get('name')}:{m.get('version')} ({m.get('digest')})"
+    if not ok:
+        return failed(name, f"asked for {ref}, the receipt names {got}")
+    return passed(name, f"the receipt names the model asked for: {got}")
+
+
+def _with(report: VerificationReport, *checks: Check) -> VerificationReport:
+    """``report`` with ``checks`` added, replacing checks of the same name."""
+    names = {c.name for c in checks}
+    merged = tuple(c for c in report.checks if c.name not in names) + checks
+    ok = all(c.status is not CheckStatus.FAILED for c in merged)
+    return VerificationReport(ok, merged, report.receipt)
+
+
+def _new_nonce() -> str:
+    # 128 random bits: a fresh nonce per request makes a replayed receipt fail.
+    return secrets.token_hex(16)
