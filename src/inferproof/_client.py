@@ -345,10 +345,7 @@ class _Base:
         bundle, salt = Bundle.from_json(obj["bundle"]), _salt(obj)
         report = None
         if self.verify_answers:
-            model = None
-            if self.policy.require_reexecution:
-                model = yield from self._model_flow(bundle.receipt.model_digest)
-            material = Material(model_bytes=model, inputs=sent.tensors, salt=salt, nonce=sent.nonce)
+            material = Material(inputs=sent.tensors, salt=salt, nonce=sent.nonce)
             report = yield from self._check_flow(bundle, material, sent.model)
             if not report.verified:
                 bad = report.first_failure
@@ -365,6 +362,9 @@ class _Base:
         self, bundle: Bundle, material: Material | None, ref: str | None
     ) -> Flow[VerificationReport]:
         verifier = yield from self._trust_flow()
+        if self.policy.require_reexecution and (material is None or material.model_bytes is None):
+            model = yield from self._model_flow(bundle.receipt.model_digest)
+            material = replace(material or Material(), model_bytes=model)
         report = verifier.check(bundle, material)
         if ref is not None:
             report = _with(report, _requested(bundle, ref))

@@ -1,0 +1,233 @@
+"""``inferproof serve``, ``inferproof token ...``, ``--node URL`` helpers and the node demo.
+
+The lead registers ``serve`` and ``token_app`` in the main application, hooks
+:func:`node_demo` into ``inferproof demo --node``, and uses :data:`NodeOpt`,
+:data:`TokenOpt` and :func:`node_client` for ``--node URL`` on other commands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from cryptography.hazmat.primitives import serialization
+
+from .._examples import credit_risk_model
+from .._home import default_home
+from ..client import Client
+from ..errors import Error, InputError
+from ..hub import sign_model
+from ..node import NodeConfig, TokenStore
+from ..receipts import Bundle
+from ..verify import Material, Policy, load_policy
+from ._common import console, err_console, handle_errors
+from ._demo import _publisher_key
+from ._render import print_report
+
+token_app = typer.Typer(help="Bearer tokens for a node's write endpoints.", no_args_is_help=True)
+
+# `--node URL` and `--token` for every command that acts on a node.
+NodeOpt = Annotated[
+    str | None,
+    typer.Option("--node", envvar="INFERPROOF_NODE", help="Act on the node at this URL."),
+]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option("--token", envvar="INFERPROOF_TOKEN", help="Bearer token for writes."),
+]
+# How long the demo waits for its node to start answering.
+_START_SECONDS = 60.0
+
+
+def node_client(url: str, token: str | None = None, policy: Path | None = None) -> Client:
+    """A verifying client for ``--node URL``; a policy file replaces the default policy.
+
+    Trust comes from the node pinned on first use, plus ``INFERPROOF_HOME/trust/``;
+    a policy's ``trust`` section replaces it.
+    """
+    if policy is None:
+        return Client(url, token=token)
+    probe = Client(url)
+    try:
+        trust, pol = load_policy(policy, probe.trust_root())
+    finally:
+        probe.close()
+    return Client(url, token=token, policy=pol, trust=trust)
+
+
+@handle_errors
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port (0 picks a free one).")] = 8080,
+    max_jobs: Annotated[int, typer.Option("--max-jobs", help="Proving jobs at once.")] = 1,
+    max_inflight: Annotated[
+        int, typer.Option("--max-inflight", help="Requests served at once; more get 429.")
+    ] = 256,
+    request_timeout: Annotated[
+        float, typer.Option("--request-timeout", help="Seconds an inference may take.")
+    ] = 60.0,
+) -> None:
+    """Serve this install's node over HTTP until Ctrl-C (the log is flushed on exit)."""
+    from ..node import serve as run
+
+    if not 0 <= port <= 65535:
+        raise InputError("--port must be 0..65535")
+    if max_jobs < 1 or max_inflight < 1 or request_timeout <= 0:
+        raise InputError("--max-jobs and --max-inflight must be >= 1, --request-timeout > 0")
+    config = NodeConfig(
+        max_jobs=max_jobs, max_inflight=max_inflight, request_timeout=request_timeout
+    )
+    err_console.print(f"node home: {default_home()}", markup=False)
+    run(host, port, config=config)
+
+
+@token_app.command("create")
+@handle_errors
+def token_create(
+    label: Annotated[str, typer.Option("--label", help="A note to recognise it by.")] = "",
+) -> None:
+    """Make a write token; it is printed once, as the last line, and stored only hashed."""
+    store = TokenStore(default_home())
+    token = store.create(label)
+    err_console.print("keep this token secret; it is not stored and cannot be shown again")
+    sys.stdout.write(token + "\n")
+
+
+@token_app.command("list")
+@handle_errors
+def token_list() -> None:
+    """List tokens by the first digits of their hash, with label and creation date."""
+    for info in TokenStore(default_home()).list():
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(info.created))
+        console.print(f"{info.hash[:16]}  {when}  {info.label}", markup=False)
+
+
+@token_app.command("revoke")
+@handle_errors
+def token_revoke(
+    prefix: Annotated[str, typer.Argument(help="First hex digits of the token's hash.")],
+) -> None:
+    """Revoke a token (a running node stops accepting it at once)."""
+    info = TokenStore(default_home()).revoke(prefix)
+    console.print(f"revoked {info.hash[:16]} ({info.label})", markup=False)
+
+
+# -- the demo ---------------------------------------------------------------------------------
+def _step(text: str) -> None:
+    console.print(f"\n[bold cyan]==>[/bold cyan] [bold]{text}[/bold]")
+
+
+def start_node(home: Path, *, port: int = 0) -> tuple[subprocess.Popen[str], str]:
+    """Start ``python -m inferproof.node`` on loopback; return the process and its URL
+    once ``/healthz`` answers 200."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "inferproof.node", "--host", "127.0.0.1", "--port", str(port),
+         "--home", str(home)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "INFERPROOF_HOME": str(home)},
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if not line.startswith("listening on "):
+        proc.kill()
+        raise Error(f"the node did not start (exit code {proc.wait()})")
+    url = line.removeprefix("listening on ")
+    deadline = time.monotonic() + _START_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise Error(f"the node exited with code {proc.returncode} while starting")
+        time.sleep(0.05)
+    proc.kill()
+    raise Error(f"the node did not become ready within {_START_SECONDS:.0f} s")
+
+
+def stop_node(proc: subprocess.Popen[str], timeout: float = 30.0) -> int:
+    """SIGTERM (graceful: in-flight requests finish, the log is flushed); kill if stuck."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+    return proc.returncode
+
+
+@handle_errors
+def node_demo(
+    workdir: Annotated[Path, typer.Option("--dir", help="Where to write the demo's files.")] = Path(
+        "inferproof-demo"
+    ),
+) -> None:
+    """Start a node on loopback, push a signed model, infer through the client, verify, stop."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    node_home, client_home = workdir / "node-home", workdir / "client-home"
+    token = TokenStore(node_home).create("demo")
+    _step("Starting a node on 127.0.0.1 (python -m inferproof.node, its own INFERPROOF_HOME)")
+    proc, url = start_node(node_home)
+    try:
+        console.print(f"node at {url}; write token created (stored hashed)", markup=False)
+        _demo_flow(url, token, workdir, client_home)
+    finally:
+        _step("Stopping the node (SIGTERM: requests finish, the log is flushed)")
+        code = stop_node(proc)
+        # uvicorn re-raises the SIGTERM it handled once shut down, hence -SIGTERM.
+        clean = code in (0, -signal.SIGTERM)
+        console.print("node stopped cleanly" if clean else f"node stopped with exit code {code}")
+
+
+def _demo_flow(url: str, token: str, workdir: Path, client_home: Path) -> None:
+    _step("Training a credit-risk model (scikit-learn -> ONNX) and signing it (model-signing)")
+    model_bytes, sample = credit_risk_model()
+    key_path = _publisher_key(workdir / "publisher.key")
+    signature = sign_model(model_bytes, key_path)
+    # The client trusts this publisher: its public key goes under the client's trust/.
+    priv = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    pem = priv.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    (client_home / "trust" / "publishers").mkdir(parents=True, exist_ok=True)
+    (client_home / "trust" / "publishers" / "demo.pem").write_bytes(pem)
+    policy = Policy(
+        require_model_signature=True, require_input=True, require_reexecution=True,
+        require_nonce=True, require_log=True, max_age_seconds=3600,
+    )  # fmt: skip
+    with Client(url, token=token, policy=policy, home=client_home) as client:
+        _step("Pushing it to the node (authenticated)")
+        record = client.push(model_bytes, name="credit-risk", version="1", signature=signature)
+        console.print(f"model {record.ref} = {record.digest}\npublisher {record.publisher}")
+        pin = client.trust_root()
+        console.print(f"pinned node key {next(iter(pin.node_keys))} (trust on first use)")
+        _step("Inferring through the client: it verifies before it answers")
+        answer = client.infer("credit-risk:1", sample, nonce="demo-nonce-42")
+        probs = answer.outputs["probabilities"].tolist()
+        console.print(f"applicant {sample['X'][0]} -> default probability {probs[0][1]:.4f}")
+        assert answer.report is not None
+        print_report(answer.report)
+        bundle_path = workdir / "node-bundle.json"
+        answer.bundle.write(bundle_path)
+        console.print(f"bundle {answer.bundle_id} (log entry {answer.log_index}) -> {bundle_path}")
+        _step("Tampering with a copy of the bundle: the client's check fails")
+        tampered = json.loads(bundle_path.read_text())
+        tampered["outputs"]["probabilities"]["data"][1] = 0.01
+        material = Material(model_bytes=model_bytes, inputs=None, nonce="demo-nonce-42")
+        bad = client.check(Bundle.from_json(tampered), material)
+        print_report(bad)
+        if bad.verified or not answer.report.verified:
+            raise typer.Exit(1)
+        cp = client.checkpoint()
+        console.print(f"log checkpoint: size {cp.size}, consistent with what this client saw")
