@@ -7,6 +7,8 @@ Digests are written OCI-style, ``sha256:<64 lowercase hex>``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import re
@@ -105,6 +107,23 @@ def check_digest(text: object, what: str = "digest") -> str:
     if not isinstance(text, str) or not is_digest(text):
         raise InputError(f"{what} is not a sha256:<64 hex> digest: {text!r:.80}")
     return text
+
+
+def decode_b64(value: Any, what: str, *, canonical: bool = False) -> bytes:
+    """Decode standard base64 text from an untrusted document, naming ``what`` on error.
+
+    With ``canonical``, only the one encoding ``b64encode`` produces is accepted (no
+    stray padding bits), so signed material has exactly one serialisation.
+    """
+    if not isinstance(value, str):
+        raise InputError(f"{what} is not a base64 string")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InputError(f"{what} is not valid base64") from exc
+    if canonical and base64.b64encode(raw).decode() != value:
+        raise InputError(f"{what} is not canonical base64")
+    return raw
 
 
 def _reject_constant(name: str) -> Any:

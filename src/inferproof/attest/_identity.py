@@ -9,12 +9,11 @@ SEV-SNP certificates). Receipts name the document by digest; bundles carry it.
 from __future__ import annotations
 
 import base64
-import binascii
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .._canonical import canonical_json, sha256_digest
+from .._canonical import canonical_json, decode_b64, sha256_digest
 from .._checks import Check, failed, passed
 from ..errors import InputError, VerificationError
 from ._binding import check_key_binding, expected_report_data
@@ -35,15 +34,6 @@ _FIELDS = {
     "produced_at",
 }
 _MAX_COLLATERAL = 8
-
-
-def _b64(value: Any, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise InputError(f"node identity: {what} must be base64 text")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InputError(f"node identity: {what} is not valid base64") from exc
 
 
 @dataclass(frozen=True)
@@ -81,7 +71,7 @@ class NodeIdentity:
             raise InputError("node identity: produced_at is not RFC 3339") from exc
         if produced.tzinfo is None:
             raise InputError("node identity: produced_at needs a time zone")
-        key = _b64(doc.get("node_key"), "node_key")
+        key = decode_b64(doc.get("node_key"), "node identity: node_key")
         if len(key) != 32:
             raise InputError("node identity: node_key must be a 32-byte Ed25519 key")
         nonce = doc.get("nonce")
@@ -89,9 +79,9 @@ class NodeIdentity:
             doc=doc,
             platform=str(platform),
             node_key=key,
-            nonce=None if nonce is None else _b64(nonce, "nonce"),
-            evidence=_b64(doc.get("evidence"), "evidence"),
-            collateral=tuple(_b64(c, "collateral") for c in collateral),
+            nonce=None if nonce is None else decode_b64(nonce, "node identity: nonce"),
+            evidence=decode_b64(doc.get("evidence"), "node identity: evidence"),
+            collateral=tuple(decode_b64(c, "node identity: collateral") for c in collateral),
             produced_at=produced,
         )
 

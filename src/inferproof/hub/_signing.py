@@ -10,19 +10,16 @@ file; the interop tests check that ``model-signing``'s own verifier agrees.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from .._canonical import parse_json, sha256_digest
+from .._canonical import decode_b64, parse_json, sha256_digest
 from ..errors import InputError, VerificationError
 
 # Media types from the Sigstore bundle spec and in-toto (sigstore/protobuf-specs).
@@ -105,15 +102,6 @@ class ModelSignature:
     bundle_digest: str
 
 
-def _b64(value: Any, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise InputError(f"model signature: {what} is not a base64 string")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InputError(f"model signature: {what} is not valid base64") from exc
-
-
 def parse_model_signature(bundle: bytes) -> ModelSignature:
     """Parse a model-signing (Sigstore) bundle for a single-file model."""
     obj = parse_json(bundle, "model signature", _MAX_SIGNATURE_BYTES)
@@ -125,7 +113,7 @@ def parse_model_signature(bundle: bytes) -> ModelSignature:
     sigs = env.get("signatures")
     if not isinstance(sigs, list) or len(sigs) != 1 or not isinstance(sigs[0], dict):
         raise InputError("model signature must carry exactly one signature")
-    payload = _b64(env.get("payload"), "payload")
+    payload = decode_b64(env.get("payload"), "model signature: payload")
     statement = parse_json(payload, "model signature statement", _MAX_SIGNATURE_BYTES)
     if (
         not isinstance(statement, dict)
@@ -153,7 +141,7 @@ def parse_model_signature(bundle: bytes) -> ModelSignature:
         key_hint=hint if isinstance(hint, str) else None,
         payload=payload,
         payload_type=_INTOTO_PAYLOAD,
-        signature=_b64(sigs[0].get("sig"), "signature"),
+        signature=decode_b64(sigs[0].get("sig"), "model signature: signature"),
         bundle_digest=sha256_digest(bundle),
     )
 

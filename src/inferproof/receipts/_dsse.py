@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Mapping
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from .._canonical import decode_b64
 from .._home import key_id, raw_public
 from ..errors import InputError, VerificationError
 
@@ -34,26 +34,13 @@ def sign_envelope(payload: bytes, key: Ed25519PrivateKey) -> dict[str, Any]:
     }
 
 
-def _b64(value: Any, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise InputError(f"envelope {what} is not a base64 string")
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InputError(f"envelope {what} is not valid base64") from exc
-    # Reject non-canonical base64 (extra padding bits) so one envelope has one encoding.
-    if base64.b64encode(raw).decode() != value:
-        raise InputError(f"envelope {what} is not canonical base64")
-    return raw
-
-
 def envelope_payload(envelope: Any) -> bytes:
     """The payload bytes of a well-formed envelope (signature not checked)."""
     if not isinstance(envelope, dict) or set(envelope) != {"payloadType", "payload", "signatures"}:
         raise InputError("bundle has no well-formed DSSE envelope")
     if envelope["payloadType"] != INTOTO_PAYLOAD_TYPE:
         raise InputError(f"envelope payloadType must be {INTOTO_PAYLOAD_TYPE}")
-    return _b64(envelope["payload"], "payload")
+    return decode_b64(envelope["payload"], "envelope payload", canonical=True)
 
 
 def verify_envelope(envelope: Any, trusted: Mapping[str, Ed25519PublicKey]) -> tuple[bytes, str]:
@@ -68,7 +55,7 @@ def verify_envelope(envelope: Any, trusted: Mapping[str, Ed25519PublicKey]) -> t
         if not isinstance(entry, dict) or not isinstance(entry.get("keyid"), str):
             raise InputError("envelope signature entry is malformed")
         kid = entry["keyid"]
-        sig = _b64(entry.get("sig"), "signature")
+        sig = decode_b64(entry.get("sig"), "envelope signature", canonical=True)
         seen.append(kid)
         key = trusted.get(kid)
         if key is None:
