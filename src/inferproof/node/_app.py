@@ -53,13 +53,14 @@ def create_app(
         version=__version__,
         description=_DESCRIPTION,
         lifespan=lifespan,
-        max_body_size=config.max_body_bytes,
         docs_url=None,
         redoc_url=None,
     )
     app.state.service = svc
     install_handlers(app)
-    app.include_router(_routes.router)
+    # Body caps apply inside the routes (so the Guard turns their 413 into JSON); the
+    # push route's own model cap overrides this one.
+    app.include_router(_routes.router, max_body_size=config.max_body_bytes)
     app.include_router(_logroutes.router)
     app.add_middleware(Guard, metrics=svc.metrics, max_inflight=config.max_inflight)
     return app

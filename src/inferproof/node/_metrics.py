@@ -72,12 +72,22 @@ class Guard:
             return
         status = 500
         started = time.perf_counter()
+        replaced = False
 
         async def watch(message: Message) -> None:
-            nonlocal status
+            nonlocal status, replaced
             if message["type"] == "http.response.start":
                 status = message["status"]
-            await send(message)
+                if status == 413 and (b"content-type", b"application/json") not in message.get(
+                    "headers", []
+                ):
+                    # Starlette's body limit answers in plain text; every error here is JSON.
+                    replaced = True
+                    body = error_response(413, "the request body is over this node's cap")
+                    await body(scope, receive, send)
+                    return
+            if not replaced:
+                await send(message)
 
         self._inflight += guarded
         self.metrics.inflight.inc()
