@@ -379,7 +379,10 @@ class _Base:
     def _consistency_flow(self, cp: SignedCheckpoint, key: VerifierKey) -> Flow[Check]:
         for _ in range(8):  # the latest may move under concurrent requests: ask again
             sizes = self._memory.needed(cp, key)
-            proof = (yield from self._proof_flow(*sizes)) if sizes else None
+            try:
+                proof = (yield from self._proof_flow(*sizes)) if sizes else None
+            except InputError as exc:  # the node cannot link what it showed before
+                return failed("log.consistency", f"no consistency proof for sizes {sizes}: {exc}")
             check = self._memory.observe(cp, proof, sizes)
             if check is not None:
                 yield from self._persist_flow(self._memory.due())

@@ -102,7 +102,12 @@ class Client(_Base):
         try:
             request = next(flow)
             while True:
-                request = flow.send(self._send(request))
+                try:
+                    response = self._send(request)
+                except Error as exc:  # the flow may handle it (a missing proof is a check)
+                    request = flow.throw(exc)
+                    continue
+                request = flow.send(response)
         except StopIteration as stop:
             return cast(T, stop.value)
 
@@ -235,7 +240,12 @@ class AsyncClient(_Base):
         try:
             request = next(flow)
             while True:
-                request = flow.send(await self._send(request))
+                try:
+                    response = await self._send(request)
+                except Error as exc:
+                    request = flow.throw(exc)
+                    continue
+                request = flow.send(response)
         except StopIteration as stop:
             return cast(T, stop.value)
 
