@@ -67,7 +67,9 @@ def make_node(tmp_path: Path) -> Iterator[Callable[..., Running]]:
     started: list[Running] = []
 
     def make(
-        config: NodeConfig | None = None, infer: Callable[..., Any] | None = None, name: str = "node"
+        config: NodeConfig | None = None,
+        infer: Callable[..., Any] | None = None,
+        name: str = "node",
     ) -> Running:
         running = start(tmp_path / name, config, infer)
         started.append(running)

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from inferproof._local import InferenceResult
 from inferproof._client import _LogMemory
+from inferproof._local import InferenceResult
 from inferproof.client import AsyncClient, Client
 from inferproof.errors import Error, InputError, VerificationError
 from inferproof.log import Log, SignerKey
@@ -29,7 +29,9 @@ def _client(running: Running, tmp_path: Path, **kw: Any) -> Client:
     return Client(running.url, token=running.token, home=tmp_path / "client", **kw)
 
 
-def test_infer_verifies_and_pins_on_first_use(running: Running, small_model: bytes, tmp_path: Path) -> None:
+def test_infer_verifies_and_pins_on_first_use(
+    running: Running, small_model: bytes, tmp_path: Path
+) -> None:
     with _client(running, tmp_path) as client:
         record = client.push(small_model, name="mlp", version="1")
         answer = client.infer("mlp:1", {"x": X})
@@ -37,8 +39,17 @@ def test_infer_verifies_and_pins_on_first_use(running: Running, small_model: byt
     assert record.digest in {m.digest for m in listed}
     assert answer.report is not None and answer.report.verified
     passed = {c.name for c in answer.report.checks if c.passed}
-    assert {"signature", "input", "nonce", "log.inclusion", "log.consistency", "model.requested"} <= passed
-    np.testing.assert_array_equal(answer.outputs["y"], running.node.infer("mlp:1", {"x": X}).outputs["y"])
+    assert {
+        "signature",
+        "input",
+        "nonce",
+        "log.inclusion",
+        "log.consistency",
+        "model.requested",
+    } <= passed
+    np.testing.assert_array_equal(
+        answer.outputs["y"], running.node.infer("mlp:1", {"x": X}).outputs["y"]
+    )
     pins = list((tmp_path / "client" / "known_nodes").glob("*.json"))
     assert len(pins) == 1
     pin = json.loads(pins[0].read_text())
@@ -47,7 +58,9 @@ def test_infer_verifies_and_pins_on_first_use(running: Running, small_model: byt
     assert pins[0].stat().st_mode & 0o777 == 0o600
 
 
-def test_a_changed_node_key_fails_the_pin(running: Running, small_model: bytes, tmp_path: Path) -> None:
+def test_a_changed_node_key_fails_the_pin(
+    running: Running, small_model: bytes, tmp_path: Path
+) -> None:
     pushed(running, small_model)
     with _client(running, tmp_path) as client:
         client.infer("mlp:1", {"x": X})
@@ -63,7 +76,10 @@ def test_a_changed_node_key_fails_the_pin(running: Running, small_model: bytes, 
 def test_explicit_trust_replaces_tofu(running: Running, small_model: bytes, tmp_path: Path) -> None:
     pushed(running, small_model)
     stranger = TrustRoot.from_keys([os.urandom(32)])
-    with _client(running, tmp_path, trust=stranger) as client, pytest.raises(VerificationError) as exc:
+    with (
+        _client(running, tmp_path, trust=stranger) as client,
+        pytest.raises(VerificationError) as exc,
+    ):
         client.infer("mlp:1", {"x": X})
     assert exc.value.check == "signature"
     assert not (tmp_path / "client" / "known_nodes").exists()
@@ -95,10 +111,17 @@ def _lying(holder: list[Any], lie: str) -> Any:
 
 @pytest.mark.parametrize(
     ("lie", "check"),
-    [("output", "output.digest"), ("nonce", "nonce"), ("model", "model.requested"),
-     ("input", "input"), ("log", "log.inclusion")],  # fmt: skip
+    [
+        ("output", "output.digest"),
+        ("nonce", "nonce"),
+        ("model", "model.requested"),
+        ("input", "input"),
+        ("log", "log.inclusion"),
+    ],
 )
-def test_a_lying_node_is_caught(make_node: Any, small_model: bytes, tmp_path: Path, lie: str, check: str) -> None:
+def test_a_lying_node_is_caught(
+    make_node: Any, small_model: bytes, tmp_path: Path, lie: str, check: str
+) -> None:
     holder: list[Any] = []
     running = make_node(infer=_lying(holder, lie))
     holder.append(running.node)
@@ -112,7 +135,9 @@ def test_a_lying_node_is_caught(make_node: Any, small_model: bytes, tmp_path: Pa
         assert client.infer("mlp:1", {"x": X}).report is None
 
 
-def test_plain_lists_are_typed_by_the_model(running: Running, small_model: bytes, tmp_path: Path) -> None:
+def test_plain_lists_are_typed_by_the_model(
+    running: Running, small_model: bytes, tmp_path: Path
+) -> None:
     pushed(running, small_model)
     with _client(running, tmp_path) as client:
         answer = client.infer("mlp:1", {"x": X.tolist()}, private_input=True)
@@ -125,7 +150,9 @@ def test_plain_lists_are_typed_by_the_model(running: Running, small_model: bytes
             client.infer("mlp:1", {"x": [[1, 2]]})
 
 
-def test_reexecution_policy_fetches_and_checks_the_model(running: Running, small_model: bytes, tmp_path: Path) -> None:
+def test_reexecution_policy_fetches_and_checks_the_model(
+    running: Running, small_model: bytes, tmp_path: Path
+) -> None:
     digest = pushed(running, small_model)
     policy = Policy(require_reexecution=True, require_log=True)
     with _client(running, tmp_path, policy=policy) as client:
@@ -135,7 +162,9 @@ def test_reexecution_policy_fetches_and_checks_the_model(running: Running, small
     assert {c.name: c.status.value for c in answer.report.checks}["output.reexecution"] == "passed"
 
 
-def test_async_client_concurrent_answers(running: Running, small_model: bytes, tmp_path: Path) -> None:
+def test_async_client_concurrent_answers(
+    running: Running, small_model: bytes, tmp_path: Path
+) -> None:
     pushed(running, small_model)
 
     async def main() -> list[Any]:
@@ -152,9 +181,15 @@ def test_async_client_concurrent_answers(running: Running, small_model: bytes, t
 
 def test_errors_are_ours(running: Running, small_model: bytes, tmp_path: Path) -> None:
     pushed(running, small_model)
-    with Client(running.url, home=tmp_path / "c") as anonymous, pytest.raises(InputError, match="unauthorized"):
+    with (
+        Client(running.url, home=tmp_path / "c") as anonymous,
+        pytest.raises(InputError, match="unauthorized"),
+    ):
         anonymous.infer("mlp:1", {"x": X})
-    with Client("http://127.0.0.1:9", home=tmp_path / "c", retries=0) as nowhere, pytest.raises(Error, match="cannot reach"):
+    with (
+        Client("http://127.0.0.1:9", home=tmp_path / "c", retries=0) as nowhere,
+        pytest.raises(Error, match="cannot reach"),
+    ):
         nowhere.models()
     with pytest.raises(InputError):
         Client("ftp://example", home=tmp_path / "c")

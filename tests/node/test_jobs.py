@@ -39,10 +39,17 @@ def _start(make_node: Any, small_model: bytes, config: NodeConfig, **kw: Any) ->
     return running
 
 
-def test_job_reports_progress_and_yields_a_verifying_bundle(make_node: Any, small_model: bytes) -> None:
-    running = _start(make_node, small_model, NodeConfig(job_modes=frozenset({"vanilla"})), seconds=0.5)
+def test_job_reports_progress_and_yields_a_verifying_bundle(
+    make_node: Any, small_model: bytes
+) -> None:
+    running = _start(
+        make_node, small_model, NodeConfig(job_modes=frozenset({"vanilla"})), seconds=0.5
+    )
     with running.http() as http:
-        r = http.post("/v1/infer", json={"model": "mlp:1", "inputs": X, "nonce": "job-1", "private_input": True})
+        r = http.post(
+            "/v1/infer",
+            json={"model": "mlp:1", "inputs": X, "nonce": "job-1", "private_input": True},
+        )
         assert r.status_code == 202, r.text
         job = r.json()
         assert r.headers["location"] == f"/v1/jobs/{job['id']}"
@@ -70,7 +77,13 @@ def test_job_reports_progress_and_yields_a_verifying_bundle(make_node: Any, smal
 
 def test_wait_returns_when_its_time_is_up(make_node: Any, small_model: bytes) -> None:
     release = threading.Event()
-    running = _start(make_node, small_model, NodeConfig(job_modes=frozenset({"vanilla"})), seconds=0, release=release)
+    running = _start(
+        make_node,
+        small_model,
+        NodeConfig(job_modes=frozenset({"vanilla"})),
+        seconds=0,
+        release=release,
+    )
     try:
         with running.http() as http:
             job = http.post("/v1/infer", json={"model": "mlp:1", "inputs": X}).json()
@@ -88,7 +101,10 @@ def test_queue_full_is_429_and_the_node_stays_up(make_node: Any, small_model: by
     running = _start(make_node, small_model, config, seconds=0, release=release)
     try:
         with running.http() as http:
-            ids = [http.post("/v1/infer", json={"model": "mlp:1", "inputs": X}).json()["id"] for _ in range(2)]
+            ids = [
+                http.post("/v1/infer", json={"model": "mlp:1", "inputs": X}).json()["id"]
+                for _ in range(2)
+            ]
             full = http.post("/v1/infer", json={"model": "mlp:1", "inputs": X})
             assert full.status_code == 429 and full.json()["error"]["code"] == "busy"
             assert "queue is full" in full.json()["error"]["message"]
@@ -96,7 +112,9 @@ def test_queue_full_is_429_and_the_node_stays_up(make_node: Any, small_model: by
             assert 'inferproof_jobs{state="queued"} 1.0' in metrics
             assert 'inferproof_jobs{state="running"} 1.0' in metrics
             release.set()
-            finished = [http.get(f"/v1/jobs/{i}", params={"wait": 20}).json()["status"] for i in ids]
+            finished = [
+                http.get(f"/v1/jobs/{i}", params={"wait": 20}).json()["status"] for i in ids
+            ]
             assert finished == ["succeeded", "succeeded"]
     finally:
         release.set()
@@ -136,4 +154,7 @@ def test_unknown_job_and_bad_input_before_queueing(running: Running, small_model
         # Input problems are found before a job is made: a 400, not a failed job.
         r = http.post("/v1/infer", json={"model": "mlp:1", "inputs": {"x": "text"}, "mode": "zk"})
         assert r.status_code == 400
-        assert http.post("/v1/infer", json={"model": "gone", "inputs": X, "mode": "zk"}).status_code == 404
+        assert (
+            http.post("/v1/infer", json={"model": "gone", "inputs": X, "mode": "zk"}).status_code
+            == 404
+        )

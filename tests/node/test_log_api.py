@@ -62,7 +62,10 @@ def test_tiles_serve_every_issued_receipt(running: Running, small_model: bytes) 
 
 def test_inclusion_and_consistency_endpoints(running: Running, small_model: bytes) -> None:
     issued = _issue(running, small_model, 12)
-    entries = [rfc8785.dumps(a["bundle"]["dsseEnvelope"]) for a in sorted(issued, key=lambda a: a["log_index"])]
+    entries = [
+        rfc8785.dumps(a["bundle"]["dsseEnvelope"])
+        for a in sorted(issued, key=lambda a: a["log_index"])
+    ]
     leaves = [ref.leaf_hash(e) for e in entries]
     with running.http(auth=False) as http:
         note = http.get("/v1/log/checkpoint").content
