@@ -399,6 +399,10 @@ class LlamaModel:
             self._pieces[token] = piece
         return piece
 
+    def token_bytes(self, token: int) -> bytes:
+        """A token's bytes as the detokeniser writes them (special tokens as empty)."""
+        return self._piece(token)
+
     def token_text(self, token: int) -> str:
         """A token's text, for messages (invalid UTF-8 shown as replacement characters)."""
         return self._piece(token).decode("utf-8", "replace")

@@ -1,0 +1,267 @@
+"""Checks of chat receipts: output and request digests, re-execution, relay.
+
+A chat receipt (``parameters.task`` is ``chat`` or ``completion``) commits to a
+canonical request and an output object instead of tensors, so three of the
+verifier's checks take a chat form here:
+
+- ``output.digest``: the bundle's output (or the opening's, for a private
+  request) hashes to the signed subject, and agrees with the signed usage;
+- ``input``: the canonical request hashes to (or opens) the receipt's input and
+  names the receipt's model;
+- ``output.reexecution``: the GGUF model, loaded with the receipt's recorded
+  llama.cpp settings, re-run on the request gives the identical text. On a
+  mismatch the first differing token is named. For a relayed receipt this is
+  ``output.relay`` instead: the node says it did not compute the output, and the
+  policy decides whether that is acceptable.
+"""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._canonical import sha256_digest
+from .._checks import Check, failed, not_checked, passed
+from ..errors import InputError
+from ..receipts import Bundle, Receipt, opens
+from ..runtime._llm import LlamaModel, LlamaSettings
+from ..runtime._llm_gguf import file_digest
+from ..runtime._llm_output import ChatOpening, ChatOutput, output_opens
+from ..runtime._llm_request import TASKS, ChatRequest
+
+CHECK = "output.reexecution"
+RELAY_CHECK = "output.relay"
+
+
+def is_chat_receipt(receipt: Receipt) -> bool:
+    """True for receipts made by the chat flow (they need :func:`chat_checks`)."""
+    return receipt.parameters.get("task") in TASKS
+
+
+def is_relayed(receipt: Receipt) -> bool:
+    return any(p.get("type") == "relay" for p in receipt.proofs)
+
+
+@dataclass(frozen=True)
+class ChatMaterial:
+    """The request and output a verifier can use, once checked against the receipt."""
+
+    request: ChatRequest | None
+    output: ChatOutput | None
+
+
+def output_check(bundle: Bundle, opening: ChatOpening | None) -> tuple[ChatOutput | None, Check]:
+    """``output.digest`` for a chat receipt."""
+    name, r = "output.digest", bundle.receipt
+    try:
+        if r.input_commitment is None:
+            output = ChatOutput.from_json(bundle.outputs)
+            if output.digest != r.output_digest:
+                return None, failed(
+                    name,
+                    f"the answer hashes to {output.digest}, the signed receipt says "
+                    f"{r.output_digest}",
+                )
+            source = "the answer (text, finish reason, token counts) matches the signed subject"
+        else:
+            if opening is None:
+                why = "private request: the answer is a salted commitment; give the opening"
+                return None, not_checked(name, why)
+            output = opening.output
+            if not output_opens(r.output_digest, output.digest, opening.salt):
+                return None, failed(name, "the opening's answer does not open the signed subject")
+            source = "the opening's answer opens the signed subject's salted commitment"
+    except InputError as exc:
+        return None, failed(name, str(exc))
+    signed = r.parameters
+    usage = output.to_json()["usage"]
+    if signed.get("usage") != usage or signed.get("finish_reason") != output.finish_reason:
+        return None, failed(
+            name, "the answer's token counts or finish reason differ from the signed"
+        )
+    return output, passed(name, f"{source} ({output.completion_tokens} tokens)")
+
+
+def input_check(
+    bundle: Bundle, opening: ChatOpening | None, required: bool
+) -> tuple[ChatRequest | None, Check]:
+    """``input`` for a chat receipt: the canonical request against the receipt."""
+    name, r = "input", bundle.receipt
+    try:
+        if r.input_digest is not None:
+            if bundle.inputs is None:
+                why = "the bundle holds no request"
+                return None, failed(name, why) if required else not_checked(name, why)
+            request = ChatRequest.from_json(bundle.inputs)
+            if request.digest != r.input_digest:
+                return None, failed(
+                    name,
+                    f"the bundle's request hashes to {request.digest}, "
+                    f"the receipt says {r.input_digest}",
+                )
+            source = "the bundle's canonical request matches the receipt's input digest"
+        else:
+            if opening is None:
+                why = "private request: the receipt holds only a commitment; give the opening"
+                return None, failed(name, why) if required else not_checked(name, why)
+            request = opening.request
+            if not opens(str(r.input_commitment), request.digest, opening.salt):
+                return None, failed(name, "the opening's request does not open the commitment")
+            source = "the opening's canonical request opens the receipt's salted commitment"
+    except InputError as exc:
+        return None, failed(name, str(exc))
+    if request.model != r.model_digest:
+        return None, failed(name, f"the request names model {request.model}, not the receipt's")
+    if request.task != r.parameters.get("task"):
+        return None, failed(name, "the request's task is not the one the receipt states")
+    return request, passed(name, source)
+
+
+def relay_check(receipt: Receipt, accept: bool) -> Check:
+    """``output.relay``: what a relayed receipt claims, and whether the policy accepts it."""
+    proof = next((p for p in receipt.proofs if p.get("type") == "relay"), {})
+    claim = str(proof.get("claim") or f"relayed from {proof.get('upstream')}")
+    if not accept:
+        return failed(RELAY_CHECK, f"{claim}; the policy does not accept relayed receipts")
+    if receipt.environment.get("hardware_backed") is True:
+        return passed(
+            RELAY_CHECK,
+            f"{claim}; accepted by the policy, on a hardware-attested node (see environment)",
+        )
+    return not_checked(
+        RELAY_CHECK,
+        f"{claim}; accepted by the policy, but the node is not hardware-attested, so the "
+        "relay rests on the node's word alone",
+    )
+
+
+def reexecution_check(
+    receipt: Receipt,
+    request: ChatRequest | None,
+    output: ChatOutput | None,
+    model: bytes | Path | None,
+    required: bool,
+) -> Check:
+    """Re-run the request on the model with the recorded settings; require the same answer."""
+    if model is None:
+        return _absent(required, "model file not available (give --model or push it to the hub)")
+    if request is None or output is None:
+        return _absent(required, "request or answer not available (private: give the opening)")
+    digest = file_digest(model) if isinstance(model, Path) else sha256_digest(model)
+    if digest != receipt.model_digest:
+        return failed(
+            CHECK, f"the given model is {digest}, the receipt names {receipt.model_digest}"
+        )
+    try:
+        settings = LlamaSettings.from_json(receipt.runtime.get("settings"))
+        llm = LlamaModel(model, settings, max_ctx=settings.n_ctx)
+    except InputError as exc:
+        return failed(CHECK, f"cannot load the model with the recorded settings: {exc}")
+    try:
+        return _compare(llm, receipt, request, output)
+    except InputError as exc:
+        return failed(CHECK, f"cannot re-execute the request: {exc}")
+    finally:
+        llm.close()
+
+
+def _compare(llm: LlamaModel, receipt: Receipt, request: ChatRequest, output: ChatOutput) -> Check:
+    prepared, prompt = llm.prepare(request, enforce_cap=False)
+    if prepared != request:
+        return failed(CHECK, "the canonical request is incomplete (no max_tokens or template time)")
+    if len(prompt.tokens) != output.prompt_tokens:
+        return failed(
+            CHECK,
+            f"the prompt renders to {len(prompt.tokens)} tokens here, the receipt says "
+            f"{output.prompt_tokens} (chat template or tokenizer differ)",
+        )
+    gen = llm.generate(request, prompt)
+    if gen.text == output.text:
+        if gen.completion_tokens != output.completion_tokens:
+            return failed(
+                CHECK,
+                f"re-executed: identical text but {gen.completion_tokens} tokens, the "
+                f"receipt says {output.completion_tokens}",
+            )
+        if gen.finish_reason != output.finish_reason:
+            return failed(
+                CHECK,
+                f"re-executed: identical text but finish reason {gen.finish_reason!r}, the "
+                f"receipt says {output.finish_reason!r}",
+            )
+        return passed(CHECK, f"re-executed: identical ({gen.completion_tokens} tokens)")
+    return failed(CHECK, _first_difference(llm, gen.token_ids, output.text) + _where(receipt, llm))
+
+
+def _first_difference(llm: LlamaModel, tokens: tuple[int, ...], claimed: str) -> str:
+    """Name the first re-executed token whose text leaves the claimed answer."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    text = ""
+    for pos, token in enumerate(tokens):
+        before = len(text)
+        text += decoder.decode(llm.token_bytes(token))
+        if not claimed.startswith(text):
+            expected = _expected_token(llm, claimed[before:])
+            return (
+                f"re-executed: first differing token at position {pos} "
+                f"(expected {expected}, got {llm.token_text(token)!r})"
+            )
+    text += decoder.decode(b"", final=True)
+    if claimed.startswith(text) and len(claimed) > len(text):
+        return (
+            f"re-executed: first differing token at position {len(tokens)} "
+            f"(expected {_expected_token(llm, claimed[len(text) :])}, got the end of the answer)"
+        )
+    return "re-executed: the answer differs from the receipt's in its last characters"
+
+
+def _expected_token(llm: LlamaModel, rest: str) -> str:
+    if not rest:
+        return "the end of the answer"
+    tokens = llm.tokenize(rest)
+    return repr(llm.token_text(tokens[0])) if tokens else repr(rest[:16])
+
+
+def _where(receipt: Receipt, llm: LlamaModel) -> str:
+    node, here = receipt.runtime, llm.runtime_info()
+    if all(node.get(k) == here.get(k) for k in ("version", "llama_cpp", "cpu_features", "machine")):
+        return " (same llama.cpp build and CPU features as the node)"
+    return (
+        f" (node ran llama-cpp-python {node.get('version')} / llama.cpp {node.get('llama_cpp')} "
+        f"on {node.get('machine')} [{node.get('cpu_features')}]; here "
+        f"{here['version']} / {here['llama_cpp']} on {here['machine']} [{here['cpu_features']}])"
+    )
+
+
+def _absent(required: bool, why: str) -> Check:
+    if required:
+        return failed(CHECK, f"required by the policy, but {why}")
+    return not_checked(CHECK, why)
+
+
+def chat_checks(
+    bundle: Bundle,
+    *,
+    model: bytes | Path | None = None,
+    opening: ChatOpening | None = None,
+    require_input: bool = False,
+    require_reexecution: bool = False,
+    accept_relayed: bool = False,
+) -> list[Check]:
+    """The chat forms of ``output.digest``, ``input`` and ``output.reexecution``
+    (``output.relay`` for a relayed receipt), in that order.
+
+    Example::
+
+        checks = chat_checks(bundle, model=Path("tiny.gguf"))
+        assert checks[-1].detail.startswith("re-executed: identical")
+    """
+    r = bundle.receipt
+    output, out_check = output_check(bundle, opening)
+    request, in_check = input_check(bundle, opening, require_input)
+    if is_relayed(r):
+        last = relay_check(r, accept_relayed)
+    else:
+        last = reexecution_check(r, request, output, model, require_reexecution)
+    return [out_check, in_check, last]
