@@ -25,6 +25,12 @@ DECOMP = (1024, 2)
 SIZES = (8, 8, 2)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Heaviest tests (EZKL's default 2^15-row circuits); they run in CI like the rest,
+    # the marker only lets a developer deselect them locally (-m "not zk_heavy").
+    config.addinivalue_line("markers", "zk_heavy: real EZKL setup at EZKL's default size")
+
+
 def _load_models() -> ModuleType:
     path = Path(__file__).resolve().parents[2] / "bench" / "_models.py"
     spec = importlib.util.spec_from_file_location("inferproof_bench_models", path)

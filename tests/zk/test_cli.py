@@ -29,6 +29,7 @@ def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, 
     return home, model_file, sample
 
 
+@pytest.mark.zk_heavy
 def test_setup_then_again(files: tuple[Path, Path, Path]) -> None:
     home, model_file, sample = files
     args = ["setup", str(model_file), "--sample-input", str(sample), "--dev-srs",

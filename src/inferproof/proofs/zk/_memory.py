@@ -9,7 +9,7 @@ child process running prove; proving key size in brackets):
     12       128 MiB (pk  29 MiB)    143 MiB (pk  40 MiB)
     14       329 MiB (pk 112 MiB)    403 MiB (pk 162 MiB)
     16       634 MiB (pk 264 MiB)   1376 MiB (pk 628 MiB)
-    17      1221 MiB (pk 528 MiB)   2741 MiB (pk 1257 MiB)
+    17      1261 MiB (pk 528 MiB)   2661 MiB (pk 1256 MiB)
 
 Two bounds fit every row: 64 MiB + 24 KiB per row (the hashed column, which has the
 most columns per row), and 64 MiB + 2.4 x the proving key once the key exists (the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -125,8 +126,12 @@ def setup(
     _check_options(target, input_visibility, param_visibility)
     srs_kind = _srs_option(srs_path, dev_srs, online_srs)
     declared = model_inputs(model_bytes)
-    names = tuple(n for n, _ in declared)
     shapes, variables = resolve_shapes(declared, sample_inputs)
+    plan = _Plan(
+        model_digest=model_digest, names=tuple(n for n, _ in declared), shapes=shapes,
+        variables=variables, target=target, input_visibility=input_visibility,
+        param_visibility=param_visibility, decomp=decomp, srs_path=srs_path, dev_srs=dev_srs,
+    )  # fmt: skip
     srs_id = srs_kind if srs_path is None else sha256_digest(srs_path.read_bytes())
     key = options_key(
         input_visibility=input_visibility, param_visibility=param_visibility, target=target,
@@ -135,70 +140,95 @@ def setup(
     known = index.get(model_digest, key)
     if known is not None and store.has(known):
         return ZkSetup.from_bytes(store.get(known))
-    tensors = [ordered_tensors(names, shapes, s) for s in sample_inputs]
-    step = progress or (lambda _name: None)
+    tensors = [ordered_tensors(plan.names, shapes, s) for s in sample_inputs]
     with tempfile.TemporaryDirectory(prefix="inferproof-zk-setup-") as tmp:
-        work = Path(tmp)
-        model, data, settings = work / "model.onnx", work / "data.json", work / "settings.json"
-        model.write_bytes(model_bytes)
-        write_data(data, tensors)
-        step("settings")
-        run_args = _run_args(input_visibility, param_visibility, decomp, variables)
-        _ezkl.call("gen_settings", ezkl.gen_settings, str(model), str(settings), run_args)
-        step("calibrate")
-        _ezkl.call(
-            "calibrate_settings", ezkl.calibrate_settings, str(data), str(model), str(settings),
-            target, _LOOKUP_SAFETY_MARGIN, None, [1], None,
+        record = _build(
+            plan, Path(tmp), model_bytes, tensors, store, index,
+            progress or (lambda _name: None), available_memory,
         )  # fmt: skip
-        info = _ezkl.read_json(settings, "settings")
-        logrows = int(info["run_args"]["logrows"])
-        check_memory(logrows, "ZK key setup", available=available_memory)
-        step("compile")
-        circuit = work / "circuit.ezkl"
-        _ezkl.call("compile_circuit", ezkl.compile_circuit, str(model), str(circuit), str(settings))
-        step("srs")
-        if srs_path is not None:
-            srs_digest, kind, srs_k = _srs.from_file(srs_path, logrows, store)
-        elif dev_srs:
-            srs_digest, kind, srs_k = _srs.dev(logrows, store, index)
-        else:
-            srs_digest, kind, srs_k = _srs.fetch_public(settings, logrows, store)
-        srs_file = _ezkl.artifact_path(store, srs_digest, work, "kzg.srs")
-        step("keys")
-        vk, pk = work / "vk.key", work / "pk.key"
-        _ezkl.call(
-            "setup", ezkl.setup, str(circuit), str(vk), str(pk), str(srs_file), None, False,
-            user_error=False,
-        )  # fmt: skip
-        param_hash = None
-        if param_visibility == "hashed":
-            one = work / "one.json"
-            write_data(one, tensors[:1])
-            param_hash = _param_hash(work, one, circuit)
-        record = ZkSetup(
-            model_digest=model_digest,
-            input_visibility=input_visibility,
-            param_visibility=param_visibility,
-            target=target,
-            decomp=decomp,
-            input_names=names,
-            input_shapes=shapes,
-            output_shapes=_output_shapes(info, len(names) if input_visibility == "public" else 0),
-            input_scales=tuple(int(s) for s in info["model_input_scales"]),
-            output_scales=tuple(int(s) for s in info["model_output_scales"]),
-            logrows=logrows,
-            settings_digest=_ezkl.put_file(store, settings),
-            circuit_digest=_ezkl.put_file(store, circuit),
-            vk_digest=_ezkl.put_file(store, vk),
-            pk_digest=_ezkl.put_file(store, pk),
-            srs_digest=srs_digest,
-            srs_kind=kind,
-            srs_logrows=srs_k,
-            param_hash=param_hash,
-            ezkl_version=_ezkl.EZKL_VERSION,
-        )
     index.put(model_digest, key, store.put(record.canonical()))
     return record
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The checked options of one setup."""
+
+    model_digest: str
+    names: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]
+    variables: Mapping[str, int]
+    target: Target
+    input_visibility: InputVisibility
+    param_visibility: ParamVisibility
+    decomp: tuple[int, int]
+    srs_path: Path | None
+    dev_srs: bool
+
+
+def _build(
+    plan: _Plan, work: Path, model_bytes: bytes, tensors: list[list[np.ndarray]],
+    store: BlobStore, index: SetupIndex, step: ProgressFn, available_memory: int | None,
+) -> ZkSetup:  # fmt: skip
+    """Run EZKL's setup pipeline in ``work`` and store every artifact."""
+    model, data, settings = work / "model.onnx", work / "data.json", work / "settings.json"
+    model.write_bytes(model_bytes)
+    write_data(data, tensors)
+    step("settings")
+    run_args = _run_args(plan.input_visibility, plan.param_visibility, plan.decomp, plan.variables)
+    _ezkl.call("gen_settings", ezkl.gen_settings, str(model), str(settings), run_args)
+    step("calibrate")
+    _ezkl.call(
+        "calibrate_settings", ezkl.calibrate_settings, str(data), str(model), str(settings),
+        plan.target, _LOOKUP_SAFETY_MARGIN, None, [1], None,
+    )  # fmt: skip
+    info = _ezkl.read_json(settings, "settings")
+    logrows = int(info["run_args"]["logrows"])
+    check_memory(logrows, "ZK key setup", available=available_memory)
+    step("compile")
+    circuit = work / "circuit.ezkl"
+    _ezkl.call("compile_circuit", ezkl.compile_circuit, str(model), str(circuit), str(settings))
+    step("srs")
+    if plan.srs_path is not None:
+        srs_digest, kind, srs_k = _srs.from_file(plan.srs_path, logrows, store)
+    elif plan.dev_srs:
+        srs_digest, kind, srs_k = _srs.dev(logrows, store, index)
+    else:
+        srs_digest, kind, srs_k = _srs.fetch_public(settings, logrows, store)
+    srs_file = _ezkl.artifact_path(store, srs_digest, work, "kzg.srs")
+    step("keys")
+    vk, pk = work / "vk.key", work / "pk.key"
+    _ezkl.call(
+        "setup", ezkl.setup, str(circuit), str(vk), str(pk), str(srs_file), None, False,
+        user_error=False,
+    )  # fmt: skip
+    param_hash = None
+    if plan.param_visibility == "hashed":
+        write_data(work / "one.json", tensors[:1])
+        param_hash = _param_hash(work, work / "one.json", circuit)
+    n_public = len(plan.names) if plan.input_visibility == "public" else 0
+    return ZkSetup(
+        model_digest=plan.model_digest,
+        input_visibility=plan.input_visibility,
+        param_visibility=plan.param_visibility,
+        target=plan.target,
+        decomp=plan.decomp,
+        input_names=plan.names,
+        input_shapes=plan.shapes,
+        output_shapes=_output_shapes(info, n_public),
+        input_scales=tuple(int(s) for s in info["model_input_scales"]),
+        output_scales=tuple(int(s) for s in info["model_output_scales"]),
+        logrows=logrows,
+        settings_digest=_ezkl.put_file(store, settings),
+        circuit_digest=_ezkl.put_file(store, circuit),
+        vk_digest=_ezkl.put_file(store, vk),
+        pk_digest=_ezkl.put_file(store, pk),
+        srs_digest=srs_digest,
+        srs_kind=kind,
+        srs_logrows=srs_k,
+        param_hash=param_hash,
+        ezkl_version=_ezkl.EZKL_VERSION,
+    )
 
 
 def _output_shapes(info: Mapping[str, Any], n_public_inputs: int) -> tuple[tuple[int, ...], ...]:
