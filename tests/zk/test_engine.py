@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from pathlib import Path
@@ -36,9 +37,13 @@ def check_all(setup: zk.ZkSetup, proof: zk.ZkProof, env: Env, model: Model,
     return statuses(zk.verify(setup, proof, env.store, model_digest=model.digest, **kw))
 
 
-ALL_PASSED = dict.fromkeys(
-    ["zk.setup", "zk.srs", "zk.proof", "zk.model", "zk.input", "zk.output"], CheckStatus.PASSED
-)
+ALL_PASSED = {
+    **dict.fromkeys(
+        ["zk.setup", "zk.srs", "zk.proof", "zk.model", "zk.input", "zk.output"],
+        CheckStatus.PASSED,
+    ),
+    "zk.model.rederived": CheckStatus.NOT_CHECKED,
+}
 
 
 @pytest.mark.parametrize(
@@ -289,3 +294,25 @@ def test_batch_proves_several_inputs(env: Env) -> None:
     assert check_all(setup, proof, env, model, x) == ALL_PASSED
     with pytest.raises(zk._memory.InputError, match="shape"):
         zk.prove(setup, {"x": x[:1]}, env.store)
+
+
+@pytest.mark.parametrize("param", ["fixed", "hashed"])
+def test_model_binding_rederived_from_model_file(
+    setups: Any, env: Env, model_a: Model, model_b: Model, param: str
+) -> None:
+    setup_a, setup_b = setups("a", "public", param), setups("b", "public", param)
+    x = model_a.samples[0]["x"]
+    proof_a = zk.prove(setup_a, {"x": x}, env.store)
+    honest = check_all(setup_a, proof_a, env, model_a, x, model_bytes=model_a.data)
+    assert honest["zk.model.rederived"] is CheckStatus.PASSED
+    # A record that claims model A but carries B's key and weight hash (made by
+    # whoever wants B's outputs to pass as A's): everything else passes, and only
+    # re-deriving from A's file shows the lie.
+    forged = dataclasses.replace(setup_b, model_digest=model_a.digest)
+    proof_b = zk.prove(setup_b, {"x": x}, env.store)
+    relabelled = zk.ZkProof.from_json({**proof_b.to_json(), "setup": forged.digest()})
+    got = check_all(forged, relabelled, env, model_a, x, model_bytes=model_a.data)
+    assert got["zk.proof"] is CheckStatus.PASSED and got["zk.model"] is CheckStatus.PASSED
+    assert got["zk.model.rederived"] is CheckStatus.FAILED
+    wrong_file = check_all(setup_a, proof_a, env, model_a, x, model_bytes=model_b.data)
+    assert wrong_file["zk.model.rederived"] is CheckStatus.FAILED

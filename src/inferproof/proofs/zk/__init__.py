@@ -24,6 +24,7 @@ from ._ezkl import EZKL_VERSION, ZkError
 from ._index import JsonSetupIndex, SetupIndex
 from ._memory import check_memory, estimate_bytes
 from ._prove import prove
+from ._rederive import CHECK_REDERIVED
 from ._setup import DEFAULT_DECOMP, SETUP_STEPS, ProgressFn, options_key, setup
 from ._srs import PUBLIC_SRS_SHA256, public_srs_logrows
 from ._types import (
@@ -49,6 +50,7 @@ __all__ = [
     "CHECK_MODEL",
     "CHECK_OUTPUT",
     "CHECK_PROOF",
+    "CHECK_REDERIVED",
     "CHECK_SETUP",
     "CHECK_SRS",
     "DEFAULT_DECOMP",

@@ -25,6 +25,7 @@ from . import _ezkl
 from ._felts import dequantise, felt_to_int, int_to_felt, quantise
 from ._model import ordered_tensors
 from ._prove import layout
+from ._rederive import CHECK_REDERIVED, rederive
 from ._types import ZkProof, ZkSetup
 
 CHECK_SETUP = "zk.setup"
@@ -45,6 +46,7 @@ def verify(
     input_tensors: Mapping[str, np.ndarray] | None = None,
     input_hash: Sequence[str] | None = None,
     allow_dev_srs: bool = False,
+    model_bytes: bytes | None = None,
 ) -> tuple[Check, ...]:
     """Check a proof and what it proves; return every check made or not made.
 
@@ -53,7 +55,10 @@ def verify(
     as recorded), compared within half a quantisation step. Give the input as
     tensors, or for hashed inputs as its Poseidon hash; with neither, the input
     check is reported as not made. A dev SRS fails ``zk.srs`` unless allowed; the
-    ``zk.proof`` check is reported on its own either way.
+    ``zk.proof`` check is reported on its own either way. With ``model_bytes``
+    (the model file) the verifying key and weight hash are also re-derived from the
+    model (``zk.model.rederived``, a key generation's worth of time); without it that
+    check is reported as not made and the record is trusted as the hub keeps it.
 
     Example::
 
@@ -66,8 +71,14 @@ def verify(
     where = layout(setup)
     if len(proof.instances) != where.total:
         bad = f"proof has {len(proof.instances)} public instances; the circuit has {where.total}"
-        return (*checks, *(failed(n, bad) for n in (CHECK_MODEL, CHECK_INPUT, CHECK_OUTPUT)))
+        names = (CHECK_MODEL, CHECK_REDERIVED, CHECK_INPUT, CHECK_OUTPUT)
+        return (*checks, *(failed(n, bad) for n in names))
     checks.append(_check_model(setup, proof))
+    if model_bytes is None:
+        why = "no model file given: key and weight hash taken as the setup record says"
+        checks.append(not_checked(CHECK_REDERIVED, why))
+    else:
+        checks.append(rederive(setup, model_bytes, store))
     checks.append(_check_input(setup, proof, input_tensors, input_hash))
     checks.append(_check_output(setup, proof, output_values))
     return tuple(checks)
