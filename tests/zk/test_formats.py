@@ -53,7 +53,8 @@ def test_proof_round_trip_and_limits(setups: Any, env: Env, model_a: Model) -> N
     again = zk.ZkProof.from_json(wire)
     assert again.to_json() == proof.to_json()
     checks = zk.verify(setup, again, env.store, model_digest=model_a.digest,
-                       output_values=again.outputs, input_tensors={"x": x}, allow_dev_srs=True)  # fmt: skip
+                       output_values=again.outputs, input_tensors={"x": x}, allow_dev_srs=True,
+                       model_bytes=model_a.data)  # fmt: skip
     assert all(c.passed for c in checks)
     for key, value, match in [
         ("proof", "AB" * 10, "lowercase hex"),
