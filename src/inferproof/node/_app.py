@@ -40,6 +40,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Measure the software environment once, before serving: the first measurement
+        # reads every installed distribution's metadata (about a second), and
+        # concurrent first requests would each pay for it.
+        node._environment()
         if node._log_enabled:
             node.log.checkpoint()  # open the log (and create its key) before serving
         svc.ready = True

@@ -18,6 +18,8 @@ from ._errors import NodeHTTPError, errors
 from ._routes import Svc
 from ._schemas import ConsistencyProof, Health, Identity, InclusionProof
 
+# Handlers here are async on purpose: each is a few small SQLite reads, cheaper on the
+# event loop than a hop to a worker thread (and the GIL hand-offs that come with it).
 router = APIRouter()
 _TEXT = "text/plain; charset=utf-8"
 _BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
@@ -63,14 +65,14 @@ def _tile_width(log: Log, level: int, index: int, width: int | None) -> int:
 
 @router.get("/v1/log/checkpoint", response_class=Response,
             responses={200: {"content": {_TEXT: {}}}, **errors(404, 429)})  # fmt: skip
-def checkpoint(svc: Svc) -> Response:
+async def checkpoint(svc: Svc) -> Response:
     """The latest signed checkpoint (c2sp.org/tlog-checkpoint signed note)."""
     return Response(_log(svc).checkpoint().encode(), media_type=_TEXT, headers=_NO_CACHE)
 
 
 @router.get("/v1/log/tile/entries/{path:path}", response_class=Response,
             responses={200: {"content": _BINARY}, **errors(404, 429)})  # fmt: skip
-def entry_bundle(svc: Svc, path: str) -> Response:
+async def entry_bundle(svc: Svc, path: str) -> Response:
     """An entry bundle (tlog-tiles "Log entries"): each entry as uint16 length || bytes."""
     log = _log(svc)
     index, width = _parse_index(path)
@@ -84,7 +86,7 @@ def entry_bundle(svc: Svc, path: str) -> Response:
 
 @router.get("/v1/log/tile/{level}/{path:path}", response_class=Response,
             responses={200: {"content": _BINARY}, **errors(404, 429)})  # fmt: skip
-def tile(svc: Svc, level: str, path: str) -> Response:
+async def tile(svc: Svc, level: str, path: str) -> Response:
     """A Merkle tree tile (tlog-tiles "Merkle Tree"): up to 256 hashes of one level."""
     log = _log(svc)
     if not level.isdigit() or int(level) > MAX_TILE_LEVEL or str(int(level)) != level:
@@ -106,7 +108,7 @@ def tile(svc: Svc, level: str, path: str) -> Response:
 @router.get(
     "/v1/log/inclusion", response_model=InclusionProof, responses=errors(400, 404, 422, 429)
 )
-def inclusion(
+async def inclusion(
     svc: Svc,
     index: Annotated[int, Query(ge=0)],
     size: Annotated[int | None, Query(ge=1, description="Tree size (default: latest)")] = None,
@@ -119,7 +121,7 @@ def inclusion(
 
 @router.get("/v1/log/consistency", response_model=ConsistencyProof,
             responses=errors(400, 404, 422, 429))  # fmt: skip
-def consistency(
+async def consistency(
     svc: Svc,
     old: Annotated[int, Query(ge=0)],
     new: Annotated[int | None, Query(ge=0, description="Tree size (default: latest)")] = None,
@@ -131,7 +133,7 @@ def consistency(
 
 
 @router.get("/v1/identity", response_model=Identity, responses=errors(429))
-def identity(svc: Svc) -> dict[str, Any]:
+async def identity(svc: Svc) -> dict[str, Any]:
     """Who signs this node's receipts and log: keys, measurement, attestation if any."""
     node = svc.node
     log = None
@@ -152,7 +154,7 @@ def identity(svc: Svc) -> dict[str, Any]:
 
 
 @router.get("/healthz", response_model=Health, responses=errors(503))
-def healthz(svc: Svc) -> dict[str, Any]:
+async def healthz(svc: Svc) -> dict[str, Any]:
     """200 once the node is ready to serve (503 while starting or stopping)."""
     if not svc.ready:
         raise NodeHTTPError(503, "the node is not ready")
@@ -161,6 +163,6 @@ def healthz(svc: Svc) -> dict[str, Any]:
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {_TEXT: {}}}})
-def metrics(svc: Svc) -> Response:
+async def metrics(svc: Svc) -> Response:
     """Prometheus metrics: requests, latencies, log size, proving queue."""
     return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -29,17 +29,20 @@ from ._schemas import (
 from ._service import Call, Issued, Service
 from ._strict import StrictRoute
 
+# Dependencies and light handlers are async: FastAPI runs sync ones on a worker thread,
+# and each such hop costs GIL hand-offs that dominated request latency.
 router = APIRouter(prefix="/v1", route_class=StrictRoute)
 bearer = HTTPBearer(
     auto_error=False, description="A token from `inferproof token create` (writes only)."
 )
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
 _JSON = "application/json"
+_ID = r"^[0-9a-f]{24}$"
 _BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 _IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 
 
-def service(request: Request) -> Service:
+async def service(request: Request) -> Service:
     svc: Service = request.app.state.service
     return svc
 
@@ -47,12 +50,12 @@ def service(request: Request) -> Service:
 Svc = Annotated[Service, Depends(service)]
 
 
-def caller(svc: Svc, creds: Credentials) -> str | None:
+async def caller(svc: Svc, creds: Credentials) -> str | None:
     """The hash of the caller's token when it is valid (None for anonymous readers)."""
     return svc.tokens.check(creds.credentials if creds else None)
 
 
-def writer(owner: Annotated[str | None, Depends(caller)]) -> str:
+async def writer(owner: Annotated[str | None, Depends(caller)]) -> str:
     if owner is None:
         raise NodeHTTPError(
             401, "this endpoint needs a bearer token (inferproof token create)",
@@ -142,12 +145,12 @@ async def push_model(
 
 
 @router.get("/models", response_model=ModelList, responses=errors(429))
-def list_models(svc: Svc) -> dict[str, Any]:
+async def list_models(svc: Svc) -> dict[str, Any]:
     return {"models": [r.to_json() for r in svc.node.hub.list()]}
 
 
 @router.get("/models/{ref}", response_model=ModelRecordJSON, responses=errors(404, 422, 429))
-def show_model(svc: Svc, ref: Annotated[str, Path(pattern=MODEL_REF)]) -> dict[str, Any]:
+async def show_model(svc: Svc, ref: Annotated[str, Path(pattern=MODEL_REF)]) -> dict[str, Any]:
     try:
         return svc.node.hub.resolve(ref).to_json()
     except InputError as exc:
@@ -192,12 +195,13 @@ def _job_json(svc: Service, job: JobState, owner: str | None) -> dict[str, Any]:
     summary="Run a verifiable inference; long modes (zk) answer 202 with a job",
 )
 async def infer(body: InferRequest, svc: Svc, owner: Writer) -> Response:
-    call: Call = await svc.in_pool(svc.prepare, body.model, body.mode, body)
     if body.mode in svc.config.job_modes:
+        # Inputs and model are checked before a job exists: a bad request is a 4xx.
+        call: Call = await svc.in_pool(svc.prepare, body.model, body.mode, body)
         job = svc.jobs.submit(body.mode, owner, lambda progress: svc.run(call, progress))
         headers = {"Location": f"/v1/jobs/{job.id}"}
         return JSONResponse(_job_json(svc, job, owner), 202, headers=headers)
-    issued: Issued = await svc.in_pool(svc.run, call)
+    issued: Issued = await svc.in_pool(svc.prepare_and_run, body.model, body.mode, body)
     return Response(issued.json(True), media_type=_JSON)
 
 
@@ -241,7 +245,9 @@ async def get_job(
 @router.get(
     "/bundles/{bundle_id}", responses={200: {"content": {_JSON: {}}}, **errors(404, 422, 429)}
 )
-def bundle_by_id(svc: Svc, bundle_id: Annotated[str, Path(pattern=r"^[0-9a-f]{24}$")]) -> Response:
+async def bundle_by_id(
+    svc: Svc, bundle_id: Annotated[str, Path(pattern=r"^[0-9a-f]{24}$")]
+) -> Response:
     data = svc.bundles.by_id(bundle_id)
     if data is None:
         raise NodeHTTPError(404, f"no bundle {bundle_id} on this node")
@@ -253,7 +259,7 @@ def bundle_by_id(svc: Svc, bundle_id: Annotated[str, Path(pattern=r"^[0-9a-f]{24
     responses={200: {"content": {_JSON: {}}}, **errors(404, 422, 429)},
     summary="The bundle of a receipt, by the digest of its envelope (its log entry)",
 )
-def bundle_by_digest(svc: Svc, digest: Annotated[str, Path(pattern=DIGEST)]) -> Response:
+async def bundle_by_digest(svc: Svc, digest: Annotated[str, Path(pattern=DIGEST)]) -> Response:
     data = svc.bundles.by_digest(digest) if is_digest(digest) else None
     if data is None:
         raise NodeHTTPError(404, f"no bundle for receipt {digest} on this node")

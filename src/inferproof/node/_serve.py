@@ -18,12 +18,16 @@ from ._config import NodeConfig
 GRACEFUL_SECONDS = 30
 # Idle keep-alive connections are closed after this many seconds.
 KEEP_ALIVE_SECONDS = 15
+# Seconds between forced GIL hand-offs (CPython default 0.005), see serve().
+SWITCH_INTERVAL = 0.0005
 
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening-ready TCP socket on ``host:port`` (``port`` 0 picks a free one)."""
-    info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    sock = socket.socket(info[0], socket.SOCK_STREAM)
+    info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)[0]
+    # proto must be IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted sockets only
+    # then, and without it Nagle's algorithm meets delayed ACKs (40 ms per response).
+    sock = socket.socket(info[0], socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(info[4])
     sock.set_inheritable(True)
@@ -53,6 +57,10 @@ def serve(
 
         serve("127.0.0.1", 8080)          # blocks; Ctrl-C stops it cleanly
     """
+    # The node's threads (event loop, inference workers, log sequencer) hand the GIL to
+    # each other on every request; with the default 5 ms switch interval a waiting
+    # thread can stall that long behind a busy one, which dominated request latency.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     node = LocalNode(home)
     app = create_app(node, config)
     sock = bind(host, port)

@@ -94,6 +94,10 @@ class Service:
         self.check_model(model)
         return Call(model, self.parse_inputs(item.inputs), mode, item.nonce, item.private_input)
 
+    def prepare_and_run(self, model: str, mode: str, item: InferItem) -> Issued:
+        """Both steps in one worker-thread hop (each hop costs GIL hand-offs)."""
+        return self.run(self.prepare(model, mode, item))
+
     # -- running ------------------------------------------------------------------------
     def run(self, call: Call, progress: Callable[[str], None] | None = None) -> Issued:
         """Run one inference through the library and store the bundle it issued."""
