@@ -62,11 +62,14 @@ def chat(
         if result.opening is not None:
             opening = path.with_name(path.name + ".opening")
             result.opening.save(opening)
-            err_console.print(f"opening (keep it private) written to {opening}", style="dim")
+            err_console.print(
+                f"opening (keep it private) written to {opening}", style="dim", soft_wrap=True
+            )
     usage = result.output
     err_console.print(
         f"{usage.completion_tokens} tokens, finish reason {usage.finish_reason}; "
         f"bundle written to {path}",
         style="dim",
         markup=False,
+        soft_wrap=True,
     )

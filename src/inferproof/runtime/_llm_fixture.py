@@ -64,6 +64,7 @@ class TinyLlamaConfig:
     n_merges: int = 200
     seed: int = 0
     weight_scale: float = 0.08
+    chat_template: str | None = CHATML_TEMPLATE
 
 
 def _byte_alphabet() -> list[str]:
@@ -153,7 +154,8 @@ def write_tiny_llama(path: Path, config: TinyLlamaConfig | None = None) -> None:
     writer.add_eos_token_id(tokens.index("<|im_end|>"))
     writer.add_pad_token_id(tokens.index("<|endoftext|>"))
     writer.add_add_bos_token(False)
-    writer.add_chat_template(CHATML_TEMPLATE)
+    if cfg.chat_template is not None:
+        writer.add_chat_template(cfg.chat_template)
     for name, array in _weights(cfg, len(tokens)):
         writer.add_tensor(name, array)
     writer.write_header_to_file()

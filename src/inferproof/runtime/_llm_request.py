@@ -136,11 +136,11 @@ class ChatRequest:
         if not isinstance(obj, dict):
             raise InputError("canonical request must be an object")
         task = obj.get("task")
+        if task not in TASKS:
+            raise InputError(f"canonical request task must be one of {', '.join(TASKS)}")
         keys = {"task", "model", "max_tokens", "sampling", "stop", "template_time"}
         keys |= {"messages"} if task == "chat" else {"prompt"}
         _no_unknown(obj, keys, "canonical request")
-        if task not in TASKS:
-            raise InputError(f"canonical request task must be one of {', '.join(TASKS)}")
         sampling = obj.get("sampling")
         if not isinstance(sampling, dict):
             raise InputError("canonical request sampling must be an object")
