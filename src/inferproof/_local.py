@@ -8,23 +8,27 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._canonical import canonical_json, is_digest, parse_json
 from ._home import Home, key_id, raw_public, write_private
+from ._zkflow import load_setup, prove_inference, setup_model
 from .attest._identity import NodeIdentity, produce_identity
 from .attest._producers import EvidenceProducer
 from .attest._software import software_environment
 from .errors import InputError
-from .hub import Hub, ModelRecord, load_publisher_key, publisher_id, sign_model
+from .hub import BlobStore, Hub, ModelRecord, load_publisher_key, publisher_id, sign_model
 from .log import Log, VerifierKey, open_default_log
 from .proofs import ProveContext, Reexecution
 from .receipts import Bundle, build_statement, commit_input, sign_envelope
 from .receipts._statement import receipt_from_statement
 from .runtime import NamedInputs, OnnxModel, encode_tensors, engine_info, tensors_digest
 from .verify import Policy, TrustRoot, Verifier
+
+if TYPE_CHECKING:
+    from .proofs.zk import ZkSetup
 
 SALT_SCHEME = "salted-sha256-v1"
 MODES = ("vanilla", "zk", "tee")
@@ -228,8 +232,10 @@ class LocalNode:
         """
         if mode not in MODES:
             raise InputError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-        if mode != "vanilla":
-            raise InputError(f"mode {mode!r} is not available on this node")
+        if mode == "tee" and self.identity is None:
+            raise InputError(
+                "mode 'tee' needs a hardware-attested node (see `inferproof node attest`)"
+            )
         record, model_block = self.resolve(model_ref)
         named = inputs if isinstance(inputs, NamedInputs) else NamedInputs(dict(inputs))
         model = self._model(str(model_block["digest"]))
@@ -252,18 +258,28 @@ class LocalNode:
         )
         runtime = engine_info()
         ctx = ProveContext(str(model_block["digest"]), tensors, outputs, runtime)
+        proofs: list[dict[str, Any]] = [
+            {"type": "signature", "key": self.node_id},
+            Reexecution().prove(ctx),
+        ]
+        bundle_proofs: dict[str, Any] = {}
+        if mode == "zk":
+            entry, bundle_proofs["zk"] = prove_inference(
+                self, str(model_block["digest"]), tensors, list(outputs), progress
+            )
+            proofs.append(entry)
         statement = build_statement(
             output_digest=tensors_digest(outputs),
             model=model_block,
             input_block=input_block,
             runtime=runtime,
             environment=self._environment(),
-            proofs=[{"type": "signature", "key": self.node_id}, Reexecution().prove(ctx)],
+            proofs=proofs,
             node_id=self.node_id,
             nonce=nonce,
             started=started,
             finished=finished,
-            parameters={"mode": "vanilla"},
+            parameters={"mode": mode},
         )
         envelope = sign_envelope(canonical_json(statement), self._key)
         bundle = Bundle(
@@ -273,6 +289,7 @@ class LocalNode:
             inputs=None if salt else encode_tensors(tensors),
             model_signature=signature.decode() if signature else None,
             attestation=self.identity.doc if self.identity else None,
+            proofs=bundle_proofs,
         )
         if self._log_enabled:
             appended = self.log.append(canonical_json(envelope))
@@ -308,7 +325,23 @@ class LocalNode:
             policy,
             checkpoint_memory=self.home.checkpoints,
             consistency=self._consistency,
+            zk_resolver=self._zk_setup,
         )
+
+    def _zk_setup(self, setup_digest: str) -> tuple[ZkSetup, BlobStore] | None:
+        record = load_setup(self, setup_digest)
+        return None if record is None else (record, self.hub.blobs)
+
+    def zk_setup(
+        self,
+        model_ref: str,
+        samples: list[NamedInputs],
+        *,
+        progress: Callable[[str], None] | None = None,
+        **options: Any,
+    ) -> ZkSetup:
+        """Set a model up for zero-knowledge proofs once (see :mod:`inferproof.proofs.zk`)."""
+        return setup_model(self, model_ref, samples, progress=progress, **options)
 
     def _consistency(self, origin: str, old: int, new: int) -> list[bytes]:
         if origin != self.log.origin:

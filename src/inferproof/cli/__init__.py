@@ -10,6 +10,7 @@ from ._demo import demo
 from ._identity import node_app
 from ._log import log_app, witness_app
 from ._policy import policy_app
+from ._zk import zk_app
 
 app = typer.Typer(
     name="inferproof",
@@ -27,6 +28,7 @@ app.add_typer(witness_app, name="witness")
 app.add_typer(attest_app, name="attest")
 app.add_typer(node_app, name="node")
 app.add_typer(policy_app, name="policy")
+app.add_typer(zk_app, name="zk")
 
 
 def main() -> None:

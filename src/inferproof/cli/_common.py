@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, TypeVar
 
 import typer
@@ -52,3 +53,15 @@ def handle_errors(func: F) -> F:
 
 def is_tty() -> bool:
     return sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def step_progress(title: str) -> Iterator[Callable[[str], None]]:
+    """A spinner on stderr for a long operation; yields a callback for step lines."""
+    from rich.status import Status
+
+    if not is_tty():
+        yield lambda line: err_console.print(f"{title}: {line}", markup=False)
+        return
+    with Status(title, console=err_console) as status:
+        yield lambda line: status.update(f"{title}: {line}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -12,8 +13,8 @@ from rich.table import Table
 from .._local import LocalNode, load_opening, save_opening
 from ..receipts import Bundle
 from ..runtime import encode_tensors, load_tensors
-from ..verify import Material, load_policy
-from ._common import EXIT_VERIFY_FAILED, console, handle_errors
+from ..verify import Material, Policy, load_policy
+from ._common import EXIT_VERIFY_FAILED, console, handle_errors, step_progress
 from ._render import print_report
 
 model_app = typer.Typer(help="Push, list and show models in the hub.", no_args_is_help=True)
@@ -64,11 +65,17 @@ def infer(
     private_input: Annotated[
         bool, typer.Option("--private-input", help="Commit to a salted input digest only.")
     ] = False,
+    mode: Annotated[
+        str, typer.Option("--mode", help="vanilla, zk (zero-knowledge proof) or tee.")
+    ] = "vanilla",
 ) -> None:
     """Run a model locally and write a receipt bundle."""
     node = LocalNode()
     inputs = load_tensors(input_file)
-    result = node.infer(model, inputs, nonce=nonce, private_input=private_input)
+    with step_progress(f"inference ({mode})") as progress:
+        result = node.infer(
+            model, inputs, nonce=nonce, private_input=private_input, mode=mode, progress=progress
+        )
     result.bundle.write(output)
     if result.salt is not None:
         opening = output.with_name(output.name + ".opening")
@@ -88,13 +95,19 @@ def verify(
         Path | None, typer.Option("--opening", help="Opening of a private input.")
     ] = None,
     nonce: Annotated[str | None, typer.Option("--nonce", help="The expected nonce.")] = None,
+    allow_dev_srs: Annotated[
+        bool,
+        typer.Option("--allow-dev-srs", help="Accept ZK proofs over a locally generated SRS."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Verify a bundle offline and print every check; exit 0 only if the policy holds."""
     bundle = Bundle.read(bundle_file)
     node = LocalNode()
     trust = node.trust_root()
-    trust, pol = load_policy(policy, trust) if policy else (trust, None)
+    trust, pol = load_policy(policy, trust) if policy else (trust, Policy())
+    if allow_dev_srs:
+        pol = replace(pol, allow_dev_srs=True)
     if model is not None:
         if not model.is_file():
             raise FileNotFoundError(2, "model file does not exist", str(model))

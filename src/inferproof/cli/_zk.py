@@ -1,8 +1,7 @@
 """``inferproof zk ...``: per-model zero-knowledge setup (EZKL).
 
-Artifacts live in the blob store ``<home>/blobs`` and the setup index in
+Artifacts live in the hub's blob store ``<home>/blobs`` and the setup index in
 ``<home>/zk/``, where home is ``$INFERPROOF_HOME`` (default ``~/.inferproof``).
-The lead registers ``zk_app`` in the main application.
 """
 
 from __future__ import annotations
@@ -14,19 +13,11 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from .._canonical import sha256_digest
-from .._home import default_home
-from ..errors import InputError
-from ..hub._blobs import LocalBlobStore
 from ..proofs import zk
 from ..runtime import load_tensors
 from ._common import console, err_console, handle_errors, is_tty
 
 zk_app = typer.Typer(help="Zero-knowledge proofs of inference (EZKL, Halo2-KZG).")
-
-# Largest model file taken by `zk setup`: far above what EZKL can prove on one
-# machine (a 40k-parameter MLP is ~170 KiB) and a guard on memory.
-MAX_MODEL_BYTES = 256 * 1024 * 1024
 
 _STEP_TEXT = {
     "settings": "generating circuit settings",
@@ -57,18 +48,12 @@ def _group() -> None:
     """Zero-knowledge proofs of inference (keeps ``setup`` a subcommand when run alone)."""
 
 
-def _read_model(path: Path) -> bytes:
-    if not path.is_file():
-        raise InputError(f"model file {path} does not exist")
-    if path.stat().st_size > MAX_MODEL_BYTES:
-        raise InputError(f"model file {path} is over the {MAX_MODEL_BYTES}-byte cap")
-    return path.read_bytes()
-
-
 @zk_app.command("setup")
 @handle_errors
 def setup(
-    model_file: Annotated[Path, typer.Argument(help="ONNX model file.")],
+    model: Annotated[
+        str, typer.Argument(help="sha256:DIGEST, NAME[:VERSION] in the hub, or a .onnx file.")
+    ],
     sample_input: Annotated[
         list[Path],
         typer.Option("--sample-input", help="Sample input (.json or .npz); repeatable."),
@@ -93,10 +78,10 @@ def setup(
     ),
 ) -> None:
     """Set up a model for zero-knowledge proofs, once; print the setup record digest."""
-    model_bytes = _read_model(model_file)
-    samples = [load_tensors(p).tensors for p in sample_input]
-    home = default_home()
-    store, index = LocalBlobStore(home / "blobs"), zk.JsonSetupIndex(home / "zk")
+    from .._local import LocalNode
+
+    node = LocalNode()
+    samples = [load_tensors(p) for p in sample_input]
     ran: list[str] = []
     with Progress(
         TextColumn("{task.description}"),
@@ -116,8 +101,8 @@ def setup(
             if not is_tty():
                 err_console.print(f"step {len(ran)}/{len(zk.SETUP_STEPS)}: {_STEP_TEXT[name]}")
 
-        record = zk.setup(
-            model_bytes, sha256_digest(model_bytes), samples, store, index,
+        record = node.zk_setup(
+            model, samples,
             target=target.value, srs_path=srs, dev_srs=dev_srs, online_srs=online_srs,
             param_visibility=param_visibility.value, input_visibility=input_visibility.value,
             progress=step,

@@ -94,9 +94,13 @@ class Policy:
     require_log: bool = False
     witness_quorum: int = 0
     attestation: AttestationPolicy | None = None
+    require_zk: bool = False
+    # A locally generated SRS lets its maker forge proofs (docs/zk.md): refused
+    # unless a policy says otherwise, for development.
+    allow_dev_srs: bool = False
 
 
-_TOP = {"version", "trust", "require", "freshness", "environment", "log", "attestation"}
+_TOP = {"version", "trust", "require", "freshness", "environment", "log", "attestation", "zk"}
 # "$comment" (the JSON Schema keyword for comments) may appear in any object of a
 # policy, so `inferproof policy init` can write a commented policy in plain JSON.
 COMMENT = "$comment"
@@ -110,7 +114,7 @@ def _strip_comments(value: Any) -> Any:
     return value
 
 
-_REQUIRE = {"model_signature", "input", "reexecution", "nonce", "hardware", "log"}
+_REQUIRE = {"model_signature", "input", "reexecution", "nonce", "hardware", "log", "zk"}
 
 
 def _section(obj: dict[str, Any], key: str, allowed: set[str]) -> dict[str, Any]:
@@ -147,6 +151,9 @@ def parse_policy(obj: Any, local: TrustRoot) -> tuple[TrustRoot, Policy]:
         raise InputError("policy: only version 1 is supported")
     trust = _section(obj, "trust", {"node_keys", "publisher_keys", "log_keys", "witness_keys"})
     log = _section(obj, "log", {"witness_quorum"})
+    zk = _section(obj, "zk", {"allow_dev_srs"})
+    if not isinstance(zk.get("allow_dev_srs", False), bool):
+        raise InputError("policy: zk.allow_dev_srs must be true or false")
     require = _section(obj, "require", _REQUIRE)
     fresh = _section(obj, "freshness", {"max_age_seconds"})
     env = _section(obj, "environment", {"allowed_measurements"})
@@ -192,6 +199,8 @@ def parse_policy(obj: Any, local: TrustRoot) -> tuple[TrustRoot, Policy]:
         allowed_environments=allowed,
         require_log=require.get("log", False),
         witness_quorum=quorum,
+        require_zk=require.get("zk", False),
+        allow_dev_srs=zk.get("allow_dev_srs", False),
         attestation=AttestationPolicy.from_dict(obj["attestation"])
         if "attestation" in obj
         else None,

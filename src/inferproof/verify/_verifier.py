@@ -19,6 +19,7 @@ from ..receipts import Bundle, Receipt, opens, verify_envelope
 from ..runtime import decode_tensors, tensors_digest
 from ._logcheck import ConsistencySource, log_checks
 from ._policy import Policy, TrustRoot
+from ._zkcheck import ZkResolver, zk_checks
 
 # Receipts stamped in the future by more than this are refused: it allows for
 # ordinary clock skew between a node and a verifier, and no more.
@@ -80,6 +81,7 @@ class Verifier:
         *,
         checkpoint_memory: Path | None = None,
         consistency: ConsistencySource | None = None,
+        zk_resolver: ZkResolver | None = None,
         extra_checks: tuple[Callable[[Bundle, Material], Check], ...] = (),
     ) -> None:
         self.trust = trust
@@ -88,6 +90,7 @@ class Verifier:
         # consistency proof when a newer one is seen; nothing is fetched otherwise.
         self._memory = checkpoint_memory
         self._consistency = consistency
+        self._zk_resolver = zk_resolver
         self._extra = extra_checks
         self._identities: dict[str, Check] = {}
 
@@ -107,6 +110,16 @@ class Verifier:
 
         ctx = VerifyContext(r, m.model_bytes, inputs, self.policy.require_reexecution)
         checks.append(Reexecution().verify(_proof(r, "reexecution"), ctx))
+        checks.extend(
+            zk_checks(
+                bundle,
+                inputs,
+                m.model_bytes,
+                required=self.policy.require_zk,
+                allow_dev_srs=self.policy.allow_dev_srs,
+                resolver=self._zk_resolver,
+            )
+        )
         checks.append(self._nonce(r, m))
         checks.append(self._freshness(r, m))
         checks.extend(

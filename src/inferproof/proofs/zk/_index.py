@@ -65,6 +65,11 @@ class JsonSetupIndex:
         found = self._load().get(model_digest, {}).get(key)
         return None if found is None else check_digest(found, "indexed setup digest")
 
+    def entries(self, model_digest: str) -> list[str]:
+        """Every setup record digest indexed for ``model_digest`` (any options)."""
+        found = self._load().get(model_digest, {})
+        return [check_digest(d, "indexed setup digest") for d in found.values()]
+
     def put(self, model_digest: str, key: str, setup_record_digest: str) -> None:
         check_digest(setup_record_digest, "setup record digest")
         entries = self._load()
