@@ -168,3 +168,18 @@ def test_cli_infer_zk_and_verify(zk_node, tmp_path: Path, monkeypatch: pytest.Mo
     assert {c["name"]: c["status"] for c in json.loads(relaxed.stdout)["checks"]}[
         "zk.proof"
     ] == "passed"
+
+
+def test_model_push_with_zk_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INFERPROOF_HOME", str(tmp_path / "home"))
+    model = make_model(seed=11)
+    f = tmp_path / "m.onnx"
+    f.write_bytes(model.data)
+    sample = tmp_path / "s.json"
+    sample.write_text(json.dumps({"x": model.samples[0]["x"].tolist()}))
+    result = runner.invoke(
+        app,
+        ["model", "push", str(f), "--name", "m", "--zk-sample-input", str(sample), "--zk-dev-srs"],
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "zk setup sha256:" in result.stdout and "dev SRS" in result.stdout

@@ -29,9 +29,30 @@ def model_push(
     sign_key: Annotated[
         Path | None, typer.Option("--sign-key", help="ECDSA P-256/384 PEM key: sign the model.")
     ] = None,
+    zk_sample: Annotated[
+        list[Path] | None,
+        typer.Option("--zk-sample-input", help="Also set the model up for ZK proofs on this."),
+    ] = None,
+    zk_srs: Annotated[
+        Path | None, typer.Option("--zk-srs", help="Public ceremony SRS file for the ZK setup.")
+    ] = None,
+    zk_dev_srs: Annotated[
+        bool, typer.Option("--zk-dev-srs", help="ZK setup with a local SRS (development only).")
+    ] = False,
 ) -> None:
     """Store a model (content-addressed) and print its digest."""
-    record = LocalNode().push(file, name=name, version=version, sign_key=sign_key)
+    node = LocalNode()
+    record = node.push(file, name=name, version=version, sign_key=sign_key)
+    if zk_sample:
+        with step_progress("zk setup") as progress:
+            setup = node.zk_setup(
+                record.digest,
+                [load_tensors(p) for p in zk_sample],
+                srs_path=zk_srs,
+                dev_srs=zk_dev_srs,
+                progress=progress,
+            )
+        console.print(f"zk setup {setup.digest()} (logrows {setup.logrows}, {setup.srs_kind} SRS)")
     if record.publisher:
         console.print(f"signed by publisher {record.publisher}", style="dim")
     console.print(record.digest)
