@@ -58,14 +58,25 @@ class IssuedBundles:
 
     def add(self, receipt_digest: str, log_index: int | None, data: bytes) -> str:
         """Store a bundle's JSON bytes; return its new id."""
-        bundle_id = new_id()
+        return self.add_many([(receipt_digest, log_index, data)])[0]
+
+    def add_many(self, rows: list[tuple[str, int | None, bytes]]) -> list[str]:
+        """Store several bundles in one transaction (one commit); return their ids."""
+        ids = [new_id() for _ in rows]
+        now = time.time()
         with self._lock:
-            self._db.execute(
-                "INSERT INTO bundles (id, receipt_digest, log_index, created, bundle) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (bundle_id, receipt_digest, log_index, time.time(), data),
-            )
-        return bundle_id
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "INSERT INTO bundles (id, receipt_digest, log_index, created, bundle) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [(i, d, x, now, b) for i, (d, x, b) in zip(ids, rows, strict=True)],
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return ids
 
     def by_id(self, bundle_id: str) -> bytes | None:
         if not is_id(bundle_id):

@@ -55,6 +55,17 @@ class Issued:
         return self.body[:-1] + b',"opening":' + opening + b"}"
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """An issued bundle not yet stored: its JSON bytes, receipt digest, log index."""
+
+    data: bytes
+    digest: str
+    index: int | None
+    outputs: dict[str, Any]
+    opening: dict[str, str] | None
+
+
 class Service:
     """One LocalNode behind the HTTP routes (see :func:`inferproof.node.create_app`)."""
 
@@ -101,6 +112,9 @@ class Service:
     # -- running ------------------------------------------------------------------------
     def run(self, call: Call, progress: Callable[[str], None] | None = None) -> Issued:
         """Run one inference through the library and store the bundle it issued."""
+        return self._store([self._issue(call, progress)])[0]
+
+    def _issue(self, call: Call, progress: Callable[[str], None] | None = None) -> _Pending:
         result = self._infer(
             call.model,
             call.inputs,
@@ -110,20 +124,22 @@ class Service:
             progress=progress,
         )
         bundle = result.bundle
-        bundle_bytes = json.dumps(bundle.to_json(), separators=(",", ":")).encode()
+        data = json.dumps(bundle.to_json(), separators=(",", ":")).encode()
         digest = sha256_digest(canonical_json(bundle.envelope))
         index = TlogProof.parse(bundle.tlog_entry).index if bundle.tlog_entry else None
-        bundle_id = self.bundles.add(digest, index, bundle_bytes)
-        rest = {
-            "bundle_id": bundle_id,
-            "log_index": index,
-            "outputs": bundle.outputs,
-            "receipt_digest": digest,
-        }
-        body = b'{"bundle":' + bundle_bytes + b"," + json.dumps(rest).encode()[1:]
         opening = {"scheme": SALT_SCHEME, "salt": result.salt.hex()} if result.salt else None
         self.metrics.inferences.labels(call.mode).inc()
-        return Issued(body, opening)
+        return _Pending(data, digest, index, bundle.outputs, opening)
+
+    def _store(self, issued: list[_Pending]) -> list[Issued]:
+        ids = self.bundles.add_many([(p.digest, p.index, p.data) for p in issued])
+        out = []
+        for bundle_id, p in zip(ids, issued, strict=True):
+            rest = {"bundle_id": bundle_id, "log_index": p.index, "outputs": p.outputs,
+                    "receipt_digest": p.digest}  # fmt: skip
+            body = b'{"bundle":' + p.data + b"," + json.dumps(rest).encode()[1:]
+            out.append(Issued(body, p.opening))
+        return out
 
     def push(
         self, data: bytes, name: str, version: str | None, signature: bytes | None
@@ -156,8 +172,9 @@ class Service:
             ) from None
 
     async def run_batch(self, calls: list[Call]) -> bytes:
-        """Run every item concurrently (their log appends share commits); one result each."""
-        futures = [asyncio.wrap_future(self.pool.submit(self.run, call)) for call in calls]
+        """Run every item concurrently (their log appends share commits), store their
+        bundles in one transaction; one result or error per item."""
+        futures = [asyncio.wrap_future(self.pool.submit(self._issue, call)) for call in calls]
         try:
             done = await asyncio.wait_for(
                 asyncio.gather(*futures, return_exceptions=True), self.config.request_timeout
@@ -166,10 +183,12 @@ class Service:
             raise NodeHTTPError(
                 504, f"the batch did not finish within {self.config.request_timeout:.0f} s"
             ) from None
+        issued = [d for d in done if isinstance(d, _Pending)]
+        stored = iter(await asyncio.wrap_future(self.pool.submit(self._store, issued)))
         parts = []
         for outcome in done:
-            if isinstance(outcome, Issued):
-                parts.append(b'{"result":' + outcome.json(True) + b"}")
+            if isinstance(outcome, _Pending):
+                parts.append(b'{"result":' + next(stored).json(True) + b"}")
             elif isinstance(outcome, InputError):
                 parts.append(json.dumps(error_body("invalid_request", str(outcome))).encode())
             else:
