@@ -65,6 +65,7 @@ __all__ = [
     "ChatConfig",
     "ChatResult",
     "ChatStream",
+    "ModelNotFound",
     "UpstreamError",
     "chat",
     "chat_models",
@@ -76,7 +77,13 @@ __all__ = [
     "receipt_digest",
     "relay_chat",
     "resolve_chat_model",
+    "unload",
 ]
+
+
+class ModelNotFound(InputError):
+    """No GGUF model under that reference (an HTTP layer answers 404, OpenAI's
+    ``model_not_found``)."""
 
 
 @dataclass(frozen=True)
@@ -139,9 +146,17 @@ def configure(node: LocalNode, config: ChatConfig) -> None:
     models = _models(node)
     with models.lock:
         models.config = config
-        for model in models.loaded.values():
-            model.close()
+    unload(node)
+
+
+def unload(node: LocalNode) -> None:
+    """Free the llama.cpp models ``node`` has loaded (for :meth:`LocalNode.close`)."""
+    models = _models(node)
+    with models.lock:
+        loaded = list(models.loaded.values())
         models.loaded.clear()
+    for model in loaded:
+        model.close()
 
 
 def _load(node: LocalNode, digest: str) -> LlamaModel:
@@ -202,13 +217,16 @@ def resolve_chat_model(
     path = Path(ref)
     if not is_digest(ref) and (path.suffix == ".gguf" or os.sep in ref):
         if not path.is_file():
-            raise InputError(f"model file {path} does not exist")
+            raise ModelNotFound(f"model file {path} does not exist")
         data = path.read_bytes()
         if not is_gguf(data):
             raise InputError(f"{path} is not a GGUF model")
         digest = node.hub.blobs.put(data)
         return None, {"digest": digest, "name": path.stem, "version": None}, _load(node, digest)
-    record = node.hub.resolve(ref)
+    try:
+        record = node.hub.resolve(ref)
+    except InputError as exc:
+        raise ModelNotFound(str(exc)) from None
     if record.format != "gguf":
         raise InputError(f"model {ref!r} is an {record.format} model, not a GGUF chat model")
     block = {"digest": record.digest, "name": record.name, "version": record.version}
@@ -277,7 +295,7 @@ def _sign(
         model=model_block,
         input_block=input_block,
         runtime=issue.runtime,
-        environment=node._environment(),
+        environment=node.environment(),
         proofs=[{"type": "signature", "key": node.node_id}, *issue.proofs],
         node_id=node.node_id,
         nonce=nonce,
@@ -299,7 +317,7 @@ def _sign(
         model_signature=signature.decode() if signature else None,
         attestation=node.identity.doc if node.identity else None,
     )
-    if node._log_enabled:
+    if node.log_enabled:
         appended = node.log.append(canonical_json(envelope))
         bundle = bundle.with_tlog_entry(appended.tlog_proof().encode())
     return bundle, (ChatOpening(salt, request, output) if salt else None)

@@ -86,3 +86,25 @@ def test_concurrent_requests_give_the_sequential_answers(chat_node) -> None:
         t.join()
     assert not errors
     assert [got[i] for i in range(4)] == expected
+
+
+def test_unknown_models_are_model_not_found(chat_node) -> None:
+    from inferproof._chat import ModelNotFound
+
+    for ref in ("nope", "nope:1", "sha256:" + "0" * 64, "/no/such.gguf"):
+        with pytest.raises(ModelNotFound):
+            chat(chat_node, ref, ask())
+
+
+def test_unload_and_closing_a_stream_early(chat_node) -> None:
+    from inferproof._chat import chat_stream, unload
+
+    stream = chat_stream(chat_node, "tiny", ask(max_tokens=20))
+    events = [next(stream), next(stream)]
+    assert events[1]["choices"][0]["delta"]["content"]
+    stream.close()
+    assert stream.result is None  # no receipt for an answer never finished
+    before = chat_node.log.size
+    unload(chat_node)  # does not wait on the closed stream
+    assert chat(chat_node, "tiny", ask(max_tokens=4)).output.completion_tokens == 4
+    assert chat_node.log.size == before + 1

@@ -223,8 +223,10 @@ class LlamaModel:
         return path
 
     def close(self) -> None:
-        """Free the llama.cpp model and context now (otherwise at garbage collection)."""
-        self._finalizer()
+        """Free the llama.cpp model and context now (otherwise at garbage collection);
+        waits for a generation in progress to end."""
+        with self._lock:
+            self._finalizer()
 
     @property
     def n_ctx(self) -> int:
