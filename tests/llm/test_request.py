@@ -136,7 +136,9 @@ def test_relay_refuses_llama_only_parameters() -> None:
         (lambda o: o["sampling"].pop("seed"), "lacks"),
         (lambda o: o["sampling"].update(temperature=9), "temperature must be between"),
         (lambda o: o.update(max_tokens=-1), "max_tokens must be between"),
-        (lambda o: o.update(template_time=5), "template_time must be a string"),
+        (lambda o: o.update(template_time=5), "template_time must be YYYY"),
+        (lambda o: o.update(template_time="2024-02-30T00:00:00Z"), "template_time must be YYYY"),
+        (lambda o: o.update(template_time="yesterday"), "template_time must be YYYY"),
         (lambda o: o.update(stop="x"), "not in canonical form"),
     ],
 )

@@ -206,6 +206,7 @@ class LlamaModel:
         self._pieces: dict[int, bytes] = {}
         self._vocab = self._llm._model.vocab
         self._template = self._llm.metadata.get("tokenizer.chat_template")
+        self._formatter_cache: Any = None
         self._finalizer = weakref.finalize(self, _release, self._llm, self._tmp)
 
     def _materialise(self, model: bytes | Path) -> Path:
@@ -292,28 +293,38 @@ class LlamaModel:
             raise InputError("the prompt is empty")
         return Prompt(text, tuple(tokens))
 
-    def _apply_template(self, request: ChatRequest) -> str:
-        from jinja2 import TemplateError
+    def _formatter(self, at: datetime | None) -> Any:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        if not self._template:
-            raise InputError("this model has no chat template (use a text completion)")
+        if at is None and self._formatter_cache is not None:
+            return self._formatter_cache  # compiling a large template costs milliseconds
         model = self._llm._model
         eos, bos = self._llm.token_eos(), self._llm.token_bos()
         formatter = Jinja2ChatFormatter(
-            template=self._template,
+            template=str(self._template),
             eos_token=model.token_get_text(eos) if eos != -1 else "",
             bos_token=model.token_get_text(bos) if bos != -1 else "",
             add_generation_prompt=True,
         )
-        if request.template_time is not None:
+        if at is None:
+            self._formatter_cache = formatter
+        else:
             # A template that prints today's date would make the prompt depend on
             # when it is rendered; it sees the time the request recorded instead.
-            at = datetime.fromisoformat(request.template_time.replace("Z", "+00:00"))
             setattr(formatter, "strftime_now", at.strftime)  # noqa: B010 (instance override)
+        return formatter
+
+    def _apply_template(self, request: ChatRequest) -> str:
+        from jinja2 import TemplateError
+
+        if not self._template:
+            raise InputError("this model has no chat template (use a text completion)")
+        at = None
+        if request.template_time is not None:
+            at = datetime.fromisoformat(request.template_time.replace("Z", "+00:00"))
         messages: Any = [{"role": r, "content": c} for r, c in request.messages]
         try:
-            return formatter(messages=messages).prompt
+            return str(self._formatter(at)(messages=messages).prompt)
         except (TemplateError, ValueError, TypeError) as exc:
             raise InputError(f"the model's chat template rejected the messages: {exc}") from exc
 

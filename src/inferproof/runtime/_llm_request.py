@@ -13,8 +13,10 @@ a client never believes a parameter took effect when it did not.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from .._canonical import canonical_json, check_digest, sha256_digest
@@ -153,8 +155,8 @@ class ChatRequest:
         if max_tokens is not None:
             max_tokens = _int(max_tokens, "max_tokens", 1, 1 << 31)
         template_time = obj.get("template_time")
-        if template_time is not None and not isinstance(template_time, str):
-            raise InputError("canonical request template_time must be a string")
+        if template_time is not None and not _is_utc_second(template_time):
+            raise InputError("canonical request template_time must be YYYY-MM-DDTHH:MM:SSZ")
         req = cls(
             task=task,
             model=check_digest(obj.get("model"), "canonical request model"),
@@ -186,6 +188,20 @@ class ParsedBody:
 class _Fields:
     sampling: Sampling
     stop: tuple[str, ...]
+
+
+_UTC_SECOND = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+
+
+def _is_utc_second(value: Any) -> bool:
+    """An RFC 3339 UTC time to the second, as the node writes ``template_time``."""
+    if not isinstance(value, str) or not _UTC_SECOND.fullmatch(value):
+        return False
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
 
 
 def _no_unknown(obj: Mapping[str, Any], allowed: set[str], what: str) -> None:
