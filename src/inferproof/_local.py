@@ -62,9 +62,10 @@ class LocalNode:
     def __init__(self, home: Home | Path | None = None, *, log: bool = True) -> None:
         """``log=False`` skips the transparency log (for measuring the receipt alone)."""
         self.home = home if isinstance(home, Home) else Home.open(home)
-        self._log_enabled = log
+        self.log_enabled = log
         self._log: Log | None = None
         self._identity: NodeIdentity | None = None
+        software_environment()  # measured once, up front: the first call takes ~1 s
         self.hub = Hub.local(self.home.root)
         self._key = self.home.node_key()
         self.public_key = raw_public(self._key.public_key())
@@ -106,7 +107,8 @@ class LocalNode:
                 raise InputError(f"{path} binds another key than this node's; run node attest")
         return self._identity
 
-    def _environment(self) -> dict[str, Any]:
+    def environment(self) -> dict[str, Any]:
+        """The environment block this node puts in its receipts."""
         env = software_environment()
         identity = self.identity
         if identity is None:
@@ -146,11 +148,16 @@ class LocalNode:
         name: str,
         version: str | None = None,
         sign_key: Path | None = None,
+        signature: bytes | None = None,
     ) -> ModelRecord:
-        """Check the file is a loadable ONNX model, store it, optionally sign it."""
+        """Check the file is a loadable ONNX model, store it, optionally sign it
+        (``sign_key``) or record a publisher's ready signature bundle (``signature``)."""
+        if sign_key is not None and signature is not None:
+            raise InputError("give a signing key or a signature, not both")
         data = _read_model(model)
         loaded = OnnxModel(data)
-        signature = sign_model(data, sign_key) if sign_key else None
+        if sign_key is not None:
+            signature = sign_model(data, sign_key)
         record = self.hub.add(
             data,
             name=name,
@@ -273,7 +280,7 @@ class LocalNode:
             model=model_block,
             input_block=input_block,
             runtime=runtime,
-            environment=self._environment(),
+            environment=self.environment(),
             proofs=proofs,
             node_id=self.node_id,
             nonce=nonce,
@@ -291,7 +298,7 @@ class LocalNode:
             attestation=self.identity.doc if self.identity else None,
             proofs=bundle_proofs,
         )
-        if self._log_enabled:
+        if self.log_enabled:
             appended = self.log.append(canonical_json(envelope))
             bundle = bundle.with_tlog_entry(appended.tlog_proof().encode())
         return InferenceResult(outputs, bundle, salt)

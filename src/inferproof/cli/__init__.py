@@ -9,6 +9,7 @@ from ._core import infer, model_app, verify
 from ._demo import demo
 from ._identity import node_app
 from ._log import log_app, witness_app
+from ._node import serve, token_app
 from ._policy import policy_app
 from ._zk import zk_app
 
@@ -23,6 +24,8 @@ app.add_typer(model_app, name="model")
 app.command("infer")(infer)
 app.command("verify")(verify)
 app.command("demo")(demo)
+app.command("serve")(serve)
+app.add_typer(token_app, name="token")
 app.add_typer(log_app, name="log")
 app.add_typer(witness_app, name="witness")
 app.add_typer(attest_app, name="attest")

@@ -5,16 +5,21 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from .._local import LocalNode, load_opening, save_opening
+from .._client import Inference
+from .._local import InferenceResult, LocalNode, load_opening, save_opening
+from ..client import Client
+from ..errors import InputError
+from ..hub import sign_model
 from ..receipts import Bundle
-from ..runtime import encode_tensors, load_tensors
+from ..runtime import NamedInputs, encode_tensors, load_tensors
 from ..verify import Material, Policy, load_policy
 from ._common import EXIT_VERIFY_FAILED, console, handle_errors, step_progress
+from ._node import NodeOpt, TokenOpt, node_client
 from ._render import print_report
 
 model_app = typer.Typer(help="Push, list and show models in the hub.", no_args_is_help=True)
@@ -39,8 +44,19 @@ def model_push(
     zk_dev_srs: Annotated[
         bool, typer.Option("--zk-dev-srs", help="ZK setup with a local SRS (development only).")
     ] = False,
+    node_url: NodeOpt = None,
+    token: TokenOpt = None,
 ) -> None:
     """Store a model (content-addressed) and print its digest."""
+    if node_url:
+        data = file.read_bytes() if file.is_file() else b""
+        if not data:
+            raise InputError(f"model file {file} does not exist or is empty")
+        sig = sign_model(data, sign_key) if sign_key else None
+        with node_client(node_url, token) as client:
+            remote = client.push(data, name=name, version=version, signature=sig)
+        console.print(remote.digest)
+        return
     node = LocalNode()
     record = node.push(file, name=name, version=version, sign_key=sign_key)
     if zk_sample:
@@ -60,9 +76,13 @@ def model_push(
 
 @model_app.command("list")
 @handle_errors
-def model_list() -> None:
-    """List the models in the hub."""
-    records = LocalNode().hub.list()
+def model_list(node_url: NodeOpt = None) -> None:
+    """List the models in the hub (or on a node)."""
+    if node_url:
+        with node_client(node_url) as client:
+            records = client.models()
+    else:
+        records = LocalNode().hub.list()
     table = Table("name", "version", "digest", "size", "signed")
     for r in records:
         table.add_row(r.name, r.version, r.digest, str(r.size), "yes" if r.publisher else "no")
@@ -71,9 +91,16 @@ def model_list() -> None:
 
 @model_app.command("show")
 @handle_errors
-def model_show(ref: Annotated[str, typer.Argument(help="NAME[:VERSION] or sha256:DIGEST")]) -> None:
+def model_show(
+    ref: Annotated[str, typer.Argument(help="NAME[:VERSION] or sha256:DIGEST")],
+    node_url: NodeOpt = None,
+) -> None:
     """Show one model: digest, signature, tensor signature."""
-    record = LocalNode().hub.resolve(ref)
+    if node_url:
+        with node_client(node_url) as client:
+            record = client.model(ref)
+    else:
+        record = LocalNode().hub.resolve(ref)
     console.print_json(json.dumps(record.to_json()))
 
 
@@ -89,14 +116,26 @@ def infer(
     mode: Annotated[
         str, typer.Option("--mode", help="vanilla, zk (zero-knowledge proof) or tee.")
     ] = "vanilla",
+    node_url: NodeOpt = None,
+    token: TokenOpt = None,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="With --node: the client's policy.")
+    ] = None,
 ) -> None:
-    """Run a model locally and write a receipt bundle."""
-    node = LocalNode()
+    """Run a model (locally, or on a node with --node) and write a receipt bundle."""
     inputs = load_tensors(input_file)
     with step_progress(f"inference ({mode})") as progress:
-        result = node.infer(
-            model, inputs, nonce=nonce, private_input=private_input, mode=mode, progress=progress
-        )
+        if node_url:
+            with node_client(node_url, token, policy) as client:
+                result: InferenceResult | Inference = client.infer(
+                    model, _client_inputs(inputs), mode=mode, nonce=nonce,
+                    private_input=private_input, progress=progress,
+                )  # fmt: skip
+        else:
+            result = LocalNode().infer(
+                model, inputs, nonce=nonce, private_input=private_input, mode=mode,
+                progress=progress,
+            )  # fmt: skip
     result.bundle.write(output)
     if result.salt is not None:
         opening = output.with_name(output.name + ".opening")
@@ -121,14 +160,46 @@ def verify(
         typer.Option("--allow-dev-srs", help="Accept ZK proofs over a locally generated SRS."),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    node_url: NodeOpt = None,
 ) -> None:
-    """Verify a bundle offline and print every check; exit 0 only if the policy holds."""
+    """Verify a bundle offline and print every check; exit 0 only if the policy holds.
+
+    With --node the node's pinned keys are trusted and consistency proofs come from it."""
     bundle = Bundle.read(bundle_file)
     node = LocalNode()
+    if node_url:
+        material = _material(node, bundle, model, input_file, opening, nonce)
+        # A bundle checked after the fact: the library's default policy (not the
+        # client's, which requires the fresh nonce it sends with each request).
+        client = (
+            node_client(node_url, None, policy) if policy else Client(node_url, policy=Policy())
+        )
+        with client:
+            report = client.check(bundle, material)
+        print_report(report, as_json)
+        if not report.verified:
+            raise typer.Exit(EXIT_VERIFY_FAILED)
+        return
     trust = node.trust_root()
     trust, pol = load_policy(policy, trust) if policy else (trust, Policy())
     if allow_dev_srs:
         pol = replace(pol, allow_dev_srs=True)
+    material = _material(node, bundle, model, input_file, opening, nonce)
+    report = node.verifier(pol, trust).check(bundle, material)
+    print_report(report, as_json)
+    if not report.verified:
+        raise typer.Exit(EXIT_VERIFY_FAILED)
+
+
+def _material(
+    node: LocalNode,
+    bundle: Bundle,
+    model: Path | None,
+    input_file: Path | None,
+    opening: Path | None,
+    nonce: str | None,
+) -> Material:
+    """What the user gave beside the bundle (the model defaults to the local hub's copy)."""
     if model is not None:
         if not model.is_file():
             raise FileNotFoundError(2, "model file does not exist", str(model))
@@ -136,14 +207,16 @@ def verify(
     else:
         model_bytes = node.model_bytes(bundle.receipt.model_digest)
     named = load_tensors(input_file) if input_file else None
-    material = Material(
+    return Material(
         model_bytes=model_bytes,
         inputs=named.tensors if named else None,
         untyped=named.untyped if named else frozenset(),
         salt=load_opening(opening) if opening else None,
         nonce=nonce,
     )
-    report = node.verifier(pol, trust).check(bundle, material)
-    print_report(report, as_json)
-    if not report.verified:
-        raise typer.Exit(EXIT_VERIFY_FAILED)
+
+
+def _client_inputs(named: NamedInputs) -> dict[str, Any]:
+    # Typed tensors go as arrays; plain JSON lists stay lists so the client types
+    # them against the node's model signature, as the local path does.
+    return {k: (v.tolist() if k in named.untyped else v) for k, v in named.tensors.items()}

@@ -41,22 +41,34 @@ def demo(
     workdir: Annotated[Path, typer.Option("--dir", help="Where to write the demo's files.")] = Path(
         "inferproof-demo"
     ),
+    node: Annotated[
+        bool, typer.Option("--node", help="Run it through an HTTP node on loopback.")
+    ] = False,
 ) -> None:
-    """Train, sign and push a credit-risk model, infer, verify, then tamper and fail."""
+    """Train, sign and push a credit-risk model, infer, verify, then tamper and fail.
+
+    With --node: start a node on loopback, push, infer through the verifying client,
+    verify, stop."""
     from .._examples import credit_risk_model
 
+    if node:
+        from ._node import node_demo
+
+        node_demo(workdir)
+        return
+
     workdir.mkdir(parents=True, exist_ok=True)
-    node = LocalNode()
+    local = LocalNode()
     _step("Training a credit-risk model (scikit-learn -> ONNX)")
     model_bytes, sample = credit_risk_model()
     (workdir / "credit-risk.onnx").write_bytes(model_bytes)
     (workdir / "input.json").write_text(json.dumps(sample))
     _step("Signing it (OpenSSF model-signing, ECDSA P-256) and pushing it to the hub")
     key = _publisher_key(workdir / "publisher.key")
-    record = node.push(model_bytes, name="credit-risk", version="1", sign_key=key)
+    record = local.push(model_bytes, name="credit-risk", version="1", sign_key=key)
     console.print(f"model {record.ref} = {record.digest}\npublisher {record.publisher}")
     _step("Running a verifiable inference (nonce 'demo-nonce-42')")
-    result = node.infer(
+    result = local.infer(
         "credit-risk:1", parse_json_tensors(json.dumps(sample).encode()), nonce="demo-nonce-42"
     )
     bundle_path = workdir / "bundle.json"
@@ -73,7 +85,7 @@ def demo(
         max_age_seconds=3600,
     )
     material = Material(model_bytes=model_bytes, nonce="demo-nonce-42")
-    report = node.verifier(policy).check(Bundle.read(bundle_path), material)
+    report = local.verifier(policy).check(Bundle.read(bundle_path), material)
     print_report(report)
     if not report.verified:
         raise typer.Exit(EXIT_VERIFY_FAILED)
@@ -82,7 +94,7 @@ def demo(
     tampered["outputs"]["probabilities"]["data"][1] = 0.01
     tampered_path = workdir / "bundle-tampered.json"
     tampered_path.write_text(json.dumps(tampered, indent=2))
-    bad = node.verifier(policy).check(Bundle.read(tampered_path), material)
+    bad = local.verifier(policy).check(Bundle.read(tampered_path), material)
     print_report(bad)
     if bad.verified:
         raise typer.Exit(EXIT_VERIFY_FAILED)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,6 +145,8 @@ class CheckpointMemory:
     def _store(self, signed: SignedCheckpoint) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self._path(signed.origin)
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        tmp.write_bytes(signed.encode())
+        # A unique temporary name: threads of one process may store at the same time.
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".checkpoint-")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(signed.encode())
         os.replace(tmp, path)

@@ -43,8 +43,8 @@ def create_app(
         # Measure the software environment once, before serving: the first measurement
         # reads every installed distribution's metadata (about a second), and
         # concurrent first requests would each pay for it.
-        node._environment()
-        if node._log_enabled:
+        node.environment()
+        if node.log_enabled:
             node.log.checkpoint()  # open the log (and create its key) before serving
         svc.ready = True
         try:

@@ -33,7 +33,7 @@ _INDEX = re.compile(r"^((?:x\d{3}/)*)(\d{3})(?:\.p/(\d{1,3}))?$")
 
 
 def _log(svc: Svc) -> Log:
-    if not svc.node._log_enabled:
+    if not svc.node.log_enabled:
         raise NodeHTTPError(404, "this node keeps no transparency log")
     return svc.node.log
 
@@ -137,7 +137,7 @@ async def identity(svc: Svc) -> dict[str, Any]:
     """Who signs this node's receipts and log: keys, measurement, attestation if any."""
     node = svc.node
     log = None
-    if node._log_enabled:
+    if node.log_enabled:
         log = {"origin": node.log.origin, "verifier_key": str(node.log.verifier_key),
                "size": node.log.size}  # fmt: skip
     ident = node.identity
@@ -145,7 +145,7 @@ async def identity(svc: Svc) -> dict[str, Any]:
         "node_id": node.node_id,
         "node_key": base64.b64encode(node.public_key).decode(),
         "log": log,
-        "environment": node._environment(),
+        "environment": node.environment(),
         "attestation": ident.doc if ident is not None else None,
         "version": __version__,
         "modes": list(MODES),
@@ -158,7 +158,7 @@ async def healthz(svc: Svc) -> dict[str, Any]:
     """200 once the node is ready to serve (503 while starting or stopping)."""
     if not svc.ready:
         raise NodeHTTPError(503, "the node is not ready")
-    size = svc.node.log.size if svc.node._log_enabled else None
+    size = svc.node.log.size if svc.node.log_enabled else None
     return {"status": "ok", "log_size": size}
 
 

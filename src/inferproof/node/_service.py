@@ -82,7 +82,7 @@ class Service:
         self.metrics = NodeMetrics(self._log_size, self.jobs.counts)
 
     def _log_size(self) -> float:
-        return float(self.node.log.size) if self.node._log_enabled else 0.0
+        return float(self.node.log.size) if self.node.log_enabled else 0.0
 
     # -- requests -> calls --------------------------------------------------------------
     def parse_inputs(self, inputs: dict[str, Any]) -> NamedInputs:
@@ -150,16 +150,7 @@ class Service:
             over = parse_model_signature(signature).model_digest
             if over != sha256_digest(data):
                 raise InputError(f"the signature is over {over}, not this model")
-        record = self.node.push(data, name=name, version=version)
-        if signature is None:
-            return record
-        self.node.hub.add(
-            data, name=name, version=version, inputs=record.inputs, outputs=record.outputs,
-            signature=signature,
-        )  # fmt: skip
-        # LocalNode.push takes a signing key, not a ready signature: pushing again
-        # refreshes its cached record so the signature reaches the next receipts.
-        return self.node.push(data, name=name, version=version)
+        return self.node.push(data, name=name, version=version, signature=signature)
 
     async def in_pool(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(*args)`` on the inference threads, bounded by the request timeout."""
