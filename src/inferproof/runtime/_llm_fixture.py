@@ -9,7 +9,7 @@ output: deterministic, tokenised and detokenised like any GGUF chat model's.
 
 Example::
 
-    data = tiny_llama_gguf()                 # about 0.3 MB, loads in llama-cpp-python
+    data = tiny_llama_gguf()                 # about 0.5 MB, loads in llama-cpp-python
     model = LlamaModel(data)
 """
 
