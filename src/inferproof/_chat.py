@@ -190,8 +190,10 @@ def push_gguf(
     name: str,
     version: str | None = None,
     sign_key: Path | None = None,
+    signature: bytes | None = None,
 ) -> ModelRecord:
-    """Check a GGUF model loads in llama.cpp, store it in the hub, optionally sign it."""
+    """Check a GGUF model loads in llama.cpp, store it in the hub, optionally sign it
+    (``sign_key``) or record a publisher's ready signature bundle (``signature``)."""
     if isinstance(model, Path):
         if not model.is_file():
             raise InputError(f"model file {model} does not exist")
@@ -201,7 +203,8 @@ def push_gguf(
     gguf_signature(data)  # a well-formed header before anything is stored
     digest = node.hub.blobs.put(data)
     _load(node, digest)  # llama.cpp must load it (and it is then warm)
-    signature = sign_model(data, sign_key) if sign_key else None
+    if sign_key is not None:
+        signature = sign_model(data, sign_key)
     record = node.hub.add(
         data, name=name, version=version, inputs=(), outputs=(), signature=signature, fmt="gguf"
     )

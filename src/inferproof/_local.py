@@ -25,9 +25,11 @@ from .proofs import ProveContext, Reexecution
 from .receipts import Bundle, build_statement, commit_input, sign_envelope
 from .receipts._statement import receipt_from_statement
 from .runtime import NamedInputs, OnnxModel, encode_tensors, engine_info, tensors_digest
+from .runtime._llm_gguf import is_gguf
 from .verify import Policy, TrustRoot, Verifier
 
 if TYPE_CHECKING:
+    from ._chat import ChatResult
     from .proofs.zk import ZkSetup
 
 SALT_SCHEME = "salted-sha256-v1"
@@ -85,7 +87,10 @@ class LocalNode:
             return self._log
 
     def close(self) -> None:
-        """Flush pending log appends and close the log."""
+        """Flush pending log appends, close the log, unload chat models."""
+        from ._chat import unload
+
+        unload(self)
         with self._lock:
             log, self._log = self._log, None
         if log is not None:
@@ -155,6 +160,12 @@ class LocalNode:
         if sign_key is not None and signature is not None:
             raise InputError("give a signing key or a signature, not both")
         data = _read_model(model)
+        if is_gguf(data):
+            from ._chat import push_gguf
+
+            return push_gguf(
+                self, data, name=name, version=version, sign_key=sign_key, signature=signature
+            )
         loaded = OnnxModel(data)
         if sign_key is not None:
             signature = sign_model(data, sign_key)
@@ -302,6 +313,19 @@ class LocalNode:
             appended = self.log.append(canonical_json(envelope))
             bundle = bundle.with_tlog_entry(appended.tlog_proof().encode())
         return InferenceResult(outputs, bundle, salt)
+
+    # -- chat (LLM) -------------------------------------------------------------
+    def chat(self, model_ref: str, request: Mapping[str, Any], **kwargs: Any) -> ChatResult:
+        """An OpenAI-shaped chat completion with a receipt (see :mod:`inferproof._chat`)."""
+        from ._chat import chat
+
+        return chat(self, model_ref, request, **kwargs)
+
+    def complete(self, model_ref: str, request: Mapping[str, Any], **kwargs: Any) -> ChatResult:
+        """An OpenAI-shaped text completion with a receipt."""
+        from ._chat import complete
+
+        return complete(self, model_ref, request, **kwargs)
 
     # -- verification -----------------------------------------------------------
     def trust_root(self) -> TrustRoot:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from ._attest import attest_app
+from ._chat import chat
 from ._core import infer, model_app, verify
 from ._demo import demo
 from ._identity import node_app
@@ -23,6 +24,7 @@ app = typer.Typer(
 app.add_typer(model_app, name="model")
 app.command("infer")(infer)
 app.command("verify")(verify)
+app.command("chat")(chat)
 app.command("demo")(demo)
 app.command("serve")(serve)
 app.add_typer(token_app, name="token")

@@ -206,6 +206,14 @@ def _material(
         model_bytes: bytes | None = model.read_bytes()
     else:
         model_bytes = node.model_bytes(bundle.receipt.model_digest)
+    from ..proofs.llm_reexec import is_chat_receipt
+
+    if is_chat_receipt(bundle.receipt):
+        # A chat receipt's request and answer come from the bundle or the opening.
+        from ..runtime._llm_output import ChatOpening
+
+        chat_opening = ChatOpening.load(opening) if opening else None
+        return Material(model_bytes=model_bytes, nonce=nonce, chat_opening=chat_opening)
     named = load_tensors(input_file) if input_file else None
     return Material(
         model_bytes=model_bytes,

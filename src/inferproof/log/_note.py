@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +57,10 @@ def b64decode(text: str, what: str) -> bytes:
     if b64encode(raw) != text:
         raise InputError(f"{what} is not canonical base64")
     return raw
+
+
+# Every C0 control character but newline is forbidden in a note (signed-note "Format").
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f]")
 
 
 def check_key_name(name: str) -> str:
@@ -272,7 +277,7 @@ class Note:
             msg = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InputError("malformed note: not UTF-8") from exc
-        if any(ord(c) < 0x20 and c != "\n" for c in msg):
+        if _CONTROL.search(msg):
             raise InputError("malformed note: control character")
         # The text is separated from the signatures by the *last* blank line.
         split = msg.rfind("\n\n")

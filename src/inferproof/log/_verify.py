@@ -100,16 +100,25 @@ class CheckpointMemory:
 
     def __init__(self, directory: Path, log_key: VerifierKey) -> None:
         self.directory, self.log_key = directory, log_key
+        # The last file read per origin and what it parsed to: re-verifying the same
+        # remembered checkpoint's signature for every receipt would double the cost.
+        self._parsed: dict[str, tuple[bytes, SignedCheckpoint]] = {}
 
     def _path(self, origin: str) -> Path:
         # File names come from a hash, never from the (hostile) origin string itself.
         return self.directory / (hashlib.sha256(origin.encode()).hexdigest() + ".checkpoint")
 
     def latest(self, origin: str) -> SignedCheckpoint | None:
-        path = self._path(origin)
-        if not path.exists():
+        try:
+            data = self._path(origin).read_bytes()
+        except FileNotFoundError:
             return None
-        return open_checkpoint(path.read_bytes(), self.log_key, origin=origin)
+        cached = self._parsed.get(origin)
+        if cached is not None and cached[0] == data:
+            return cached[1]
+        signed = open_checkpoint(data, self.log_key, origin=origin)
+        self._parsed[origin] = (data, signed)
+        return signed
 
     def needs_proof(self, new: SignedCheckpoint) -> tuple[int, int] | None:
         """The (old, new) sizes of the consistency proof :meth:`observe` needs, if any."""

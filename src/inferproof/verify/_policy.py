@@ -98,9 +98,22 @@ class Policy:
     # A locally generated SRS lets its maker forge proofs (docs/zk.md): refused
     # unless a policy says otherwise, for development.
     allow_dev_srs: bool = False
+    # Relayed LLM answers were computed by an upstream, not the node: refused unless
+    # a policy accepts them (they mean something only from an attested node).
+    accept_relayed: bool = False
 
 
-_TOP = {"version", "trust", "require", "freshness", "environment", "log", "attestation", "zk"}
+_TOP = {
+    "version",
+    "trust",
+    "require",
+    "freshness",
+    "environment",
+    "log",
+    "attestation",
+    "zk",
+    "relay",
+}
 # "$comment" (the JSON Schema keyword for comments) may appear in any object of a
 # policy, so `inferproof policy init` can write a commented policy in plain JSON.
 COMMENT = "$comment"
@@ -152,6 +165,9 @@ def parse_policy(obj: Any, local: TrustRoot) -> tuple[TrustRoot, Policy]:
     trust = _section(obj, "trust", {"node_keys", "publisher_keys", "log_keys", "witness_keys"})
     log = _section(obj, "log", {"witness_quorum"})
     zk = _section(obj, "zk", {"allow_dev_srs"})
+    relay = _section(obj, "relay", {"accept"})
+    if not isinstance(relay.get("accept", False), bool):
+        raise InputError("policy: relay.accept must be true or false")
     if not isinstance(zk.get("allow_dev_srs", False), bool):
         raise InputError("policy: zk.allow_dev_srs must be true or false")
     require = _section(obj, "require", _REQUIRE)
@@ -201,6 +217,7 @@ def parse_policy(obj: Any, local: TrustRoot) -> tuple[TrustRoot, Policy]:
         witness_quorum=quorum,
         require_zk=require.get("zk", False),
         allow_dev_srs=zk.get("allow_dev_srs", False),
+        accept_relayed=relay.get("accept", False),
         attestation=AttestationPolicy.from_dict(obj["attestation"])
         if "attestation" in obj
         else None,

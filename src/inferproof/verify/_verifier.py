@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from ..runtime import decode_tensors, tensors_digest
 from ._logcheck import ConsistencySource, log_checks
 from ._policy import Policy, TrustRoot
 from ._zkcheck import ZkResolver, zk_checks
+
+if TYPE_CHECKING:
+    from ..runtime._llm_output import ChatOpening
 
 # Receipts stamped in the future by more than this are refused: it allows for
 # ordinary clock skew between a node and a verifier, and no more.
@@ -36,6 +39,7 @@ class Material:
     salt: bytes | None = None
     nonce: str | None = None
     now: datetime | None = None
+    chat_opening: ChatOpening | None = None
 
 
 @dataclass(frozen=True)
@@ -99,9 +103,42 @@ class Verifier:
         m = material or Material()
         r = bundle.receipt
         checks = [self._signature(bundle)]
-        checks.append(_output_digest(bundle))
-        checks.append(_model_digest(r, m))
-        checks.append(self._model_signature(bundle))
+        from ..proofs.llm_reexec import chat_checks, is_chat_receipt
+
+        if is_chat_receipt(r):
+            out_c, in_c, proof_c = chat_checks(
+                bundle,
+                model=m.model_bytes,
+                opening=m.chat_opening,
+                require_input=self.policy.require_input,
+                require_reexecution=self.policy.require_reexecution,
+                accept_relayed=self.policy.accept_relayed,
+            )
+            checks += [out_c, _model_digest(r, m), self._model_signature(bundle)]
+            checks += [self._environment(bundle), in_c, proof_c]
+        else:
+            checks.extend(self._tensor_checks(bundle, m))
+        checks.append(self._nonce(r, m))
+        checks.append(self._freshness(r, m))
+        checks.extend(
+            log_checks(
+                bundle,
+                self.trust.log_keys,
+                self.trust.witness_keys,
+                self.policy.witness_quorum,
+                self.policy.require_log,
+                self._memory,
+                self._consistency,
+            )
+        )
+        checks.extend(extra(bundle, m) for extra in self._extra)
+        ok = all(c.status is not CheckStatus.FAILED for c in checks)
+        return VerificationReport(ok, tuple(checks), r)
+
+    def _tensor_checks(self, bundle: Bundle, m: Material) -> list[Check]:
+        """Output, model, environment, input and output proofs of a tensor receipt."""
+        r = bundle.receipt
+        checks = [_output_digest(bundle), _model_digest(r, m), self._model_signature(bundle)]
         checks.append(self._environment(bundle))
         inputs, input_check = self._input(bundle, m)
         checks.append(input_check)
@@ -120,22 +157,7 @@ class Verifier:
                 resolver=self._zk_resolver,
             )
         )
-        checks.append(self._nonce(r, m))
-        checks.append(self._freshness(r, m))
-        checks.extend(
-            log_checks(
-                bundle,
-                self.trust.log_keys,
-                self.trust.witness_keys,
-                self.policy.witness_quorum,
-                self.policy.require_log,
-                self._memory,
-                self._consistency,
-            )
-        )
-        checks.extend(extra(bundle, m) for extra in self._extra)
-        ok = all(c.status is not CheckStatus.FAILED for c in checks)
-        return VerificationReport(ok, tuple(checks), r)
+        return checks
 
     def verify(self, bundle: Bundle, material: Material | None = None) -> VerifiedReceipt:
         """Return a :class:`VerifiedReceipt`, or raise :class:`VerificationError`
@@ -144,9 +166,12 @@ class Verifier:
         bad = report.first_failure
         if bad is not None:
             raise VerificationError(bad.name, bad.detail)
-        return VerifiedReceipt(
-            report.receipt, report.checks, decode_tensors(bundle.outputs, "outputs")
+        from ..proofs.llm_reexec import is_chat_receipt
+
+        outputs = (
+            {} if is_chat_receipt(bundle.receipt) else decode_tensors(bundle.outputs, "outputs")
         )
+        return VerifiedReceipt(report.receipt, report.checks, outputs)
 
     def _signature(self, bundle: Bundle) -> Check:
         try:
