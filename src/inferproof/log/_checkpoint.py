@@ -12,6 +12,7 @@ line, and the checkpoint note verbatim.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -125,6 +126,9 @@ def open_checkpoint(
 ) -> SignedCheckpoint:
     """Parse a checkpoint note and verify the log's signature and any trusted cosignatures.
 
+    Results are memoised on all four arguments (the same checkpoint arrives with every
+    receipt of a batch), failures are not: a bad note is re-checked and re-rejected.
+
     The origin must equal ``origin`` when given, else the log key's name (tlog-checkpoint:
     the key name SHOULD match the origin). Signatures by unknown keys are ignored.
 
@@ -133,6 +137,16 @@ def open_checkpoint(
         signed = open_checkpoint(note_bytes, VerifierKey.parse(log_vkey))
         print(signed.size, signed.root_hash.hex())
     """
+    return _open_checkpoint_cached(data, log_key, tuple(witness_keys), origin)
+
+
+@functools.lru_cache(maxsize=1024)
+def _open_checkpoint_cached(
+    data: bytes,
+    log_key: VerifierKey,
+    witness_keys: tuple[VerifierKey, ...],
+    origin: str | None,
+) -> SignedCheckpoint:
     note = Note.parse(data)
     cp = Checkpoint.parse(note.text)
     expected = log_key.name if origin is None else origin

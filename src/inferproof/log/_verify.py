@@ -11,6 +11,9 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
+import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,17 +101,37 @@ class CheckpointMemory:
         check = memory.observe(signed, proof)
     """
 
-    def __init__(self, directory: Path, log_key: VerifierKey) -> None:
+    def __init__(
+        self, directory: Path, log_key: VerifierKey, *, flush_interval: float = 0.0
+    ) -> None:
+        """``flush_interval`` > 0 writes a newer checkpoint to disk at most that often
+        (and at :meth:`flush`, and at exit) instead of on every check: a verifier
+        checking many receipts then pays one file write per interval. The price is
+        that a crash forgets at most that interval's growth of the remembered size."""
         self.directory, self.log_key = directory, log_key
+        self.flush_interval = flush_interval
         # The last file read per origin and what it parsed to: re-verifying the same
         # remembered checkpoint's signature for every receipt would double the cost.
         self._parsed: dict[str, tuple[bytes, SignedCheckpoint]] = {}
+        self._dirty: dict[str, SignedCheckpoint] = {}
+        self._last_write = 0.0
+        self._lock = threading.Lock()
+        if flush_interval > 0:
+            # Flush what is pending when this memory is collected or the process exits.
+            weakref.finalize(self, _flush_all, directory, self._dirty, self._lock)
 
     def _path(self, origin: str) -> Path:
-        # File names come from a hash, never from the (hostile) origin string itself.
-        return self.directory / (hashlib.sha256(origin.encode()).hexdigest() + ".checkpoint")
+        return _checkpoint_path(self.directory, origin)
 
     def latest(self, origin: str) -> SignedCheckpoint | None:
+        """The largest checkpoint remembered for ``origin`` (pending or on disk)."""
+        on_disk = self._read(origin)
+        pending = self._dirty.get(origin)
+        if pending is None or (on_disk is not None and on_disk.size > pending.size):
+            return on_disk
+        return pending
+
+    def _read(self, origin: str) -> SignedCheckpoint | None:
         try:
             data = self._path(origin).read_bytes()
         except FileNotFoundError:
@@ -152,10 +175,37 @@ class CheckpointMemory:
         return passed(name, f"consistent with the remembered size {known.size}")
 
     def _store(self, signed: SignedCheckpoint) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self._path(signed.origin)
+        with self._lock:
+            self._dirty[signed.origin] = signed
+            due = time.monotonic() - self._last_write >= self.flush_interval
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every pending checkpoint to disk now."""
+        with self._lock:
+            self._last_write = time.monotonic()
+        for signed in _flush_all(self.directory, self._dirty, self._lock):
+            self._parsed[signed.origin] = (signed.encode(), signed)
+
+
+def _checkpoint_path(directory: Path, origin: str) -> Path:
+    # File names come from a hash, never from the (hostile) origin string itself.
+    return directory / (hashlib.sha256(origin.encode()).hexdigest() + ".checkpoint")
+
+
+def _flush_all(
+    directory: Path, dirty: dict[str, SignedCheckpoint], lock: threading.Lock
+) -> list[SignedCheckpoint]:
+    with lock:
+        pending = list(dirty.values())
+        dirty.clear()
+    if pending:
+        directory.mkdir(parents=True, exist_ok=True)
+    for signed in pending:
         # A unique temporary name: threads of one process may store at the same time.
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".checkpoint-")
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".checkpoint-")
         with os.fdopen(fd, "wb") as handle:
             handle.write(signed.encode())
-        os.replace(tmp, path)
+        os.replace(tmp, _checkpoint_path(directory, signed.origin))
+    return pending

@@ -7,7 +7,6 @@ can recompute it from the bundle alone.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from .._canonical import canonical_json
 from ..errors import InputError, VerificationError
@@ -32,7 +31,7 @@ def log_checks(
     witness_keys: Sequence[VerifierKey],
     quorum: int,
     required: bool,
-    memory_dir: Path | None,
+    memory: Callable[[VerifierKey], CheckpointMemory] | None,
     consistency: ConsistencySource | None,
 ) -> list[Check]:
     """The ``log.*`` checks of one bundle (see docs/log.md)."""
@@ -57,20 +56,18 @@ def log_checks(
     except InputError as exc:
         return [failed("log.inclusion", str(exc))]
     checks = list(result.checks)
-    checks.append(_consistency(result.checkpoint, key, memory_dir, consistency))
+    checks.append(_consistency(result.checkpoint, memory(key) if memory else None, consistency))
     return checks
 
 
 def _consistency(
     signed: SignedCheckpoint,
-    key: VerifierKey,
-    memory_dir: Path | None,
+    memory: CheckpointMemory | None,
     consistency: ConsistencySource | None,
 ) -> Check:
     name = "log.consistency"
-    if memory_dir is None:
+    if memory is None:
         return not_checked(name, "no checkpoint memory kept by this verifier")
-    memory = CheckpointMemory(memory_dir, key)
     try:
         sizes = memory.needs_proof(signed)
         proof = None

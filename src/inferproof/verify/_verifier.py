@@ -15,6 +15,7 @@ from .._checks import Check, CheckStatus, failed, not_checked, passed
 from .._home import raw_public
 from ..errors import InputError, VerificationError
 from ..hub._signing import verify_model_signature
+from ..log import CheckpointMemory, VerifierKey
 from ..receipts import Bundle, Receipt, opens, verify_envelope
 from ..runtime import decode_tensors, tensors_digest
 from ._logcheck import ConsistencySource, log_checks
@@ -97,6 +98,7 @@ class Verifier:
         self._zk_resolver = zk_resolver
         self._extra = extra_checks
         self._identities: dict[str, Check] = {}
+        self._memories: dict[str, CheckpointMemory] = {}
 
     def check(self, bundle: Bundle, material: Material | None = None) -> VerificationReport:
         """Run every check; never raises for a failed check (see :meth:`verify`)."""
@@ -127,13 +129,27 @@ class Verifier:
                 self.trust.witness_keys,
                 self.policy.witness_quorum,
                 self.policy.require_log,
-                self._memory,
+                self._memory_for if self._memory else None,
                 self._consistency,
             )
         )
         checks.extend(extra(bundle, m) for extra in self._extra)
         ok = all(c.status is not CheckStatus.FAILED for c in checks)
         return VerificationReport(ok, tuple(checks), r)
+
+    def _memory_for(self, key: VerifierKey) -> CheckpointMemory:
+        # One memory per log for this verifier's life, writing at most once a second.
+        memory = self._memories.get(str(key))
+        if memory is None:
+            assert self._memory is not None
+            memory = CheckpointMemory(self._memory, key, flush_interval=1.0)
+            self._memories[str(key)] = memory
+        return memory
+
+    def flush(self) -> None:
+        """Write the remembered checkpoints to disk now (also done at exit)."""
+        for memory in self._memories.values():
+            memory.flush()
 
     def _tensor_checks(self, bundle: Bundle, m: Material) -> list[Check]:
         """Output, model, environment, input and output proofs of a tensor receipt."""
