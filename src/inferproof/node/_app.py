@@ -9,7 +9,8 @@ from fastapi import FastAPI
 
 from .. import __version__
 from .._local import LocalNode
-from . import _logroutes, _routes
+from . import _chatroutes, _logroutes, _routes
+from ._chatservice import ChatService
 from ._config import NodeConfig
 from ._errors import install_handlers
 from ._metrics import Guard
@@ -37,6 +38,7 @@ def create_app(
     """
     config = config or NodeConfig()
     svc = Service(node, config, infer)
+    chat = ChatService(svc, config)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -50,6 +52,7 @@ def create_app(
         try:
             yield
         finally:
+            chat.close()
             svc.close()
 
     app = FastAPI(
@@ -64,7 +67,10 @@ def create_app(
     install_handlers(app)
     # Body caps apply inside the routes (so the Guard turns their 413 into JSON); the
     # push route's own model cap overrides this one.
-    app.include_router(_routes.router, max_body_size=config.max_body_bytes)
+    # The chat router comes first: its GET /v1/models (the hub's list and OpenAI's in
+    # one answer) replaces the one in _routes.
+    _chatroutes.mount(app, chat, config.max_body_bytes)
+    app.include_router(_chatroutes.superseded(_routes.router), max_body_size=config.max_body_bytes)
     app.include_router(_logroutes.router)
     app.add_middleware(Guard, metrics=svc.metrics, max_inflight=config.max_inflight)
     return app

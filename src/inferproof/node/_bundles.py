@@ -56,13 +56,18 @@ class IssuedBundles:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
 
-    def add(self, receipt_digest: str, log_index: int | None, data: bytes) -> str:
-        """Store a bundle's JSON bytes; return its new id."""
-        return self.add_many([(receipt_digest, log_index, data)])[0]
+    def add(
+        self, receipt_digest: str, log_index: int | None, data: bytes, bundle_id: str | None = None
+    ) -> str:
+        """Store a bundle's JSON bytes; return its id (``bundle_id`` when the caller
+        drew one with :func:`new_id` in advance, as a chat stream does for its header)."""
+        return self.add_many([(receipt_digest, log_index, data)], [bundle_id or new_id()])[0]
 
-    def add_many(self, rows: list[tuple[str, int | None, bytes]]) -> list[str]:
+    def add_many(
+        self, rows: list[tuple[str, int | None, bytes]], ids: list[str] | None = None
+    ) -> list[str]:
         """Store several bundles in one transaction (one commit); return their ids."""
-        ids = [new_id() for _ in rows]
+        ids = ids or [new_id() for _ in rows]
         now = time.time()
         with self._lock:
             self._db.execute("BEGIN")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Model uploads: the same cap as `inferproof zk setup` takes (far above what a node
 # serves on one machine, and a guard on memory: the body is held to load the model).
@@ -49,3 +49,13 @@ class NodeConfig:
     # Worker threads that run inferences (they block on the log's group commit, so
     # more threads than cores let commits batch).
     infer_threads: int = 32
+    # Chat (OpenAI-compatible endpoints, see docs/node.md): threads that generate (each
+    # holds one request; requests for one model take turns on it), and seconds a chat
+    # request may take, from its arrival to its last token, before it is stopped.
+    chat_threads: int = 4
+    chat_timeout: float = 600.0
+    # Relay mode: chat requests for models this node does not hold go to this
+    # OpenAI-compatible base URL (".../v1"); receipts say so. The key is sent upstream
+    # as a bearer token and kept out of repr().
+    relay_url: str | None = None
+    relay_api_key: str | None = field(default=None, repr=False)
