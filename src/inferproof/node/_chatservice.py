@@ -258,7 +258,7 @@ class ChatService:
 
 
 def _timeout(seconds: float) -> ChatError:
-    return ChatError(504, f"the answer did not finish within {seconds:.0f} s",
+    return ChatError(504, f"the answer did not finish within {seconds:g} s",
                      kind="server_error", code="timeout")  # fmt: skip
 
 
