@@ -50,11 +50,15 @@ def serving(
     return running
 
 
-def openai_for(running: Running, api_key: str | None = None) -> Any:
+def openai_at(url: str, api_key: str) -> Any:
+    """The official client pointed at the node at ``url``, unchanged but for base_url."""
     from openai import OpenAI
 
-    key = api_key if api_key is not None else running.token
-    return OpenAI(base_url=f"{running.url}/v1", api_key=key, max_retries=0, timeout=60)
+    return OpenAI(base_url=f"{url}/v1", api_key=api_key, max_retries=0, timeout=60)
+
+
+def openai_for(running: Running, api_key: str | None = None) -> Any:
+    return openai_at(running.url, api_key if api_key is not None else running.token)
 
 
 def ask(content: str = "What is the capital of France?", **params: Any) -> dict[str, Any]:

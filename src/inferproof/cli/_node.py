@@ -74,17 +74,42 @@ def serve(
     request_timeout: Annotated[
         float, typer.Option("--request-timeout", help="Seconds an inference may take.")
     ] = 60.0,
+    relay: Annotated[
+        str | None,
+        typer.Option(
+            "--relay",
+            help="Forward chat requests for models this node does not hold to this "
+            "OpenAI-compatible base URL (e.g. https://host/v1); receipts say so.",
+        ),
+    ] = None,
+    relay_api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--relay-api-key",
+            envvar="INFERPROOF_RELAY_API_KEY",
+            help="Bearer token for the relay upstream (prefer the environment variable).",
+        ),
+    ] = None,
 ) -> None:
     """Serve this install's node over HTTP until Ctrl-C (the log is flushed on exit)."""
     from ..node import serve as run
+    from ..runtime._llm_upstream import check_upstream
 
     if not 0 <= port <= 65535:
         raise InputError("--port must be 0..65535")
     if max_jobs < 1 or max_inflight < 1 or request_timeout <= 0:
         raise InputError("--max-jobs and --max-inflight must be >= 1, --request-timeout > 0")
+    if relay_api_key is not None and relay is None:
+        raise InputError("--relay-api-key needs --relay")
     config = NodeConfig(
-        max_jobs=max_jobs, max_inflight=max_inflight, request_timeout=request_timeout
+        max_jobs=max_jobs,
+        max_inflight=max_inflight,
+        request_timeout=request_timeout,
+        relay_url=check_upstream(relay) if relay is not None else None,
+        relay_api_key=relay_api_key,
     )
+    if relay is not None:
+        err_console.print(f"relaying chat for models not held here to {relay}", markup=False)
     err_console.print(f"node home: {default_home()}", markup=False)
     run(host, port, config=config)
 

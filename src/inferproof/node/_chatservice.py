@@ -120,18 +120,21 @@ class ChatService:
     def _open(self, ask: Ask, deadline: float) -> ChatStream | ChatResult:
         """A local stream, or the whole relayed answer. Only a hub reference (never a
         file path: names come from the network) is looked up in the hub."""
+        # Relay mode forwards chat only: relay_chat has no text-completion form.
+        upstream = self.relay if ask.task == "chat" else None
+        why = "; relay mode forwards chat completions only" if self.relay is not None else ""
         if _REF.match(ask.model):
             opener = chat_stream if ask.task == "chat" else complete_stream
             try:
                 return opener(self.node, ask.model, ask.body, private=ask.private,
                               nonce=ask.nonce)  # fmt: skip
-            except ModelNotFound:
-                if self.relay is None or ask.task != "chat":
-                    raise
-        elif self.relay is None or ask.task != "chat":
-            raise ModelNotFound(f"no chat model {ask.model!r} on this node")
+            except ModelNotFound as exc:
+                if upstream is None:
+                    raise ModelNotFound(f"{exc}{why}") from None
+        elif upstream is None:
+            raise ModelNotFound(f"no chat model {ask.model!r} on this node{why}")
         return relay_chat(
-            self.node, self.relay, ask.body, api_key=self._api_key, private=ask.private,
+            self.node, upstream, ask.body, api_key=self._api_key, private=ask.private,
             nonce=ask.nonce, timeout=max(0.001, deadline - time.monotonic()),
         )  # fmt: skip
 
