@@ -211,6 +211,18 @@ def request_body(task: str) -> dict[str, Any]:
     }
 
 
+# One server-sent event, as OpenAPI 3.1 documents a text/event-stream item (3.2 would
+# call it itemSchema): a JSON chunk, an error object, or the final "[DONE]".
+_SSE_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "data": {"type": "string", "description": "A chunk (JSON), an error (JSON) or [DONE]."},
+        "event": {"type": "string"},
+    },
+}
+
+
 def ok_response(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
     """The 200 answer: JSON (``stream`` false) or server-sent events (``stream`` true)."""
     return {
@@ -218,7 +230,7 @@ def ok_response(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
             "model": model,
             "description": "The answer; with `stream: true`, server-sent events "
             "(`data: {chunk}` ... `data: [DONE]`), the receipt on the last chunk.",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": _SSE_EVENT}},
             "headers": {
                 BUNDLE_ID_HEADER: {
                     "description": "The id of the answer's bundle (GET /v1/bundles/{id}); for "
