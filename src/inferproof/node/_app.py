@@ -18,8 +18,10 @@ from ._service import InferFn, Service
 
 _DESCRIPTION = """\
 A node runs models and returns a signed, logged receipt bundle with every answer.
-Writes (model pushes, inferences) need a bearer token; reads are public. Every error
-is JSON `{"error": {"code", "message"}}`. See docs/node.md.
+Writes (model pushes, inferences, chat) need a bearer token; reads are public. Every
+error is JSON `{"error": {"code", "message"}}`, except on the OpenAI-compatible chat
+endpoints, which answer OpenAI's `{"error": {"message", "type", "param", "code"}}`.
+See docs/node.md.
 """
 
 
