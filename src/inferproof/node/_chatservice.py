@@ -62,7 +62,7 @@ class Ask:
 
 
 class _Stopped(Exception):
-    """Generation was stopped: the client left, the node is closing, or time ran out."""
+    """Generation was stopped because nobody waits for the answer any more."""
 
 
 def sse(event: dict[str, Any]) -> bytes:
@@ -149,8 +149,10 @@ class ChatService:
         self.svc.metrics.inferences.labels(mode).inc()
 
     def _check(self, cancel: threading.Event, deadline: float) -> None:
-        if cancel.is_set() or self._closing.is_set():
+        if cancel.is_set():
             raise _Stopped("the request was abandoned")
+        if self._closing.is_set():
+            raise ChatError(503, "the node is stopping", kind="server_error", code="unavailable")
         if time.monotonic() > deadline:
             raise _timeout(self.timeout)
 
@@ -176,9 +178,6 @@ class ChatService:
             data: bytes = await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
         except TimeoutError:
             raise _timeout(self.timeout) from None
-        except _Stopped:
-            raise ChatError(503, "the node is stopping", kind="server_error",
-                            code="unavailable") from None  # fmt: skip
         except Exception as exc:
             raise chat_error(exc, ask.task) from exc
         finally:
