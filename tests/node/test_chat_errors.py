@@ -183,22 +183,28 @@ def test_body_over_the_cap_is_413(make_node: Callable[..., Running]) -> None:
 def test_a_slow_answer_times_out_and_frees_the_model(make_node: Callable[..., Running]) -> None:
     # The long model generates 4000 tokens for this prompt (over a second); the
     # node stops it at the timeout, between two tokens.
-    config = NodeConfig(chat_timeout=0.3)
+    config = NodeConfig(chat_timeout=0.5)
     running = serving(make_node, tiny_gguf(long=True), config)
     long_ask = ask(LONG_PROMPT, max_tokens=4000)
     size = running.node.log.size
     with running.http() as http:
         whole = http.post(CHAT, json=long_ask)
-        assert "did not finish within 0.3 s" in _openai_error(whole, 504, "timeout")["message"]
+        assert "did not finish within 0.5 s" in _openai_error(whole, 504, "timeout")["message"]
         with http.stream("POST", CHAT, json={**long_ask, "stream": True}) as response:
             assert response.status_code == 200
             events = sse_events(response.read().decode())
         # A stream already under way ends with OpenAI's error event, and no [DONE].
         assert events[-1]["error"]["code"] == "timeout"
         assert all("inferproof" not in e for e in events)
+        # The official client raises on that event.
+        from openai import APIError
+
+        with pytest.raises(APIError, match=r"did not finish within 0\.5 s"):
+            for _ in openai_for(running).chat.completions.create(**long_ask, stream=True):
+                pass
         good = http.post(CHAT, json=ask(LONG_PROMPT, max_tokens=5))
     assert good.status_code == 200, good.text
-    # Both stopped early: neither made a receipt (only the last request did).
+    # All stopped early: none made a receipt (only the last request did).
     assert running.node.log.size == size + 1
 
 
