@@ -69,10 +69,9 @@ def create_app(
     install_handlers(app)
     # Body caps apply inside the routes (so the Guard turns their 413 into JSON); the
     # push route's own model cap overrides this one.
-    # The chat router comes first: its GET /v1/models (the hub's list and OpenAI's in
-    # one answer) replaces the one in _routes.
+    # GET /v1/models lives in the chat router: the hub's list and OpenAI's in one answer.
     _chatroutes.mount(app, chat, config.max_body_bytes)
-    app.include_router(_chatroutes.superseded(_routes.router), max_body_size=config.max_body_bytes)
+    app.include_router(_routes.router, max_body_size=config.max_body_bytes)
     app.include_router(_logroutes.router)
     app.add_middleware(Guard, metrics=svc.metrics, max_inflight=config.max_inflight)
     return app

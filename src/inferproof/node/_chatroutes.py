@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
-from fastapi.routing import APIRoute
 from starlette.responses import Response, StreamingResponse
 
 from .._canonical import parse_json
@@ -131,23 +130,8 @@ async def list_models(svc: Svc) -> dict[str, Any]:
 
 
 def mount(app: FastAPI, chat: ChatService, max_body_bytes: int) -> None:
-    """Add the chat routes and their error handler to ``app`` (before :func:`superseded`
-    routers, whose ``GET /v1/models`` this replaces)."""
+    """Add the chat routes (among them ``GET /v1/models``: the hub's list and OpenAI's
+    in one answer) and their error handler to ``app``."""
     app.state.chat = chat
     app.add_exception_handler(ChatError, _chaterrors.handle)
     app.include_router(router, max_body_size=max_body_bytes)
-
-
-def superseded(other: APIRouter) -> APIRouter:
-    """``other`` without the routes this module replaces (same path and method), so
-    each path has one handler and one OpenAPI operation."""
-
-    def keys(route: object) -> set[tuple[str, str]]:
-        if not isinstance(route, APIRoute):
-            return set()
-        return {(route.path, method) for method in route.methods or ()}
-
-    mine = set().union(*(keys(r) for r in router.routes))
-    kept = APIRouter()
-    kept.routes = [r for r in other.routes if not keys(r) & mine]
-    return kept

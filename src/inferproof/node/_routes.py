@@ -23,7 +23,6 @@ from ._schemas import (
     InferRequest,
     InferResponse,
     Job,
-    ModelList,
     ModelRecordJSON,
 )
 from ._service import Call, Issued, Service
@@ -142,11 +141,6 @@ async def push_model(
         )
     record = await svc.in_pool(svc.push, data, name, version, signature)
     return JSONResponse(record.to_json(), 201)
-
-
-@router.get("/models", response_model=ModelList, responses=errors(429))
-async def list_models(svc: Svc) -> dict[str, Any]:
-    return {"models": [r.to_json() for r in svc.node.hub.list()]}
 
 
 @router.get("/models/{ref}", response_model=ModelRecordJSON, responses=errors(404, 422, 429))
