@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -39,6 +41,19 @@ def test_serve_rejects_bad_relay_options(home: Path, args: list[str], words: str
     assert result.exit_code == 2 and words in result.output
 
 
+def _wait_ready(url: str, seconds: float = 30.0) -> None:
+    # "listening on" is printed as the socket is bound; wait until the app answers.
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{url} did not become ready")
+
+
 def test_serve_relays_to_an_upstream_node(
     make_node: Callable[..., Running], tmp_path: Path
 ) -> None:
@@ -56,6 +71,7 @@ def test_serve_relays_to_an_upstream_node(
         line = proc.stdout.readline().strip()
         assert line.startswith("listening on "), line
         url = line.removeprefix("listening on ")
+        _wait_ready(url)
         answer = openai_at(url, token).chat.completions.create(**ask("Hi"))
     finally:
         code = stop_node(proc)

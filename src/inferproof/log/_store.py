@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -136,11 +137,21 @@ class SQLiteLogStore(_Queries):
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         conn = self._db()
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise InputError(f"{path} is not a usable log database: {exc}") from exc
+        # Switching to WAL takes an exclusive lock, and SQLite answers "database is
+        # locked" at once (without its busy handler) while another process is creating
+        # the same file: retry for as long as the connection's own busy timeout.
+        deadline = time.monotonic() + 30.0
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(_SCHEMA)
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise InputError(f"{path} is not a usable log database: {exc}") from exc
+                time.sleep(0.05)
+            except sqlite3.DatabaseError as exc:
+                raise InputError(f"{path} is not a usable log database: {exc}") from exc
 
     def _db(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
