@@ -47,6 +47,10 @@ def test_models_serve_the_inferproof_client_and_openai(node: Running, small_mode
         body = http.get("/v1/models").json()
     assert set(body) == {"object", "data", "models"} and body["object"] == "list"
     assert body["data"][0]["object"] == "model" and body["data"][0]["owned_by"] == "inferproof"
+    shown = openai_for(node).models.retrieve("tiny")
+    assert (shown.id, shown.object, shown.owned_by) == ("tiny", "model", "inferproof")
+    with Client(node.url) as client:
+        assert client.model("tiny").format == "gguf"  # our client reads the same answer
 
 
 def test_chat_answer_carries_a_receipt_that_verifies(node: Running, gguf: bytes) -> None:

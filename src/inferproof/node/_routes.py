@@ -24,6 +24,7 @@ from ._schemas import (
     InferResponse,
     Job,
     ModelRecordJSON,
+    ModelShown,
 )
 from ._service import Call, Issued, Service
 from ._strict import StrictRoute
@@ -143,12 +144,15 @@ async def push_model(
     return JSONResponse(record.to_json(), 201)
 
 
-@router.get("/models/{ref}", response_model=ModelRecordJSON, responses=errors(404, 422, 429))
+@router.get("/models/{ref}", response_model=ModelShown, responses=errors(404, 422, 429))
 async def show_model(svc: Svc, ref: Annotated[str, Path(pattern=MODEL_REF)]) -> dict[str, Any]:
     try:
-        return svc.node.hub.resolve(ref).to_json()
+        record = svc.node.hub.resolve(ref)
     except InputError as exc:
         raise NodeHTTPError(404, str(exc), "model_not_found") from exc
+    # OpenAI's model object beside ours: the official client's models.retrieve(ref).
+    openai = {"id": ref, "object": "model", "created": int(record.created_at)}
+    return {**record.to_json(), **openai, "owned_by": record.publisher or "inferproof"}
 
 
 @router.get(

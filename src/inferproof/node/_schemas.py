@@ -119,6 +119,15 @@ class ModelList(_Strict):
     models: list[ModelRecordJSON]
 
 
+class ModelShown(ModelRecordJSON):
+    """One hub record, plus OpenAI's model fields so ``models.retrieve`` works too."""
+
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
 class LogInfo(_Strict):
     origin: str
     verifier_key: str = Field(description="C2SP note verifier key: name+hex(id)+base64(key).")
