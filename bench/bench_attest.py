@@ -5,7 +5,7 @@ policy) on a real vector from ../shared/vectors/attestation, next to the bare
 cryptographic core it wraps as the reference: ``dcap_qvl.verify`` alone for TDX
 and SGX, one ECDSA P-384 verification of the signed bytes for Nitro and SEV-SNP.
 
-    .venv/bin/python bench/bench_attest.py [--runs 50] [--out /work/notes/bench-attest.md]
+    .venv/bin/python bench/bench_attest.py [--runs 50] [--out FILE]
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def main() -> None:
     if args.out:
         args.out.write_text(
             "# Benchmark: attestation verification\n\n"
-            "`.venv/bin/python bench/bench_attest.py --out /work/notes/bench-attest.md`\n\n" + text
+            "`.venv/bin/python bench/bench_attest.py --out FILE`\n\n" + text
         )
 
 

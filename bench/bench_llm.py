@@ -103,7 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=256)
-    parser.add_argument("--out", type=Path, default=Path("/work/notes/bench-llm.md"))
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     from llama_cpp import Llama
 
@@ -169,8 +169,9 @@ def main() -> None:
     ]
     text = "\n".join(lines) + "\n"
     print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("# LLM chat benchmark (bench/bench_llm.py)\n\n" + text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("# LLM chat benchmark (bench/bench_llm.py)\n\n" + text)
 
 
 if __name__ == "__main__":

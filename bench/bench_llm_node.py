@@ -230,13 +230,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=256)
-    parser.add_argument("--out", type=Path, default=Path("/work/notes/bench-llm-node.md"))
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     text = table(measure(args.rounds, args.tokens), args.rounds)
     print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    title = "# LLM chat through the node over HTTP (bench/bench_llm_node.py)\n\n"
-    args.out.write_text(title + text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        title = "# LLM chat through the node over HTTP (bench/bench_llm_node.py)\n\n"
+        args.out.write_text(title + text)
 
 
 if __name__ == "__main__":

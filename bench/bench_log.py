@@ -1,6 +1,6 @@
 """Benchmark of the transparency log against pymerkle 7.0.0 (reference), printed as markdown.
 
-    .venv/bin/python bench/bench_log.py [--entries 1000000] [--out /work/notes/bench-log.md]
+    .venv/bin/python bench/bench_log.py [--entries 1000000] [--out FILE]
 
 Measures durable batched appends per second into SQLite (ours: WAL, synchronous=FULL,
 one signed checkpoint per batch; pymerkle SqliteTree with the same pragmas, one
@@ -154,7 +154,7 @@ def main() -> None:
     if args.out:
         args.out.write_text(
             "# Transparency log benchmark\n\n"
-            "`.venv/bin/python bench/bench_log.py --out /work/notes/bench-log.md` "
+            "`.venv/bin/python bench/bench_log.py --out FILE` "
             "(2 cores; SQLite WAL, synchronous=FULL for both).\n\n" + text
         )
 

@@ -6,7 +6,7 @@ client's checkpoint memory, input, nonce, requested model). Server and clients s
 machine: the node is one process (`python -m inferproof.node`), clients are separate
 processes with threads (Python verifies under the GIL, so processes add cores).
 
-Run: .venv/bin/python bench/bench_node.py [--seconds 6] [--out /work/notes/bench-node.md]
+Run: .venv/bin/python bench/bench_node.py [--seconds 6] [--out FILE]
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ and the naive pipeline run from scratch for one inference (gen_settings, calibra
 compile, setup, gen_witness, prove) as a ratio to warm proving. Then batching: one
 circuit proving 16 inputs of the small MLP against 16 single proofs.
 
-Run: ``.venv/bin/python bench/bench_zk.py [--quick] [--out /work/notes/bench-zk.md]``
+Run: ``.venv/bin/python bench/bench_zk.py [--quick] [--out FILE]``
 """
 
 from __future__ import annotations
