@@ -37,12 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from ._canonical import canonical_json, is_digest, sha256_digest
-from ._local import LocalNode, _now
+from ._local import LocalNode, _now, _read_model
 from .errors import InputError
-from .hub import BlobCorruptError, ModelRecord, sign_model
+from .hub import BlobCorruptError, ModelRecord
 from .hub._registry import LATEST
-from .receipts import Bundle, build_statement, commit_input, sign_envelope
-from .receipts._statement import MAX_NONCE_CHARS, receipt_from_statement
+from .receipts import Bundle, build_statement, commit_input
+from .receipts._statement import MAX_NONCE_CHARS
 from .runtime import _llm_openai as oai
 from .runtime._llm import DEFAULT_MAX_CTX, MAX_TOKENS_CAP, LlamaModel, LlamaSettings, Prompt
 from .runtime._llm_gguf import file_digest, gguf_signature, is_gguf
@@ -193,24 +193,20 @@ def push_gguf(
     signature: bytes | None = None,
 ) -> ModelRecord:
     """Check a GGUF model loads in llama.cpp, store it in the hub, optionally sign it
-    (``sign_key``) or record a publisher's ready signature bundle (``signature``)."""
-    if isinstance(model, Path):
-        if not model.is_file():
-            raise InputError(f"model file {model} does not exist")
-        data = model.read_bytes()
-    else:
-        data = model
-    gguf_signature(data)  # a well-formed header before anything is stored
-    digest = node.hub.blobs.put(data)
-    _load(node, digest)  # llama.cpp must load it (and it is then warm)
-    if sign_key is not None:
-        signature = sign_model(data, sign_key)
-    record = node.hub.add(
-        data, name=name, version=version, inputs=(), outputs=(), signature=signature, fmt="gguf"
-    )
-    if sign_key is not None:
-        node._trust_own_publisher(sign_key)
-    return record
+    (``sign_key``) or record a publisher's ready signature bundle (``signature``).
+
+    :meth:`LocalNode.push` does the work (it takes GGUF and ONNX alike); this only
+    refuses anything that is not GGUF."""
+
+    data = _read_model(model)
+    gguf_signature(data)  # "not a GGUF file" before anything is stored
+    return node.push(data, name=name, version=version, sign_key=sign_key, signature=signature)
+
+
+def check_gguf(node: LocalNode, data: bytes) -> None:
+    """A well-formed GGUF header, then llama.cpp must load it (it is then warm)."""
+    gguf_signature(data)
+    _load(node, node.hub.blobs.put(data))
 
 
 def resolve_chat_model(
@@ -279,7 +275,7 @@ def _sign(
     private: bool,
     nonce: str | None,
 ) -> tuple[Bundle, ChatOpening | None]:
-    """Build, sign and log the receipt as :meth:`LocalNode.infer` does."""
+    """Build the chat receipt statement; :meth:`LocalNode.issue` signs and logs it."""
     record = issue.record
     signature = node.hub.signature(record) if record else None
     model_block = {
@@ -311,18 +307,12 @@ def _sign(
             "usage": output.to_json()["usage"],
         },
     )
-    envelope = sign_envelope(canonical_json(statement), node._key)
-    bundle = Bundle(
-        envelope=envelope,
-        receipt=receipt_from_statement(statement),
+    bundle = node.issue(
+        statement,
         outputs={} if salt else output.to_json(),
         inputs=None if salt else request.to_json(),
-        model_signature=signature.decode() if signature else None,
-        attestation=node.identity.doc if node.identity else None,
+        model_signature=signature,
     )
-    if node.log_enabled:
-        appended = node.log.append(canonical_json(envelope))
-        bundle = bundle.with_tlog_entry(appended.tlog_proof().encode())
     return bundle, (ChatOpening(salt, request, output) if salt else None)
 
 

@@ -26,6 +26,7 @@ from .receipts import Bundle, build_statement, commit_input, sign_envelope
 from .receipts._statement import receipt_from_statement
 from .runtime import NamedInputs, OnnxModel, encode_tensors, engine_info, tensors_digest
 from .runtime._llm_gguf import is_gguf
+from .runtime._spec import TensorSpec
 from .verify import Policy, TrustRoot, Verifier
 
 if TYPE_CHECKING:
@@ -155,32 +156,38 @@ class LocalNode:
         sign_key: Path | None = None,
         signature: bytes | None = None,
     ) -> ModelRecord:
-        """Check the file is a loadable ONNX model, store it, optionally sign it
+        """Check the file is a loadable ONNX or GGUF model, store it, optionally sign it
         (``sign_key``) or record a publisher's ready signature bundle (``signature``)."""
         if sign_key is not None and signature is not None:
             raise InputError("give a signing key or a signature, not both")
         data = _read_model(model)
+        loaded: OnnxModel | None = None
+        inputs: tuple[TensorSpec, ...]
+        outputs: tuple[TensorSpec, ...]
         if is_gguf(data):
-            from ._chat import push_gguf
+            from ._chat import check_gguf
 
-            return push_gguf(
-                self, data, name=name, version=version, sign_key=sign_key, signature=signature
-            )
-        loaded = OnnxModel(data)
+            check_gguf(self, data)
+            inputs, outputs, fmt = (), (), "gguf"
+        else:
+            loaded = OnnxModel(data)
+            inputs, outputs, fmt = loaded.signature.inputs, loaded.signature.outputs, "onnx"
         if sign_key is not None:
             signature = sign_model(data, sign_key)
         record = self.hub.add(
             data,
             name=name,
             version=version,
-            inputs=loaded.signature.inputs,
-            outputs=loaded.signature.outputs,
+            inputs=inputs,
+            outputs=outputs,
             signature=signature,
+            fmt=fmt,
         )
         if sign_key is not None:
             self._trust_own_publisher(sign_key)
         with self._lock:
-            self._models.setdefault(record.digest, loaded)
+            if loaded is not None:
+                self._models.setdefault(record.digest, loaded)
             self._records.pop(record.digest, None)
         return record
 
@@ -299,20 +306,43 @@ class LocalNode:
             finished=finished,
             parameters={"mode": mode},
         )
+        bundle = self.issue(
+            statement,
+            outputs=encode_tensors(outputs),
+            inputs=None if salt else encode_tensors(tensors),
+            model_signature=signature,
+            proofs=bundle_proofs,
+        )
+        return InferenceResult(outputs, bundle, salt)
+
+    def issue(
+        self,
+        statement: dict[str, Any],
+        *,
+        outputs: dict[str, Any],
+        inputs: dict[str, Any] | None,
+        model_signature: bytes | None,
+        proofs: dict[str, Any] | None = None,
+    ) -> Bundle:
+        """Sign a receipt statement, bundle it with what it commits to, and log it.
+
+        The one place receipts are issued, for tensors and chat alike: the node's
+        identity document rides along, and the envelope goes into the log.
+        """
         envelope = sign_envelope(canonical_json(statement), self._key)
         bundle = Bundle(
             envelope=envelope,
             receipt=receipt_from_statement(statement),
-            outputs=encode_tensors(outputs),
-            inputs=None if salt else encode_tensors(tensors),
-            model_signature=signature.decode() if signature else None,
+            outputs=outputs,
+            inputs=inputs,
+            model_signature=model_signature.decode() if model_signature else None,
             attestation=self.identity.doc if self.identity else None,
-            proofs=bundle_proofs,
+            proofs=proofs or {},
         )
         if self.log_enabled:
             appended = self.log.append(canonical_json(envelope))
             bundle = bundle.with_tlog_entry(appended.tlog_proof().encode())
-        return InferenceResult(outputs, bundle, salt)
+        return bundle
 
     # -- chat (LLM) -------------------------------------------------------------
     def chat(self, model_ref: str, request: Mapping[str, Any], **kwargs: Any) -> ChatResult:
