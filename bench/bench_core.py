@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from inferproof import LocalNode
-from inferproof._examples import mlp_model
 from inferproof.receipts import Bundle
+from inferproof.testing import mlp_model
 
 MODELS = {
     "mlp-4k (32-64-32-2)": (32, 64, 32, 2),
@@ -52,12 +52,14 @@ def main() -> None:
             rec = node.push(mlp_model(sizes), name=f"m{sizes[0]}")
             x = {"x": np.random.default_rng(0).standard_normal((1, sizes[0])).astype(np.float32)}
             node.infer(rec.digest, x)  # warm the session cache
-            model = node._models[rec.digest]
+            model = node._onnx.session(rec.digest)
             rounds = args.rounds if params < 100_000 else max(200, args.rounds // 10)
             bare = _median_ms(lambda m=model, x=x: m.run(x), rounds)
             full = _median_ms(lambda d=rec.digest, x=x: node.infer(d, x), rounds)
             logged.push(mlp_model(sizes), name=f"m{sizes[0]}")
-            with_log = _median_ms(lambda d=rec.digest, x=x: logged.infer(d, x), max(100, rounds // 10))
+            with_log = _median_ms(
+                lambda d=rec.digest, x=x: logged.infer(d, x), max(100, rounds // 10)
+            )
             bundle = Bundle.loads(node.infer(rec.digest, x).bundle.dumps())
             verifier = node.verifier()  # no log entry (log=False): signature and policy
             n = 3000
@@ -69,7 +71,9 @@ def main() -> None:
             for _ in range(n // 3):
                 verifier.check(Bundle.loads(bundle.dumps()))
             per_s_parse = (n // 3) / (time.perf_counter() - t0)
-            rows.append((label, params, bare, full, full - bare, full / bare, with_log, per_s, per_s_parse))
+            rows.append(
+                (label, params, bare, full, full - bare, full / bare, with_log, per_s, per_s_parse)
+            )
     logged.close()
     print(
         "| model | params | bare session.run (ms) | infer + receipt (ms) | added (ms) | ratio "
@@ -81,6 +85,7 @@ def main() -> None:
             f"| {label} | {params:,} | {bare:.3f} | {full:.3f} | {added:.3f} | {ratio:.2f} "
             f"| {wl:.3f} | {vps:,.0f} | {vpp:,.0f} |"
         )
+
 
 if __name__ == "__main__":
     main()

@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 from tests.attest.test_producers import FakeTsmEntry  # noqa: E402
 
 from inferproof import LocalNode  # noqa: E402
-from inferproof._examples import mlp_model  # noqa: E402
 from inferproof.attest import ConfigfsTsmProducer  # noqa: E402
+from inferproof.testing import mlp_model  # noqa: E402
 
 VECTORS = ROOT / ".." / "shared" / "vectors" / "attestation"
 
@@ -38,9 +38,16 @@ def main() -> None:
     n = parser.parse_args().bundles
     with tempfile.TemporaryDirectory() as tmp:
         node = LocalNode(Path(tmp) / "home", log=False)
-        entry = FakeTsmEntry(Path(tmp) / "tsm" / "e", (VECTORS / "tdx/tdx_quote").read_bytes(), "tdx_guest")
+        entry = FakeTsmEntry(
+            Path(tmp) / "tsm" / "e", (VECTORS / "tdx/tdx_quote").read_bytes(), "tdx_guest"
+        )
         collateral = (VECTORS / "tdx/tdx_quote_collateral.json").read_bytes()
-        node.attest(ConfigfsTsmProducer(Path(tmp) / "tsm", entry="e"), None, (collateral,), now=datetime(2025, 7, 1, tzinfo=UTC))
+        node.attest(
+            ConfigfsTsmProducer(Path(tmp) / "tsm", entry="e"),
+            None,
+            (collateral,),
+            now=datetime(2025, 7, 1, tzinfo=UTC),
+        )
         entry.join()
         rec = node.push(mlp_model((8, 16, 2)), name="m")
         x = {"x": np.ones((1, 8), np.float32)}
@@ -57,9 +64,13 @@ def main() -> None:
             node.verifier(trust=trust).check(b)
         t_fresh = (time.perf_counter() - t0) * n / m
         node.close()
-    print("| bundles from one TDX-attested node | cached identity (s) | per bundle (ms) | verify quote every time (s, extrapolated) | per bundle (ms) | ratio |")
+    print(
+        "| bundles from one TDX-attested node | cached identity (s) | per bundle (ms) | verify quote every time (s, extrapolated) | per bundle (ms) | ratio |"
+    )
     print("|---:|---:|---:|---:|---:|---:|")
-    print(f"| {n} | {t_cached:.2f} | {t_cached / n * 1e3:.3f} | {t_fresh:.2f} | {t_fresh / n * 1e3:.3f} | {t_fresh / t_cached:.1f}x |")
+    print(
+        f"| {n} | {t_cached:.2f} | {t_cached / n * 1e3:.3f} | {t_fresh:.2f} | {t_fresh / n * 1e3:.3f} | {t_fresh / t_cached:.1f}x |"
+    )
 
 
 if __name__ == "__main__":

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from inferproof import LocalNode
-from inferproof._chat import ChatConfig, _Issue, _sign, chat, chat_stream, configure, push_gguf
-from inferproof.runtime._llm import LlamaSettings
-from inferproof.runtime._llm_fixture import TinyLlamaConfig, write_tiny_llama
+from inferproof.engine import ChatConfig
+from inferproof.engine._chatreceipt import ChatIssue, sign_chat
+from inferproof.runtime import LlamaSettings
+from inferproof.testing import TinyLlamaConfig, write_tiny_llama
 
 CONFIG = TinyLlamaConfig(n_embd=512, n_layer=4, n_head=8, n_head_kv=4, n_ff=1536, n_ctx=1024)
 MESSAGES = [{"role": "user", "content": "Tell me a short story about a robot who learns to paint."}]
@@ -46,7 +47,7 @@ def _direct_whole(llm: Any, tokens: int) -> tuple[float, str, int]:
 def _ours_whole(node: LocalNode, tokens: int) -> tuple[float, str, int]:
     body = {"messages": MESSAGES, "max_tokens": tokens, "temperature": 0}
     t0 = time.perf_counter()
-    result = chat(node, "bench", body)
+    result = node.chat("bench", body)
     return time.perf_counter() - t0, result.text, result.output.completion_tokens
 
 
@@ -68,7 +69,7 @@ def _ours_stream(node: LocalNode, tokens: int) -> tuple[float, float]:
     body = {"messages": MESSAGES, "max_tokens": tokens, "temperature": 0, "stream": True}
     t0 = time.perf_counter()
     first = None
-    for event in chat_stream(node, "bench", body):
+    for event in node.chat_stream("bench", body):
         if event["choices"] and event["choices"][0]["delta"].get("content") and first is None:
             first = time.perf_counter() - t0
     total = time.perf_counter() - t0
@@ -82,18 +83,20 @@ def _best(samples: list[tuple[float, ...]], i: int) -> float:
 
 def _receipt_cost(node: LocalNode, logged: LocalNode, rounds: int) -> tuple[float, float]:
     """Median ms to build and sign a chat receipt, without and with the durable log."""
-    result = chat(node, "bench", {"messages": MESSAGES, "max_tokens": 8, "temperature": 0})
+    result = node.chat("bench", {"messages": MESSAGES, "max_tokens": 8, "temperature": 0})
     r = result.bundle.receipt
     block = {k: v for k, v in r.model.items() if k not in ("signature", "publisher")}
     proofs = [p for p in r.proofs if p["type"] != "signature"]
-    issue = _Issue(None, block, r.runtime, proofs, "vanilla", r.started, r.finished)
+    issue = ChatIssue(None, block, r.runtime, proofs, "vanilla", r.started, r.finished)
     out = []
     for target in (node, logged):
         samples = []
         for i in range(rounds):
             output = replace(result.output, text=f"{result.output.text} {i}")
             t0 = time.perf_counter()
-            _sign(target, issue, result.request, output, private=False, nonce=None)
+            sign_chat(
+                target.issuer, target.hub, issue, result.request, output, private=False, nonce=None
+            )
             samples.append(time.perf_counter() - t0)
         out.append(statistics.median(samples) * 1e3)
     return out[0], out[1]
@@ -111,9 +114,9 @@ def main() -> None:
         path = Path(tmp) / "bench.gguf"
         write_tiny_llama(path, CONFIG)
         node = LocalNode(Path(tmp) / "home")  # receipts and the durable log, as a node runs
-        configure(node, ChatConfig())
-        push_gguf(node, path, name="bench")
-        warm = chat(node, "bench", {"messages": MESSAGES, "max_tokens": 4, "temperature": 0})
+        node.configure_chat(ChatConfig())
+        node.push(path, name="bench")
+        warm = node.chat("bench", {"messages": MESSAGES, "max_tokens": 4, "temperature": 0})
         settings = LlamaSettings.from_json(warm.bundle.receipt.runtime["settings"])
         llm = Llama(
             str(path),
@@ -139,7 +142,7 @@ def main() -> None:
         ds_tps, os_tps = n_direct / _best(ds, 0), n_ours / _best(os_, 0)
         d_ttft, o_ttft = _best(ds, 1) * 1e3, _best(os_, 1) * 1e3
         unlogged = LocalNode(Path(tmp) / "nolog", log=False)
-        push_gguf(unlogged, path, name="bench")
+        unlogged.push(path, name="bench")
         sign_ms, sign_log_ms = _receipt_cost(unlogged, node, 200)
         unlogged.close()
         node.close()

@@ -37,7 +37,7 @@ from bench_llm import CONFIG, MESSAGES, _direct_stream, _direct_whole  # type: i
 from inferproof.cli._node import start_node, stop_node
 from inferproof.node import TokenStore
 from inferproof.runtime._llm import LlamaSettings
-from inferproof.runtime._llm_fixture import write_tiny_llama
+from inferproof.testing import write_tiny_llama
 
 
 def _body(tokens: int, stream: bool) -> dict[str, Any]:

@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from inferproof import LocalNode
-from inferproof._examples import mlp_model
 from inferproof.cli._node import start_node, stop_node
 from inferproof.client import Client
 from inferproof.node import TokenStore
+from inferproof.testing import mlp_model
 from inferproof.verify import Verifier
 
 SIZES = (32, 64, 32, 2)  # the "mlp-4k" of bench_core: 4,258 parameters
@@ -59,7 +59,7 @@ def in_process(seconds: float, threads: int, verify: bool) -> dict[str, float]:
             # One checkpoint memory per thread: the library's file-based memory writes
             # its file with a per-process temporary name (see the notes).
             verifier = Verifier(trust, checkpoint_memory=Path(tmp) / f"mem{seed}",
-                                consistency=node._consistency)  # fmt: skip
+                                consistency=node.consistency_proof)  # fmt: skip
             while time.monotonic() < stop:
                 t0 = time.perf_counter()
                 result = node.infer(MODEL, _x(rng))

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inferproof._examples import credit_risk_model, mlp_model
+from inferproof.testing import credit_risk_model, mlp_model
 
 VECTORS = Path(__file__).resolve().parents[1] / ".." / "shared" / "vectors"
 

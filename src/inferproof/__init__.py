@@ -4,21 +4,35 @@ Run a model, get a receipt, let anyone verify it offline.
 
 Example::
 
+    import numpy as np
     from inferproof import LocalNode
-    node = LocalNode()
-    node.push(Path("model.onnx"), name="risk")
-    result = node.infer("risk", {"x": np.ones((1, 4), np.float32)})
-    node.verifier().verify(result.bundle)
+
+    with LocalNode() as node:
+        node.push("model.onnx", name="risk")
+        result = node.infer("risk", {"x": np.ones((1, 4), np.float32)})
+        node.verifier().verify(result.bundle)
+
+Against a node over HTTP, :class:`Client` (or :class:`AsyncClient`) verifies every
+answer before returning it; :class:`Verifier` checks any bundle offline.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from ._version import __version__
 from .errors import Error, InputError, VerificationError
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from .client import AsyncClient, Client
+    from .engine import LocalNode
+    from .receipts import Bundle
+    from .verify import Policy, TrustRoot, Verifier
 
 __all__ = [
+    "AsyncClient",
     "Bundle",
+    "Client",
     "Error",
     "InputError",
     "LocalNode",
@@ -29,19 +43,29 @@ __all__ = [
     "__version__",
 ]
 
+# Lazy: ``import inferproof`` (and inferproof.errors) must not load onnxruntime,
+# llama.cpp or httpx; each name's module is imported on first use.
+_LAZY = {
+    "AsyncClient": "client",
+    "Bundle": "receipts",
+    "Client": "client",
+    "LocalNode": "engine",
+    "Policy": "verify",
+    "TrustRoot": "verify",
+    "Verifier": "verify",
+}
+
 
 def __getattr__(name: str) -> object:
-    # Lazy: importing inferproof.errors must not load onnxruntime.
-    if name == "LocalNode":
-        from ._local import LocalNode
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'inferproof' has no attribute {name!r}")
+    import importlib
 
-        return LocalNode
-    if name == "Bundle":
-        from .receipts import Bundle
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
-        return Bundle
-    if name in ("Policy", "TrustRoot", "Verifier"):
-        from . import verify
 
-        return getattr(verify, name)
-    raise AttributeError(name)
+def __dir__() -> list[str]:
+    return sorted(__all__)

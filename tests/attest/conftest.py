@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from inferproof._checks import CheckStatus
 from inferproof.attest import AttestationError
-from inferproof.verify._checks import CheckStatus
 
 ATTESTATION = Path(__file__).resolve().parents[2] / ".." / "shared" / "vectors" / "attestation"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from inferproof._checks import CheckStatus
 from inferproof.attest import AttestationError, AttestationPolicy, verify_dcap, verify_evidence
 from inferproof.attest._policy import TCB_STATUSES
 from inferproof.errors import InputError
-from inferproof.verify._checks import CheckStatus
 
 from .conftest import ATTESTATION, failed_check, flip, needs_vectors, utc, vector
 

@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from inferproof._checks import CheckStatus
 from inferproof.attest import (
     AttestationPolicy,
     AttestationReport,
@@ -21,7 +22,6 @@ from inferproof.attest import (
 )
 from inferproof.attest._evidence import MAX_EVIDENCE_BYTES
 from inferproof.errors import InputError
-from inferproof.verify._checks import CheckStatus
 
 from .conftest import ATTESTATION, needs_vectors, utc, vector
 

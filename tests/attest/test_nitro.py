@@ -14,13 +14,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
+from inferproof._checks import CheckStatus
 from inferproof.attest import (
     AWS_NITRO_ROOT_G1_SHA256,
     AttestationError,
     AttestationPolicy,
     verify_nitro,
 )
-from inferproof.verify._checks import CheckStatus
 
 from .conftest import failed_check, flip, needs_vectors, utc, vector
 

@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from inferproof._checks import CheckStatus
 from inferproof.attest import AttestationError, AttestationPolicy, verify_snp
 from inferproof.errors import InputError
-from inferproof.verify._checks import CheckStatus
 
 from .conftest import failed_check, flip, needs_vectors, utc, vector
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from inferproof.cli import app
-from inferproof.runtime._llm_fixture import tiny_llama_gguf
+from inferproof.testing import tiny_llama_gguf
 
 runner = CliRunner()
 

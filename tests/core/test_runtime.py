@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inferproof._examples import mlp_model
 from inferproof.errors import InputError
 from inferproof.runtime import (
     OnnxModel,
@@ -21,6 +20,7 @@ from inferproof.runtime import (
     parse_npz_tensors,
     tensors_digest,
 )
+from inferproof.testing import mlp_model
 
 
 def test_tensor_digest_is_exact() -> None:
@@ -115,7 +115,7 @@ def test_bad_npz() -> None:
 
 _RUN = """
 import sys, json, numpy as np
-from inferproof._examples import credit_risk_model, mlp_model
+from inferproof.testing import credit_risk_model, mlp_model
 from inferproof.runtime import OnnxModel, tensors_digest
 rng = np.random.default_rng(3)
 cases = {

@@ -286,7 +286,7 @@ def test_private_input_opening(node: LocalNode, mlp_bytes: bytes) -> None:
 
 
 def test_reexecution_detects_wrong_output(node: LocalNode, mlp_bytes: bytes) -> None:
-    from inferproof._examples import mlp_model
+    from inferproof.testing import mlp_model
 
     node.push(mlp_bytes, name="mlp")
     bundle = node.infer("mlp", mlp_input()).bundle

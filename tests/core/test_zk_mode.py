@@ -110,7 +110,7 @@ def test_lying_node_proof_for_another_input(zk_node) -> None:  # type: ignore[no
         p if p["type"] != "zk" else b_entry for p in stmt["predicate"]["proofs"]
     ]
     doc = json.loads(a.dumps())
-    doc["dsseEnvelope"] = sign_envelope(canonical_json(stmt), node._key)
+    doc["dsseEnvelope"] = sign_envelope(canonical_json(stmt), node.issuer._key)
     doc["proofs"]["zk"] = json.loads(b.dumps())["proofs"]["zk"]
     doc.pop("tlogEntry")
     report = node.verifier(Policy(allow_dev_srs=True)).check(Bundle.from_json(doc))
@@ -125,7 +125,7 @@ def test_lying_node_edited_circuit_output(zk_node) -> None:  # type: ignore[no-u
     entry = next(p for p in stmt["predicate"]["proofs"] if p["type"] == "zk")
     entry["circuit_outputs"]["y"]["data"][0] += 0.5
     doc = json.loads(a.dumps())
-    doc["dsseEnvelope"] = sign_envelope(canonical_json(stmt), node._key)
+    doc["dsseEnvelope"] = sign_envelope(canonical_json(stmt), node.issuer._key)
     doc.pop("tlogEntry")
     report = node.verifier(Policy(allow_dev_srs=True)).check(Bundle.from_json(doc))
     assert checks(report)["zk.output"] == "failed"

@@ -11,7 +11,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from inferproof import LocalNode
-from inferproof._chat import chat, chat_models, chat_stream, complete, complete_stream
 from inferproof.errors import InputError
 from inferproof.runtime._llm_openai import error_body
 
@@ -33,7 +32,7 @@ def _handler(node: LocalNode, seen: list[dict[str, Any]]) -> type[BaseHTTPReques
 
         def do_GET(self) -> None:
             if self.path == "/v1/models":
-                self._json(200, chat_models(node))
+                self._json(200, node.chat_models())
             else:
                 self._json(404, error_body("not found", kind="not_found_error"))
 
@@ -49,9 +48,9 @@ def _handler(node: LocalNode, seen: list[dict[str, Any]]) -> type[BaseHTTPReques
             model = str(body.get("model", ""))
             try:
                 if body.get("stream"):
-                    fn = chat_stream if task == "chat" else complete_stream
-                    return self._stream(fn(node, model, body))
-                answer = (chat if task == "chat" else complete)(node, model, body)
+                    fn = node.chat_stream if task == "chat" else node.complete_stream
+                    return self._stream(fn(model, body))
+                answer = (node.chat if task == "chat" else node.complete)(model, body)
             except InputError as exc:
                 return self._json(400, error_body(str(exc)))
             self._json(200, answer.response)

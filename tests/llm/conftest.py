@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from inferproof.runtime._llm_fixture import TinyLlamaConfig, tiny_llama_gguf
+from inferproof.testing import TinyLlamaConfig, tiny_llama_gguf
 
 
 @pytest.fixture(scope="session")
@@ -34,10 +34,9 @@ def llm(gguf_path: Path):
 def chat_node(home: Path, gguf_path: Path):
     """A node with the tiny model pushed as ``tiny``."""
     from inferproof import LocalNode
-    from inferproof._chat import push_gguf
 
     node = LocalNode(home)
-    push_gguf(node, gguf_path, name="tiny")
+    node.push(gguf_path, name="tiny")
     yield node
     node.close()
 

@@ -14,17 +14,9 @@ from typing import Any
 import pytest
 import rfc8785
 
-from inferproof._chat import (
-    _Issue,
-    _sign,
-    chat,
-    chat_models,
-    chat_stream,
-    complete,
-    complete_stream,
-    receipt_digest,
-)
 from inferproof._checks import CheckStatus
+from inferproof.engine import receipt_digest
+from inferproof.engine._chatreceipt import ChatIssue, sign_chat
 from inferproof.errors import InputError, VerificationError
 from inferproof.proofs.llm_reexec import chat_checks, is_chat_receipt
 from inferproof.receipts import Bundle
@@ -46,7 +38,7 @@ def _reload(bundle: Bundle) -> Bundle:
 
 
 def test_chat_answer_has_openai_shape_and_a_receipt(chat_node, gguf_bytes: bytes) -> None:
-    result = chat(chat_node, "tiny", ask(), nonce="n-123")
+    result = chat_node.chat("tiny", ask(), nonce="n-123")
     resp = result.response
     assert resp["object"] == "chat.completion" and resp["id"].startswith("chatcmpl-")
     assert resp["model"] == "tiny"
@@ -100,17 +92,17 @@ def _signature_and_log(node, bundle: Bundle) -> dict[str, tuple[CheckStatus, str
 
 
 def test_receipt_is_signed_and_logged(chat_node) -> None:
-    result = chat(chat_node, "tiny", ask())
+    result = chat_node.chat("tiny", ask())
     checks = _signature_and_log(chat_node, _reload(result.bundle))
     assert checks["signature"] == (CheckStatus.PASSED, chat_node.node_id)
     assert checks["log.inclusion"][0] is CheckStatus.PASSED
-    second = chat(chat_node, "tiny", ask())
+    second = chat_node.chat("tiny", ask())
     index = [json.loads(json.dumps(b.tlog_entry)) for b in (result.bundle, second.bundle)]
     assert index[0] != index[1]
 
 
 def test_reexecution_verifies(chat_node, gguf_path: Path, gguf_bytes: bytes) -> None:
-    result = chat(chat_node, "tiny", ask(temperature=0.8, seed=5))
+    result = chat_node.chat("tiny", ask(temperature=0.8, seed=5))
     for model in (gguf_path, gguf_bytes):
         checks = _status(chat_checks(_reload(result.bundle), model=model))
         assert checks["output.digest"][0] is CheckStatus.PASSED
@@ -122,7 +114,7 @@ def test_reexecution_verifies(chat_node, gguf_path: Path, gguf_bytes: bytes) -> 
 
 
 def test_unseeded_sampling_records_a_seed_and_verifies(chat_node, gguf_path: Path) -> None:
-    result = chat(chat_node, "tiny", ask(temperature=1.0))
+    result = chat_node.chat("tiny", ask(temperature=1.0))
     seed = result.request.sampling.seed
     assert isinstance(seed, int) and result.bundle.inputs["sampling"]["seed"] == seed
     checks = _status(chat_checks(result.bundle, model=gguf_path))
@@ -130,7 +122,7 @@ def test_unseeded_sampling_records_a_seed_and_verifies(chat_node, gguf_path: Pat
 
 
 def test_checks_without_the_model(chat_node) -> None:
-    result = chat(chat_node, "tiny", ask())
+    result = chat_node.chat("tiny", ask())
     checks = _status(chat_checks(result.bundle))
     assert checks["output.reexecution"][0] is CheckStatus.NOT_CHECKED
     required = _status(chat_checks(result.bundle, require_reexecution=True))
@@ -140,7 +132,7 @@ def test_checks_without_the_model(chat_node) -> None:
 def test_wrong_model_file(chat_node, tmp_path: Path) -> None:
     from .conftest import variant
 
-    result = chat(chat_node, "tiny", ask())
+    result = chat_node.chat("tiny", ask())
     checks = _status(chat_checks(result.bundle, model=variant(tmp_path, seed=3)))
     assert checks["output.reexecution"][0] is CheckStatus.FAILED
     assert "the given model is sha256:" in checks["output.reexecution"][1]
@@ -151,9 +143,15 @@ def _dishonest(node, result, text: str) -> Bundle:
     r = result.bundle.receipt
     block = {k: v for k, v in r.model.items() if k not in ("signature", "publisher")}
     proofs = [p for p in r.proofs if p["type"] != "signature"]
-    issue = _Issue(None, block, r.runtime, proofs, "vanilla", r.started, r.finished)
-    bundle, _ = _sign(
-        node, issue, result.request, replace(result.output, text=text), private=False, nonce=None
+    issue = ChatIssue(None, block, r.runtime, proofs, "vanilla", r.started, r.finished)
+    bundle, _ = sign_chat(
+        node.issuer,
+        node.hub,
+        issue,
+        result.request,
+        replace(result.output, text=text),
+        private=False,
+        nonce=None,
     )
     return bundle
 
@@ -173,7 +171,7 @@ def _clean_cut(pieces: list[bytes], start: int) -> int:
 
 
 def test_edited_answer_names_the_first_differing_token(chat_node, gguf_path: Path, llm) -> None:
-    result = chat(chat_node, "tiny", ask())
+    result = chat_node.chat("tiny", ask())
     gen = llm.generate(*llm.prepare(result.request))
     assert gen.text == result.text
     # Replace the text of token k onwards: the re-run must name token k.
@@ -194,7 +192,7 @@ def test_edited_answer_names_the_first_differing_token(chat_node, gguf_path: Pat
 
 
 def test_truncated_answer_is_named(chat_node, gguf_path: Path, llm) -> None:
-    result = chat(chat_node, "tiny", ask())
+    result = chat_node.chat("tiny", ask())
     gen = llm.generate(*llm.prepare(result.request))
     pieces = [llm.token_bytes(t) for t in gen.token_ids]
     k = _clean_cut(pieces, 4)
@@ -234,13 +232,13 @@ def _tamper_json(bundle: Bundle, edit) -> Bundle:
 def test_tampering_with_a_committed_field_fails(
     chat_node, gguf_path: Path, edit, check: str
 ) -> None:
-    result = chat(chat_node, "tiny", ask())
+    result = chat_node.chat("tiny", ask())
     checks = _status(chat_checks(_tamper_json(result.bundle, edit), model=gguf_path))
     assert checks[check][0] is CheckStatus.FAILED, checks[check]
 
 
 def test_flipping_a_bit_of_the_signed_statement_fails(chat_node) -> None:
-    result = chat(chat_node, "tiny", ask())
+    result = chat_node.chat("tiny", ask())
     obj = copy.deepcopy(result.bundle.to_json())
     payload = json.loads(base64.b64decode(obj["dsseEnvelope"]["payload"]))
     payload["predicate"]["parameters"]["usage"]["completion_tokens"] = 25
@@ -250,7 +248,7 @@ def test_flipping_a_bit_of_the_signed_statement_fails(chat_node) -> None:
 
 
 def test_private_request(chat_node, gguf_path: Path, tmp_path: Path) -> None:
-    result = chat(chat_node, "tiny", ask("my secret question"), private=True)
+    result = chat_node.chat("tiny", ask("my secret question"), private=True)
     bundle = _reload(result.bundle)
     assert bundle.inputs is None and bundle.outputs == {}
     assert "my secret" not in bundle.dumps() and result.text not in bundle.dumps()
@@ -303,7 +301,7 @@ def test_private_request(chat_node, gguf_path: Path, tmp_path: Path) -> None:
     ],
 )
 def test_tampered_opening_fails(chat_node, edit, check: str) -> None:
-    result = chat(chat_node, "tiny", ask(), private=True)
+    result = chat_node.chat("tiny", ask(), private=True)
     obj = copy.deepcopy(result.opening.to_json())
     edit(obj)
     checks = _status(chat_checks(result.bundle, opening=ChatOpening.from_json(obj)))
@@ -322,9 +320,9 @@ def test_opening_is_read_strictly(tmp_path: Path) -> None:
 
 
 def test_streamed_chat_matches_and_carries_the_receipt(chat_node, gguf_path: Path) -> None:
-    whole = chat(chat_node, "tiny", ask())
-    stream = chat_stream(
-        chat_node, "tiny", {**ask(), "stream": True, "stream_options": {"include_usage": True}}
+    whole = chat_node.chat("tiny", ask())
+    stream = chat_node.chat_stream(
+        "tiny", {**ask(), "stream": True, "stream_options": {"include_usage": True}}
     )
     events = list(stream)
     assert events[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
@@ -344,7 +342,7 @@ def test_streamed_chat_matches_and_carries_the_receipt(chat_node, gguf_path: Pat
 
 def test_text_completion(chat_node, gguf_path: Path) -> None:
     body = {"prompt": "The capital of France is", "temperature": 0, "max_tokens": 12}
-    result = complete(chat_node, "tiny", body)
+    result = chat_node.complete("tiny", body)
     assert result.response["object"] == "text_completion"
     assert result.response["choices"][0]["text"] == result.text
     assert result.bundle.receipt.parameters["task"] == "completion"
@@ -352,18 +350,18 @@ def test_text_completion(chat_node, gguf_path: Path) -> None:
         _status(chat_checks(result.bundle, model=gguf_path))["output.reexecution"][0]
         is CheckStatus.PASSED
     )
-    events = list(complete_stream(chat_node, "tiny", {**body, "stream": True}))
+    events = list(chat_node.complete_stream("tiny", {**body, "stream": True}))
     assert "".join(e["choices"][0]["text"] for e in events) == result.text
     assert events[-1]["choices"][0]["finish_reason"] == "length" and "inferproof" in events[-1]
 
 
 def test_model_by_path_and_digest(chat_node, gguf_path: Path) -> None:
-    by_name = chat(chat_node, "tiny", ask())
-    by_path = chat(chat_node, str(gguf_path), ask())
-    by_digest = chat(chat_node, by_name.bundle.receipt.model_digest, ask())
+    by_name = chat_node.chat("tiny", ask())
+    by_path = chat_node.chat(str(gguf_path), ask())
+    by_digest = chat_node.chat(by_name.bundle.receipt.model_digest, ask())
     assert by_path.text == by_name.text == by_digest.text
     assert by_path.bundle.receipt.model["name"] == "tiny"  # the file's stem
-    assert chat_models(chat_node)["data"][0]["id"] == "tiny"
+    assert chat_node.chat_models()["data"][0]["id"] == "tiny"
 
 
 @pytest.mark.parametrize(
@@ -382,20 +380,20 @@ def test_model_by_path_and_digest(chat_node, gguf_path: Path) -> None:
 )
 def test_bad_requests(chat_node, ref: str, body: dict[str, Any], message: str) -> None:
     with pytest.raises(InputError, match=message):
-        chat(chat_node, ref, body)
+        chat_node.chat(ref, body)
 
 
 def test_onnx_model_is_not_a_chat_model(chat_node, mlp_bytes: bytes) -> None:
     chat_node.push(mlp_bytes, name="mlp")
     with pytest.raises(InputError, match="is an onnx model, not a GGUF chat model"):
-        chat(chat_node, "mlp", ask())
+        chat_node.chat("mlp", ask())
 
 
 def test_bad_nonce_is_refused_before_generation(chat_node) -> None:
     with pytest.raises(InputError, match="nonce must be 1 to 256"):
-        chat(chat_node, "tiny", ask(), nonce="x" * 257)
+        chat_node.chat("tiny", ask(), nonce="x" * 257)
     with pytest.raises(InputError, match="nonce must be 1 to 256"):
-        chat_stream(chat_node, "tiny", ask(), nonce="")
+        chat_node.chat_stream("tiny", ask(), nonce="")
 
 
 def test_push_refuses_non_gguf(chat_node, mlp_bytes: bytes) -> None:
@@ -406,6 +404,6 @@ def test_push_refuses_non_gguf(chat_node, mlp_bytes: bytes) -> None:
 
 
 def test_receipt_digest_names_the_log_entry(chat_node) -> None:
-    result = chat(chat_node, "tiny", ask())
+    result = chat_node.chat("tiny", ask())
     assert result.receipt_digest == receipt_digest(result.bundle)
     assert result.receipt_digest == _jcs_digest(result.bundle.envelope)

@@ -8,8 +8,8 @@ import struct
 import pytest
 
 from inferproof.errors import InputError
-from inferproof.runtime._llm_fixture import CHATML_TEMPLATE, SPECIAL_TOKENS, _vocabulary
 from inferproof.runtime._llm_gguf import MAX_ARRAY, gguf_signature, is_gguf, read_gguf_metadata
+from inferproof.testing._gguf import CHATML_TEMPLATE, SPECIAL_TOKENS, _vocabulary
 
 # GGUF value types (ggml docs/gguf.md): an independent, hand-rolled writer for hostile headers.
 U32, BOOL, STRING, ARRAY = 4, 7, 8, 9
@@ -61,7 +61,7 @@ def test_fixture_header(gguf_bytes: bytes) -> None:
 
 
 def test_fixture_is_deterministic() -> None:
-    from inferproof.runtime._llm_fixture import TinyLlamaConfig, tiny_llama_gguf
+    from inferproof.testing import TinyLlamaConfig, tiny_llama_gguf
 
     assert tiny_llama_gguf() == tiny_llama_gguf()
     assert tiny_llama_gguf(TinyLlamaConfig(seed=1)) != tiny_llama_gguf()

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from inferproof import LocalNode
 from inferproof._canonical import sha256_digest
-from inferproof._chat import ChatConfig, chat, configure, push_gguf
+from inferproof.engine import ChatConfig
 from inferproof.errors import InputError
 from inferproof.hub import BlobCorruptError, publisher_id, verify_model_signature
 from inferproof.runtime._llm import LlamaSettings
@@ -32,9 +32,9 @@ def test_signed_push_puts_the_signature_in_receipts(
         )
     )
     with LocalNode(home) as node:
-        record = push_gguf(node, gguf_path, name="tiny", version="1", sign_key=pem)
+        record = node.push(gguf_path, name="tiny", version="1", sign_key=pem)
         assert record.format == "gguf" and record.publisher is not None
-        result = chat(node, "tiny:1", ask())
+        result = node.chat("tiny:1", ask())
         r = result.bundle.receipt
         assert r.model["version"] == "1" and r.model["signature"] == record.signature_digest
         assert result.bundle.model_signature is not None
@@ -48,34 +48,34 @@ def test_signed_push_puts_the_signature_in_receipts(
 
 def test_a_corrupt_blob_is_never_loaded(home: Path, gguf_path: Path) -> None:
     with LocalNode(home) as node:
-        record = push_gguf(node, gguf_path, name="tiny")
+        record = node.push(gguf_path, name="tiny")
         blob = node.hub.blobs.path(record.digest)
     assert blob is not None
     data = bytearray(blob.read_bytes())
     data[-1] ^= 1
     blob.write_bytes(bytes(data))
     with LocalNode(home) as fresh, pytest.raises(BlobCorruptError, match="is corrupt"):
-        chat(fresh, "tiny", ask())
+        fresh.chat("tiny", ask())
 
 
 def test_configure_sets_caps_and_settings(chat_node) -> None:
-    configure(chat_node, ChatConfig(settings=LlamaSettings(n_threads=1), max_tokens_cap=8))
+    chat_node.configure_chat(ChatConfig(settings=LlamaSettings(n_threads=1), max_tokens_cap=8))
     with pytest.raises(InputError, match="over this node's cap of 8"):
-        chat(chat_node, "tiny", ask(max_tokens=9))
-    result = chat(chat_node, "tiny", ask(max_tokens=None))
+        chat_node.chat("tiny", ask(max_tokens=9))
+    result = chat_node.chat("tiny", ask(max_tokens=None))
     assert result.bundle.inputs is not None and result.bundle.inputs["max_tokens"] == 8
     assert result.bundle.receipt.runtime["settings"]["n_threads"] == 1
 
 
 def test_concurrent_requests_give_the_sequential_answers(chat_node) -> None:
     bodies = [ask(f"question {i}", max_tokens=12) for i in range(4)]
-    expected = [chat(chat_node, "tiny", b).text for b in bodies]
+    expected = [chat_node.chat("tiny", b).text for b in bodies]
     got: dict[int, str] = {}
     errors: list[BaseException] = []
 
     def work(i: int) -> None:
         try:
-            got[i] = chat(chat_node, "tiny", bodies[i]).text
+            got[i] = chat_node.chat("tiny", bodies[i]).text
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
@@ -89,22 +89,21 @@ def test_concurrent_requests_give_the_sequential_answers(chat_node) -> None:
 
 
 def test_unknown_models_are_model_not_found(chat_node) -> None:
-    from inferproof._chat import ModelNotFound
+    from inferproof.errors import ModelNotFound
 
     for ref in ("nope", "nope:1", "sha256:" + "0" * 64, "/no/such.gguf"):
         with pytest.raises(ModelNotFound):
-            chat(chat_node, ref, ask())
+            chat_node.chat(ref, ask())
 
 
 def test_unload_and_closing_a_stream_early(chat_node) -> None:
-    from inferproof._chat import chat_stream, unload
 
-    stream = chat_stream(chat_node, "tiny", ask(max_tokens=20))
+    stream = chat_node.chat_stream("tiny", ask(max_tokens=20))
     events = [next(stream), next(stream)]
     assert events[1]["choices"][0]["delta"]["content"]
     stream.close()
     assert stream.result is None  # no receipt for an answer never finished
     before = chat_node.log.size
-    unload(chat_node)  # does not wait on the closed stream
-    assert chat(chat_node, "tiny", ask(max_tokens=4)).output.completion_tokens == 4
+    chat_node._chat.unload()  # does not wait on the closed stream
+    assert chat_node.chat("tiny", ask(max_tokens=4)).output.completion_tokens == 4
     assert chat_node.log.size == before + 1

@@ -11,12 +11,11 @@ from typing import Any
 import pytest
 
 from inferproof import LocalNode
-from inferproof._chat import chat, push_gguf, relay_chat
 from inferproof._checks import CheckStatus
-from inferproof.errors import InputError
+from inferproof.errors import InputError, UpstreamError
 from inferproof.proofs.llm_reexec import chat_checks
 from inferproof.receipts import Bundle
-from inferproof.runtime._llm_upstream import UpstreamError, relay_model_digest
+from inferproof.runtime import relay_model_digest
 
 from ._upstream import serve
 from .conftest import ask
@@ -27,7 +26,7 @@ def upstream(
     tmp_path_factory: pytest.TempPathFactory, gguf_path: Path
 ) -> Iterator[tuple[str, LocalNode, list[Any]]]:
     node = LocalNode(tmp_path_factory.mktemp("upstream-home"))
-    push_gguf(node, gguf_path, name="tiny")
+    node.push(gguf_path, name="tiny")
     with serve(node) as (base, seen):
         yield base, node, seen
     node.close()
@@ -46,7 +45,7 @@ def test_official_openai_client_works_unchanged(upstream) -> None:
     answer = client.chat.completions.create(
         model="tiny", messages=[{"role": "user", "content": "Hi"}], temperature=0, max_tokens=16
     )
-    direct = chat(node, "tiny", ask("Hi", max_tokens=16))
+    direct = node.chat("tiny", ask("Hi", max_tokens=16))
     assert answer.choices[0].message.content == direct.text
     assert answer.choices[0].finish_reason == "length"
     assert answer.usage is not None and answer.usage.completion_tokens == 16
@@ -83,10 +82,10 @@ def test_official_openai_client_works_unchanged(upstream) -> None:
 def test_relay_signs_what_the_upstream_said(upstream, home: Path) -> None:
     base, up_node, seen = upstream
     with LocalNode(home) as relay:
-        result = relay_chat(
-            relay, base, {"model": "tiny", **ask("Hi", max_tokens=12, seed=4)}, nonce="relay-1"
+        result = relay.relay_chat(
+            base, {"model": "tiny", **ask("Hi", max_tokens=12, seed=4)}, nonce="relay-1"
         )
-        direct = chat(up_node, "tiny", ask("Hi", max_tokens=12, seed=4))
+        direct = up_node.chat("tiny", ask("Hi", max_tokens=12, seed=4))
         assert result.text == direct.text
         # What was forwarded is derived from the canonical request alone.
         assert seen[-1] == {
@@ -127,7 +126,7 @@ def test_relay_signs_what_the_upstream_said(upstream, home: Path) -> None:
 def test_private_relay(upstream, home: Path) -> None:
     base, _, _ = upstream
     with LocalNode(home) as relay:
-        result = relay_chat(relay, base, {"model": "tiny", **ask("secret")}, private=True)
+        result = relay.relay_chat(base, {"model": "tiny", **ask("secret")}, private=True)
         assert result.bundle.inputs is None and "secret" not in result.bundle.dumps()
         checks = _status(chat_checks(result.bundle, opening=result.opening, accept_relayed=True))
         assert checks["input"][0] is CheckStatus.PASSED
@@ -155,14 +154,14 @@ def test_upstream_failures(upstream, home: Path, path: str, message: str) -> Non
     root = base.removesuffix("/v1")
     with LocalNode(home) as relay:
         with pytest.raises(UpstreamError, match=message):
-            relay_chat(relay, f"{root}/{path}", {"model": "tiny", **ask()})
+            relay.relay_chat(f"{root}/{path}", {"model": "tiny", **ask()})
         # Nothing was logged for a failed relay.
         assert relay.log.size == 0
 
 
 def test_unreachable_upstream(home: Path) -> None:
     with LocalNode(home) as relay, pytest.raises(UpstreamError, match="unreachable"):
-        relay_chat(relay, f"http://127.0.0.1:{_free_port()}/v1", {"model": "m", **ask()}, timeout=5)
+        relay.relay_chat(f"http://127.0.0.1:{_free_port()}/v1", {"model": "m", **ask()}, timeout=5)
 
 
 @pytest.mark.parametrize(
@@ -180,4 +179,4 @@ def test_unreachable_upstream(home: Path) -> None:
 )
 def test_relay_bad_input(home: Path, upstream_url: str, body: dict[str, Any], message: str) -> None:
     with LocalNode(home) as relay, pytest.raises(InputError, match=message):
-        relay_chat(relay, upstream_url, body)
+        relay.relay_chat(upstream_url, body)

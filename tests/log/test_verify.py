@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from inferproof._checks import CheckStatus
 from inferproof.errors import InputError, VerificationError
 from inferproof.log import (
     ALG_COSIGNATURE_V1,
@@ -17,7 +18,6 @@ from inferproof.log import (
     sign_note,
     verify_tlog_proof,
 )
-from inferproof.verify._checks import CheckStatus
 
 from .conftest import entry
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from inferproof.node import NodeConfig
 from inferproof.receipts import Bundle
-from inferproof.runtime._llm_fixture import TinyLlamaConfig, tiny_llama_gguf
 from inferproof.runtime._llm_output import ChatOpening
+from inferproof.testing import TinyLlamaConfig, tiny_llama_gguf
 from inferproof.verify import Material, Policy
 
 from .conftest import Running

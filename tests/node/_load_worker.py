@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from inferproof._examples import mlp_model
 from inferproof.client import Client
 from inferproof.errors import InputError
+from inferproof.testing import mlp_model
 
 
 def main() -> None:

@@ -14,9 +14,9 @@ import pytest
 import uvicorn
 
 from inferproof import LocalNode
-from inferproof._examples import mlp_model
 from inferproof.node import NodeConfig, TokenStore, create_app
 from inferproof.node._serve import bind, url_of
+from inferproof.testing import mlp_model
 
 MLP_SIZES = (8, 16, 2)
 

@@ -8,7 +8,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from inferproof.cli._node import node_demo, serve, token_app
+from inferproof.cli._demo import node_demo
+from inferproof.cli._node import serve, token_app
 from inferproof.node import TokenStore
 
 app = typer.Typer()

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from inferproof._client import _LogMemory
-from inferproof._local import InferenceResult
 from inferproof.client import AsyncClient, Client
+from inferproof.client._memory import LogMemory as _LogMemory
+from inferproof.engine import InferenceResult
 from inferproof.errors import Error, InputError, VerificationError
 from inferproof.log import Log, SignerKey
 from inferproof.verify import Policy, TrustRoot

@@ -13,9 +13,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from inferproof.hub._blobs import BlobCorruptError
+from inferproof._checks import CheckStatus
+from inferproof.errors import BlobCorruptError
 from inferproof.proofs import zk
-from inferproof.verify._checks import CheckStatus
 
 from .conftest import Env, Model, make_model
 

@@ -15,9 +15,11 @@ Example::
 
 from __future__ import annotations
 
+from ..errors import AttestationError, ProducerError
 from ._binding import check_key_binding, expected_report_data
 from ._dcap import verify_dcap
-from ._evidence import decode_evidence, detect_platform, verify_evidence
+from ._evidence import MAX_EVIDENCE_BYTES, decode_evidence, detect_platform, verify_evidence
+from ._identity import NodeIdentity, identity_age_check, produce_identity, verify_identity
 from ._nitro import AWS_NITRO_ROOT_G1_SHA256, verify_nitro
 from ._policy import AttestationPolicy, default_policy
 from ._producers import (
@@ -25,15 +27,18 @@ from ._producers import (
     DstackProducer,
     Evidence,
     EvidenceProducer,
-    ProducerError,
     detect_producer,
 )
 from ._snp import verify_snp
-from ._types import PLATFORMS, AttestationError, AttestationReport, Platform
+from ._software import SOFTWARE, software_environment, software_measurement
+from ._types import PLATFORM_NAMES, PLATFORMS, AttestationReport, Platform
 
 __all__ = [
     "AWS_NITRO_ROOT_G1_SHA256",
+    "MAX_EVIDENCE_BYTES",
     "PLATFORMS",
+    "PLATFORM_NAMES",
+    "SOFTWARE",
     "AttestationError",
     "AttestationPolicy",
     "AttestationReport",
@@ -41,6 +46,7 @@ __all__ = [
     "DstackProducer",
     "Evidence",
     "EvidenceProducer",
+    "NodeIdentity",
     "Platform",
     "ProducerError",
     "check_key_binding",
@@ -49,8 +55,13 @@ __all__ = [
     "detect_platform",
     "detect_producer",
     "expected_report_data",
+    "identity_age_check",
+    "produce_identity",
+    "software_environment",
+    "software_measurement",
     "verify_dcap",
     "verify_evidence",
+    "verify_identity",
     "verify_nitro",
     "verify_snp",
 ]

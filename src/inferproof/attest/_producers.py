@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import Error, InputError
+from ..errors import InputError, ProducerError
 from ._types import Platform
 
 DEFAULT_TSM_ROOT = Path("/sys/kernel/config/tsm/report")
@@ -39,10 +39,6 @@ DSTACK_SOCKETS = (
     "/run/dstack/dstack.sock",
 )
 _SMALL_ATTRIBUTE = 4096
-
-
-class ProducerError(Error):
-    """The TEE interface failed or answered something unexpected."""
 
 
 @dataclass(frozen=True)

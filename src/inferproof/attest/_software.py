@@ -14,6 +14,7 @@ from importlib import metadata
 from typing import Any
 
 from .._canonical import canonical_json, sha256_digest
+from .._version import __version__
 
 SOFTWARE = "software"
 
@@ -35,8 +36,6 @@ def _distributions_digest() -> str:
 def software_measurement() -> dict[str, Any]:
     """The node's software measurement (cached: it does not change while running)."""
     import onnxruntime
-
-    from .. import __version__
 
     return {
         "inferproof": __version__,

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any, Literal, NoReturn
 
 from .._checks import Check, CheckStatus, failed, not_checked, passed
-from ..errors import VerificationError
+from ..errors import AttestationError
 
 Platform = Literal["nitro", "tdx", "sgx", "snp"]
 PLATFORMS: tuple[Platform, ...] = ("nitro", "tdx", "sgx", "snp")
@@ -96,19 +96,6 @@ class AttestationReport:
 
 def _rfc3339(when: datetime) -> str:
     return when.isoformat().replace("+00:00", "Z")
-
-
-class AttestationError(VerificationError):
-    """An attestation check failed; ``exc.check`` names the first failed check.
-
-    ``checks`` lists every check made up to the failure: a cryptographic failure
-    stops verification at once, while the policy checks are all evaluated and
-    listed before the first failed one is raised.
-    """
-
-    def __init__(self, check: str, detail: str, checks: tuple[Check, ...] = ()) -> None:
-        super().__init__(check, detail)
-        self.checks = checks
 
 
 class CheckList:

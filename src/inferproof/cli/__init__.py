@@ -14,6 +14,8 @@ from ._node import serve, token_app
 from ._policy import policy_app
 from ._zk import zk_app
 
+__all__ = ["app", "main"]
+
 app = typer.Typer(
     name="inferproof",
     help="Verifiable AI inference: receipts anyone can check offline.",

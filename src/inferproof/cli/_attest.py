@@ -12,9 +12,15 @@ import typer
 
 from .._canonical import parse_json
 from .._checks import Check, CheckStatus
-from ..attest import PLATFORMS, AttestationError, AttestationPolicy, verify_evidence
-from ..attest._evidence import MAX_EVIDENCE_BYTES
-from ..attest._types import PLATFORM_NAMES, AttestationReport
+from ..attest import (
+    MAX_EVIDENCE_BYTES,
+    PLATFORM_NAMES,
+    PLATFORMS,
+    AttestationError,
+    AttestationPolicy,
+    AttestationReport,
+    verify_evidence,
+)
 from ..errors import InputError
 from ._common import console, handle_errors
 

@@ -8,8 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .._chat import chat_stream, receipt_digest, resolve_chat_model
-from .._local import LocalNode
+from ..engine import LocalNode, receipt_digest
 from ._common import err_console, handle_errors, is_tty
 
 
@@ -48,8 +47,8 @@ def chat(
     with LocalNode() as node:
         if is_tty():
             with err_console.status("loading the model"):
-                resolve_chat_model(node, model)
-        stream = chat_stream(node, model, body, private=private, nonce=nonce)
+                node.chat_model(model)
+        stream = node.chat_stream(model, body, private=private, nonce=nonce)
         for event in stream:
             for choice in event.get("choices", []):
                 sys.stdout.write(choice.get("delta", {}).get("content") or "")

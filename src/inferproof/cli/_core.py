@@ -10,13 +10,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from .._client import Inference
-from .._local import InferenceResult, LocalNode, load_opening, save_opening
-from ..client import Client
+from ..client import Client, Inference
+from ..engine import InferenceResult, LocalNode, load_opening, save_opening
 from ..errors import InputError
 from ..hub import sign_model
+from ..proofs import is_chat_receipt
 from ..receipts import Bundle
-from ..runtime import NamedInputs, encode_tensors, load_tensors
+from ..runtime import ChatOpening, NamedInputs, encode_tensors, load_tensors
 from ..verify import Material, Policy, load_policy
 from ._common import EXIT_VERIFY_FAILED, console, handle_errors, step_progress
 from ._node import NodeOpt, TokenOpt, node_client
@@ -206,12 +206,8 @@ def _material(
         model_bytes: bytes | None = model.read_bytes()
     else:
         model_bytes = node.model_bytes(bundle.receipt.model_digest)
-    from ..proofs.llm_reexec import is_chat_receipt
-
     if is_chat_receipt(bundle.receipt):
         # A chat receipt's request and answer come from the bundle or the opening.
-        from ..runtime._llm_output import ChatOpening
-
         chat_opening = ChatOpening.load(opening) if opening else None
         return Material(model_bytes=model_bytes, nonce=nonce, chat_opening=chat_opening)
     named = load_tensors(input_file) if input_file else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -10,11 +11,16 @@ import typer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from .._local import LocalNode
+from ..client import Client
+from ..engine import LocalNode
+from ..hub import sign_model
+from ..node import TokenStore
 from ..receipts import Bundle
 from ..runtime import parse_json_tensors
+from ..testing import credit_risk_model
 from ..verify import Material, Policy
 from ._common import EXIT_VERIFY_FAILED, console, handle_errors
+from ._node import start_node, stop_node
 from ._render import print_report
 
 
@@ -49,11 +55,7 @@ def demo(
 
     With --node: start a node on loopback, push, infer through the verifying client,
     verify, stop."""
-    from .._examples import credit_risk_model
-
     if node:
-        from ._node import node_demo
-
         node_demo(workdir)
         return
 
@@ -102,3 +104,69 @@ def demo(
         f"\n[bold]Done.[/bold] Try: inferproof verify {bundle_path}  and  "
         f"inferproof verify {tampered_path}"
     )
+
+
+@handle_errors
+def node_demo(
+    workdir: Annotated[Path, typer.Option("--dir", help="Where to write the demo's files.")] = Path(
+        "inferproof-demo"
+    ),
+) -> None:
+    """Start a node on loopback, push a signed model, infer through the client, verify, stop."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    node_home, client_home = workdir / "node-home", workdir / "client-home"
+    token = TokenStore(node_home).create("demo")
+    _step("Starting a node on 127.0.0.1 (python -m inferproof.node, its own INFERPROOF_HOME)")
+    proc, url = start_node(node_home)
+    try:
+        console.print(f"node at {url}; write token created (stored hashed)", markup=False)
+        _demo_flow(url, token, workdir, client_home)
+    finally:
+        _step("Stopping the node (SIGTERM: requests finish, the log is flushed)")
+        code = stop_node(proc)
+        # uvicorn re-raises the SIGTERM it handled once shut down, hence -SIGTERM.
+        clean = code in (0, -signal.SIGTERM)
+        console.print("node stopped cleanly" if clean else f"node stopped with exit code {code}")
+
+
+def _demo_flow(url: str, token: str, workdir: Path, client_home: Path) -> None:
+    _step("Training a credit-risk model (scikit-learn -> ONNX) and signing it (model-signing)")
+    model_bytes, sample = credit_risk_model()
+    key_path = _publisher_key(workdir / "publisher.key")
+    signature = sign_model(model_bytes, key_path)
+    # The client trusts this publisher: its public key goes under the client's trust/.
+    priv = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    pem = priv.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    (client_home / "trust" / "publishers").mkdir(parents=True, exist_ok=True)
+    (client_home / "trust" / "publishers" / "demo.pem").write_bytes(pem)
+    policy = Policy(
+        require_model_signature=True, require_input=True, require_reexecution=True,
+        require_nonce=True, require_log=True, max_age_seconds=3600,
+    )  # fmt: skip
+    with Client(url, token=token, policy=policy, home=client_home) as client:
+        _step("Pushing it to the node (authenticated)")
+        record = client.push(model_bytes, name="credit-risk", version="1", signature=signature)
+        console.print(f"model {record.ref} = {record.digest}\npublisher {record.publisher}")
+        pin = client.trust_root()
+        console.print(f"pinned node key {next(iter(pin.node_keys))} (trust on first use)")
+        _step("Inferring through the client: it verifies before it answers")
+        answer = client.infer("credit-risk:1", sample, nonce="demo-nonce-42")
+        probs = answer.outputs["probabilities"].tolist()
+        console.print(f"applicant {sample['X'][0]} -> default probability {probs[0][1]:.4f}")
+        assert answer.report is not None
+        print_report(answer.report)
+        bundle_path = workdir / "node-bundle.json"
+        answer.bundle.write(bundle_path)
+        console.print(f"bundle {answer.bundle_id} (log entry {answer.log_index}) -> {bundle_path}")
+        _step("Tampering with a copy of the bundle: the client's check fails")
+        tampered = json.loads(bundle_path.read_text())
+        tampered["outputs"]["probabilities"]["data"][1] = 0.01
+        material = Material(model_bytes=model_bytes, inputs=None, nonce="demo-nonce-42")
+        bad = client.check(Bundle.from_json(tampered), material)
+        print_report(bad)
+        if bad.verified or not answer.report.verified:
+            raise typer.Exit(1)
+        cp = client.checkpoint()
+        console.print(f"log checkpoint: size {cp.size}, consistent with what this client saw")

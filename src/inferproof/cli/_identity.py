@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from .._local import LocalNode
-from ..attest import ConfigfsTsmProducer, detect_producer
+from ..attest import ConfigfsTsmProducer, detect_producer, software_environment
+from ..engine import LocalNode
 from ..errors import InputError
 from ._common import console, handle_errors
 
@@ -56,8 +56,6 @@ def node_attest(
 def node_identity() -> None:
     """Print the node's key, log key, software measurement and attestation."""
     import base64
-
-    from ..attest._software import software_environment
 
     node = LocalNode()
     identity = node.identity

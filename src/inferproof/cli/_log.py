@@ -21,12 +21,12 @@ from ..log import (
     VerifierKey,
     Witness,
     WitnessEndpoint,
+    b64encode,
     cosign_checkpoint,
+    load_or_create_key,
     make_server,
     open_default_log,
 )
-from ..log._default import load_or_create_key
-from ..log._note import b64encode
 from ._common import console, err_console, handle_errors, is_tty
 
 log_app = typer.Typer(help="The transparency log: info, proofs, audit, tiles, witnesses.")

@@ -1,13 +1,12 @@
-"""``inferproof serve``, ``inferproof token ...``, ``--node URL`` helpers and the node demo.
+"""``inferproof serve``, ``inferproof token ...``, ``--node URL`` helpers, and a node
+process on loopback (:func:`start_node`, :func:`stop_node`) for the demo and tests.
 
-The lead registers ``serve`` and ``token_app`` in the main application, hooks
-:func:`node_demo` into ``inferproof demo --node``, and uses :data:`NodeOpt`,
-:data:`TokenOpt` and :func:`node_client` for ``--node URL`` on other commands.
+Other commands use :data:`NodeOpt`, :data:`TokenOpt` and :func:`node_client` for
+``--node URL``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -18,19 +17,14 @@ from typing import Annotated
 
 import httpx
 import typer
-from cryptography.hazmat.primitives import serialization
 
-from .._examples import credit_risk_model
-from .._home import default_home
+from .._files import default_home
 from ..client import Client
 from ..errors import Error, InputError
-from ..hub import sign_model
 from ..node import NodeConfig, TokenStore
-from ..receipts import Bundle
-from ..verify import Material, Policy, load_policy
+from ..runtime import check_upstream
+from ..verify import load_policy
 from ._common import console, err_console, handle_errors
-from ._demo import _publisher_key
-from ._render import print_report
 
 token_app = typer.Typer(help="Bearer tokens for a node's write endpoints.", no_args_is_help=True)
 
@@ -93,7 +87,6 @@ def serve(
 ) -> None:
     """Serve this install's node over HTTP until Ctrl-C (the log is flushed on exit)."""
     from ..node import serve as run
-    from ..runtime._llm_upstream import check_upstream
 
     if not 0 <= port <= 65535:
         raise InputError("--port must be 0..65535")
@@ -145,11 +138,7 @@ def token_revoke(
     console.print(f"revoked {info.hash[:16]} ({info.label})", markup=False)
 
 
-# -- the demo ---------------------------------------------------------------------------------
-def _step(text: str) -> None:
-    console.print(f"\n[bold cyan]==>[/bold cyan] [bold]{text}[/bold]")
-
-
+# -- a node process on loopback (the demo, the tests and the benchmarks) ---------------
 def start_node(home: Path, *, port: int = 0) -> tuple[subprocess.Popen[str], str]:
     """Start ``python -m inferproof.node`` on loopback; return the process and its URL
     once ``/healthz`` answers 200."""
@@ -190,69 +179,3 @@ def stop_node(proc: subprocess.Popen[str], timeout: float = 30.0) -> int:
     if proc.stdout is not None:
         proc.stdout.close()
     return proc.returncode
-
-
-@handle_errors
-def node_demo(
-    workdir: Annotated[Path, typer.Option("--dir", help="Where to write the demo's files.")] = Path(
-        "inferproof-demo"
-    ),
-) -> None:
-    """Start a node on loopback, push a signed model, infer through the client, verify, stop."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    node_home, client_home = workdir / "node-home", workdir / "client-home"
-    token = TokenStore(node_home).create("demo")
-    _step("Starting a node on 127.0.0.1 (python -m inferproof.node, its own INFERPROOF_HOME)")
-    proc, url = start_node(node_home)
-    try:
-        console.print(f"node at {url}; write token created (stored hashed)", markup=False)
-        _demo_flow(url, token, workdir, client_home)
-    finally:
-        _step("Stopping the node (SIGTERM: requests finish, the log is flushed)")
-        code = stop_node(proc)
-        # uvicorn re-raises the SIGTERM it handled once shut down, hence -SIGTERM.
-        clean = code in (0, -signal.SIGTERM)
-        console.print("node stopped cleanly" if clean else f"node stopped with exit code {code}")
-
-
-def _demo_flow(url: str, token: str, workdir: Path, client_home: Path) -> None:
-    _step("Training a credit-risk model (scikit-learn -> ONNX) and signing it (model-signing)")
-    model_bytes, sample = credit_risk_model()
-    key_path = _publisher_key(workdir / "publisher.key")
-    signature = sign_model(model_bytes, key_path)
-    # The client trusts this publisher: its public key goes under the client's trust/.
-    priv = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    pem = priv.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    (client_home / "trust" / "publishers").mkdir(parents=True, exist_ok=True)
-    (client_home / "trust" / "publishers" / "demo.pem").write_bytes(pem)
-    policy = Policy(
-        require_model_signature=True, require_input=True, require_reexecution=True,
-        require_nonce=True, require_log=True, max_age_seconds=3600,
-    )  # fmt: skip
-    with Client(url, token=token, policy=policy, home=client_home) as client:
-        _step("Pushing it to the node (authenticated)")
-        record = client.push(model_bytes, name="credit-risk", version="1", signature=signature)
-        console.print(f"model {record.ref} = {record.digest}\npublisher {record.publisher}")
-        pin = client.trust_root()
-        console.print(f"pinned node key {next(iter(pin.node_keys))} (trust on first use)")
-        _step("Inferring through the client: it verifies before it answers")
-        answer = client.infer("credit-risk:1", sample, nonce="demo-nonce-42")
-        probs = answer.outputs["probabilities"].tolist()
-        console.print(f"applicant {sample['X'][0]} -> default probability {probs[0][1]:.4f}")
-        assert answer.report is not None
-        print_report(answer.report)
-        bundle_path = workdir / "node-bundle.json"
-        answer.bundle.write(bundle_path)
-        console.print(f"bundle {answer.bundle_id} (log entry {answer.log_index}) -> {bundle_path}")
-        _step("Tampering with a copy of the bundle: the client's check fails")
-        tampered = json.loads(bundle_path.read_text())
-        tampered["outputs"]["probabilities"]["data"][1] = 0.01
-        material = Material(model_bytes=model_bytes, inputs=None, nonce="demo-nonce-42")
-        bad = client.check(Bundle.from_json(tampered), material)
-        print_report(bad)
-        if bad.verified or not answer.report.verified:
-            raise typer.Exit(1)
-        cp = client.checkpoint()
-        console.print(f"log checkpoint: size {cp.size}, consistent with what this client saw")

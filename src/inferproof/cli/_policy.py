@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .._local import LocalNode
+from ..engine import LocalNode
 from ..errors import InputError
 from ._common import console, handle_errors
 

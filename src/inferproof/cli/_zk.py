@@ -78,7 +78,7 @@ def setup(
     ),
 ) -> None:
     """Set up a model for zero-knowledge proofs, once; print the setup record digest."""
-    from .._local import LocalNode
+    from ..engine import LocalNode  # imported here: loading the engine takes a second
 
     node = LocalNode()
     samples = [load_tensors(p) for p in sample_input]

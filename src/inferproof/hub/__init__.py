@@ -6,9 +6,10 @@ that no longer matches its digest.
 
 from __future__ import annotations
 
-from ._blobs import BlobCorruptError, BlobStore, LocalBlobStore
+from ..errors import BlobCorruptError
+from ._blobs import BlobStore, LocalBlobStore
 from ._hub import Hub
-from ._registry import ModelRecord, Registry, SQLiteRegistry
+from ._registry import LATEST, ModelRecord, Registry, SQLiteRegistry, check_name
 from ._signing import (
     ModelSignature,
     load_publisher_key,
@@ -19,6 +20,7 @@ from ._signing import (
 )
 
 __all__ = [
+    "LATEST",
     "BlobCorruptError",
     "BlobStore",
     "Hub",
@@ -27,6 +29,7 @@ __all__ = [
     "ModelSignature",
     "Registry",
     "SQLiteRegistry",
+    "check_name",
     "load_publisher_key",
     "parse_model_signature",
     "publisher_id",

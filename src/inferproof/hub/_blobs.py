@@ -13,11 +13,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from .._canonical import check_digest, sha256_digest
-from ..errors import Error, InputError
-
-
-class BlobCorruptError(Error):
-    """A stored blob's bytes no longer hash to its name."""
+from ..errors import BlobCorruptError, InputError
 
 
 @runtime_checkable

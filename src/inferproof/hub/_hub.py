@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .._canonical import check_digest, is_digest, sha256_digest
 from ..errors import InputError
-from ..runtime._spec import TensorSpec
+from ..runtime import TensorSpec
 from ._blobs import BlobStore, LocalBlobStore
 from ._registry import LATEST, ModelRecord, Registry, SQLiteRegistry, check_name
 from ._signing import parse_model_signature

@@ -14,7 +14,7 @@ See docs/log.md for formats, witnesses and serving tiles.
 """
 
 from ._checkpoint import Checkpoint, Cosignature, SignedCheckpoint, TlogProof, open_checkpoint
-from ._default import open_default_log
+from ._default import load_or_create_key, open_default_log
 from ._log import AppendResult, AuditResult, BatchResult, Log, PendingAppend
 from ._merkle import (
     EMPTY_ROOT,
@@ -36,11 +36,22 @@ from ._note import (
     SignerKey,
     VerifiedNote,
     VerifierKey,
+    b64encode,
     open_note,
     sign_note,
 )
 from ._store import LogStore, SQLiteLogStore, StoreWriter
-from ._tiles import TileClient, TileEntry, bundle_path, tile_path
+from ._tiles import (
+    MAX_TILE_LEVEL,
+    TILE_WIDTH,
+    TileClient,
+    TileEntry,
+    bundle_path,
+    encode_bundle,
+    tile_levels,
+    tile_path,
+    tile_widths,
+)
 from ._verify import CheckpointMemory, LogProofResult, verify_tlog_proof
 from ._witness import (
     CosignOutcome,
@@ -54,6 +65,8 @@ __all__ = [
     "ALG_COSIGNATURE_V1",
     "ALG_ED25519",
     "EMPTY_ROOT",
+    "MAX_TILE_LEVEL",
+    "TILE_WIDTH",
     "AppendResult",
     "AuditResult",
     "BatchResult",
@@ -80,19 +93,24 @@ __all__ = [
     "VerifierKey",
     "Witness",
     "WitnessEndpoint",
+    "b64encode",
     "bundle_path",
     "consistency_proof",
     "cosign_checkpoint",
+    "encode_bundle",
     "hash_children",
     "hash_leaf",
     "inclusion_proof",
+    "load_or_create_key",
     "make_server",
     "open_checkpoint",
     "open_default_log",
     "open_note",
     "root_hash",
     "sign_note",
+    "tile_levels",
     "tile_path",
+    "tile_widths",
     "verify_consistency",
     "verify_inclusion",
     "verify_tlog_proof",

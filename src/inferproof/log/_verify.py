@@ -114,7 +114,9 @@ class CheckpointMemory:
         # remembered checkpoint's signature for every receipt would double the cost.
         self._parsed: dict[str, tuple[bytes, SignedCheckpoint]] = {}
         self._dirty: dict[str, SignedCheckpoint] = {}
-        self._last_write = 0.0
+        # None until the first write: the first checkpoint is written at once, whatever
+        # the monotonic clock reads (it starts near 0 on a machine booted moments ago).
+        self._last_write: float | None = None
         self._lock = threading.Lock()
         if flush_interval > 0:
             # Flush what is pending when this memory is collected or the process exits.
@@ -177,7 +179,8 @@ class CheckpointMemory:
     def _store(self, signed: SignedCheckpoint) -> None:
         with self._lock:
             self._dirty[signed.origin] = signed
-            due = time.monotonic() - self._last_write >= self.flush_interval
+            last = self._last_write
+            due = last is None or time.monotonic() - last >= self.flush_interval
         if due:
             self.flush()
 

@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from .. import __version__
-from .._local import LocalNode
+from .._version import __version__
+from ..engine import LocalNode
 from . import _chatroutes, _logroutes, _routes
 from ._chatservice import ChatService
 from ._config import NodeConfig

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._home import write_private
+from .._files import write_private
 from ..errors import InputError
 
 TOKEN_PREFIX = "ipt_"

@@ -19,9 +19,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .._chat import ModelNotFound, UpstreamError
-from ..errors import Error, InputError
-from ..runtime._llm_openai import error_body
+from ..errors import Error, InputError, ModelNotFound, UpstreamError
+from ..runtime import openai_shapes
 
 log = logging.getLogger("inferproof.node")
 
@@ -59,7 +58,9 @@ class ChatError(Exception):
         self.headers = dict(headers or {})
 
     def body(self) -> dict[str, Any]:
-        return error_body(self.message, kind=self.kind, param=self.param, code=self.code)
+        return openai_shapes.error_body(
+            self.message, kind=self.kind, param=self.param, code=self.code
+        )
 
     def response(self) -> Response:
         data = json.dumps(self.body()).encode()

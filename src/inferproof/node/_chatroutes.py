@@ -17,7 +17,6 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from starlette.responses import Response, StreamingResponse
 
 from .._canonical import parse_json
-from .._chat import chat_models
 from ..errors import InputError
 from . import _chaterrors
 from ._chaterrors import ChatError
@@ -126,7 +125,7 @@ async def completions(
 )
 async def list_models(svc: Svc) -> dict[str, Any]:
     records = svc.node.hub.list()
-    return {**chat_models(svc.node), "models": [r.to_json() for r in records]}
+    return {**svc.node.chat_models(), "models": [r.to_json() for r in records]}
 
 
 def mount(app: FastAPI, chat: ChatService, max_body_bytes: int) -> None:

@@ -1,7 +1,7 @@
 """Shapes of the OpenAI-compatible endpoints, for the OpenAPI document.
 
 Request bodies are not validated by these: the library's strict parser
-(``runtime._llm_request.parse_request``) is the one authority on what a chat
+(``inferproof.runtime.parse_request``) is the one authority on what a chat
 request is, and its refusals become OpenAI error bodies. The JSON Schemas here
 describe the same rules for readers and for schemathesis. Responses follow
 OpenAI's API reference (``chat.completion``, ``text_completion``, ``list`` of
@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..runtime._llm_request import MAX_SEED, MAX_STOP, MAX_STOP_CHARS, ROLES
+from ..runtime import MAX_SEED, MAX_STOP, MAX_STOP_CHARS, ROLES
 from ._schemas import MAX_NONCE, ModelRecordJSON
 
 # Response headers and request headers of the chat endpoints.

@@ -2,7 +2,7 @@
 
 A request is checked by the library's parser on arrival, then answered on a chat
 thread: by the node's own GGUF model when the hub holds one under that name, else
-(relay mode, chat only) by the upstream through :func:`relay_chat`. Every answer's
+(relay mode, chat only) by the upstream through :meth:`LocalNode.relay_chat`. Every answer's
 bundle goes to the node's bundle store under an id drawn before the answer starts,
 so a stream can name it in its headers.
 
@@ -25,19 +25,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from .._chat import (
-    ChatResult,
-    ChatStream,
-    ModelNotFound,
-    chat_stream,
-    complete_stream,
-    relay_chat,
-)
-from ..errors import InputError
+from ..engine import ChatResult, ChatStream
+from ..errors import InputError, ModelNotFound
 from ..log import TlogProof
-from ..runtime import _llm_openai as oai
-from ..runtime._llm_request import parse_request
-from ..runtime._llm_upstream import check_upstream
+from ..runtime import check_upstream, parse_request
+from ..runtime import openai_shapes as oai
 from ._bundles import new_id
 from ._chaterrors import ChatError, chat_error
 from ._config import NodeConfig
@@ -124,17 +116,16 @@ class ChatService:
         upstream = self.relay if ask.task == "chat" else None
         why = "; relay mode forwards chat completions only" if self.relay is not None else ""
         if _REF.match(ask.model):
-            opener = chat_stream if ask.task == "chat" else complete_stream
+            opener = self.node.chat_stream if ask.task == "chat" else self.node.complete_stream
             try:
-                return opener(self.node, ask.model, ask.body, private=ask.private,
-                              nonce=ask.nonce)  # fmt: skip
+                return opener(ask.model, ask.body, private=ask.private, nonce=ask.nonce)
             except ModelNotFound as exc:
                 if upstream is None:
                     raise ModelNotFound(f"{exc}{why}") from None
         elif upstream is None:
             raise ModelNotFound(f"no chat model {ask.model!r} on this node{why}")
-        return relay_chat(
-            self.node, upstream, ask.body, api_key=self._api_key, private=ask.private,
+        return self.node.relay_chat(
+            upstream, ask.body, api_key=self._api_key, private=ask.private,
             nonce=ask.nonce, timeout=max(0.001, deadline - time.monotonic()),
         )  # fmt: skip
 

@@ -10,10 +10,18 @@ from fastapi import APIRouter, Query
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from .. import __version__
-from .._local import MODES
-from ..log import Log, bundle_path, tile_path
-from ..log._tiles import MAX_TILE_LEVEL, TILE_WIDTH, encode_bundle, tile_levels, tile_widths
+from .._version import __version__
+from ..engine import MODES
+from ..log import (
+    MAX_TILE_LEVEL,
+    TILE_WIDTH,
+    Log,
+    bundle_path,
+    encode_bundle,
+    tile_levels,
+    tile_path,
+    tile_widths,
+)
 from ._errors import NodeHTTPError, errors
 from ._routes import Svc
 from ._schemas import ConsistencyProof, Health, Identity, InclusionProof

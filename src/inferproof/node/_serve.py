@@ -9,7 +9,7 @@ from pathlib import Path
 
 import uvicorn
 
-from .._local import LocalNode
+from ..engine import LocalNode
 from ._app import create_app
 from ._config import NodeConfig
 

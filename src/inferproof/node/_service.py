@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._canonical import canonical_json, sha256_digest
-from .._local import SALT_SCHEME, InferenceResult, LocalNode
+from ..engine import SALT_SCHEME, InferenceResult, LocalNode
 from ..errors import InputError
 from ..hub import ModelRecord, parse_model_signature
 from ..log import TlogProof

@@ -1,8 +1,20 @@
-"""Proof systems: one module each, behind :class:`ProofSystem`."""
+"""Proof systems: one module each, behind :class:`ProofSystem`.
+
+``reexec`` re-runs an ONNX model; ``llm_reexec`` re-runs a chat request in
+llama.cpp; ``zk`` (imported on use: it loads EZKL) proves and checks Halo2 proofs.
+"""
 
 from __future__ import annotations
 
 from ._base import ProofSystem, ProveContext, VerifyContext
+from .llm_reexec import chat_checks, is_chat_receipt
 from .reexec import Reexecution
 
-__all__ = ["ProofSystem", "ProveContext", "Reexecution", "VerifyContext"]
+__all__ = [
+    "ProofSystem",
+    "ProveContext",
+    "Reexecution",
+    "VerifyContext",
+    "chat_checks",
+    "is_chat_receipt",
+]

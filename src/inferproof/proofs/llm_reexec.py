@@ -25,10 +25,16 @@ from .._canonical import sha256_digest
 from .._checks import Check, failed, not_checked, passed
 from ..errors import InputError
 from ..receipts import Bundle, Receipt, opens
-from ..runtime._llm import LlamaModel, LlamaSettings
-from ..runtime._llm_gguf import file_digest
-from ..runtime._llm_output import ChatOpening, ChatOutput, output_opens
-from ..runtime._llm_request import TASKS, ChatRequest
+from ..runtime import (
+    TASKS,
+    ChatOpening,
+    ChatOutput,
+    ChatRequest,
+    LlamaModel,
+    LlamaSettings,
+    output_opens,
+)
+from ..runtime import gguf_file_digest as file_digest
 
 CHECK = "output.reexecution"
 RELAY_CHECK = "output.relay"

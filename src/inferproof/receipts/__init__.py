@@ -5,6 +5,7 @@ from __future__ import annotations
 from ._bundle import BUNDLE_MEDIA_TYPE, Bundle
 from ._dsse import pae, sign_envelope, verify_envelope
 from ._statement import (
+    MAX_NONCE_CHARS,
     PREDICATE_TYPE,
     STATEMENT_TYPE,
     Receipt,
@@ -12,10 +13,12 @@ from ._statement import (
     commit_input,
     opens,
     parse_statement,
+    receipt_from_statement,
 )
 
 __all__ = [
     "BUNDLE_MEDIA_TYPE",
+    "MAX_NONCE_CHARS",
     "PREDICATE_TYPE",
     "STATEMENT_TYPE",
     "Bundle",
@@ -25,6 +28,7 @@ __all__ = [
     "opens",
     "pae",
     "parse_statement",
+    "receipt_from_statement",
     "sign_envelope",
     "verify_envelope",
 ]

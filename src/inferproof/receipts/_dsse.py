@@ -10,7 +10,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .._canonical import decode_b64
-from .._home import key_id, raw_public
+from .._keys import key_id, raw_public
 from ..errors import InputError, VerificationError
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"

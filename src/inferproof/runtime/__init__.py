@@ -1,8 +1,40 @@
-"""Deterministic model execution and tensor encoding (no signing, no logging)."""
+"""Deterministic model execution and tensor encoding (no signing, no logging).
+
+ONNX models run in onnxruntime with pinned settings; GGUF language models in
+llama.cpp with pinned, recorded settings. Requests, outputs and OpenAI shapes of
+LLM answers live here too, as do the relay's upstream calls: everything about
+running a model, nothing about vouching for it.
+"""
 
 from __future__ import annotations
 
+from . import _llm_openai as openai_shapes
+from ._llm import DEFAULT_MAX_CTX, ENGINE, MAX_TOKENS_CAP, LlamaModel, LlamaSettings, Prompt
+from ._llm_gguf import file_digest as gguf_file_digest
+from ._llm_gguf import gguf_signature, is_gguf, read_gguf_metadata
+from ._llm_output import SALT_BYTES as CHAT_SALT_BYTES
+from ._llm_output import SALT_SCHEME as CHAT_SALT_SCHEME
+from ._llm_output import ChatOpening, ChatOutput, commit_output, output_opens
+from ._llm_request import (
+    MAX_SEED,
+    MAX_STOP,
+    MAX_STOP_CHARS,
+    ROLES,
+    TASKS,
+    ChatRequest,
+    ParsedBody,
+    parse_request,
+)
+from ._llm_upstream import (
+    check_upstream,
+    post_chat,
+    relay_claim,
+    relay_model_digest,
+    upstream_body,
+    upstream_output,
+)
 from ._onnx import DETERMINISM, OnnxModel, conform, engine_info
+from ._spec import TensorSpec
 from ._tensors import (
     NamedInputs,
     Tensors,
@@ -15,16 +47,48 @@ from ._tensors import (
 )
 
 __all__ = [
+    "CHAT_SALT_BYTES",
+    "CHAT_SALT_SCHEME",
+    "DEFAULT_MAX_CTX",
     "DETERMINISM",
+    "ENGINE",
+    "MAX_SEED",
+    "MAX_STOP",
+    "MAX_STOP_CHARS",
+    "MAX_TOKENS_CAP",
+    "ROLES",
+    "TASKS",
+    "ChatOpening",
+    "ChatOutput",
+    "ChatRequest",
+    "LlamaModel",
+    "LlamaSettings",
     "NamedInputs",
     "OnnxModel",
+    "ParsedBody",
+    "Prompt",
+    "TensorSpec",
     "Tensors",
+    "check_upstream",
+    "commit_output",
     "conform",
     "decode_tensors",
     "encode_tensors",
     "engine_info",
+    "gguf_file_digest",
+    "gguf_signature",
+    "is_gguf",
     "load_tensors",
+    "openai_shapes",
+    "output_opens",
     "parse_json_tensors",
     "parse_npz_tensors",
+    "parse_request",
+    "post_chat",
+    "read_gguf_metadata",
+    "relay_claim",
+    "relay_model_digest",
     "tensors_digest",
+    "upstream_body",
+    "upstream_output",
 ]

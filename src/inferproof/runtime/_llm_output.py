@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .._canonical import canonical_json, parse_json, sha256_digest
+from .._files import write_private
 from ..errors import InputError
 from ._llm_request import ChatRequest
 
@@ -135,8 +136,6 @@ class ChatOpening:
 
     def save(self, path: Path) -> None:
         """Write the opening to a new 0600 file (it holds the private request)."""
-        from .._home import write_private
-
         if path.exists():
             path.unlink()
         write_private(path, canonical_json(self.to_json()) + b"\n")

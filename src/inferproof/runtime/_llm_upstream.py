@@ -10,18 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
 from .._canonical import canonical_json, parse_json, sha256_digest
-from ..errors import Error, InputError
+from ..errors import InputError, UpstreamError
 from ._llm_output import ChatOutput
 from ._llm_request import ChatRequest
 
 # An upstream answer is read up to this many bytes: far above any chat completion
 # (a 4096-token answer is tens of KiB) and a bound on a hostile upstream.
 MAX_UPSTREAM_BYTES = 8 * 1024 * 1024
-
-
-class UpstreamError(Error):
-    """The upstream of a relay could not be reached or gave an unusable answer."""
 
 
 def relay_claim(upstream: str) -> str:
@@ -66,13 +64,21 @@ def upstream_body(request: ChatRequest, model: str) -> dict[str, Any]:
     return body
 
 
-def post_chat(url: str, body: dict[str, Any], api_key: str | None, timeout: float) -> Any:
-    import httpx
+def post_chat(
+    url: str,
+    body: dict[str, Any],
+    api_key: str | None,
+    timeout: float,
+    *,
+    transport: httpx.BaseTransport | None = None,
+) -> Any:
+    """POST ``body`` to an upstream's chat endpoint; the parsed JSON answer, capped in size.
 
+    ``transport`` replaces the network (an httpx transport, for in-process tests)."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
         with (
-            httpx.Client(timeout=timeout, follow_redirects=False) as client,
+            httpx.Client(timeout=timeout, follow_redirects=False, transport=transport) as client,
             client.stream("POST", url, json=body, headers=headers) as resp,
         ):
             data = bytearray()

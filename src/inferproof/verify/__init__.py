@@ -9,7 +9,7 @@ Example::
 
 from __future__ import annotations
 
-from ._checks import Check, CheckStatus
+from .._checks import Check, CheckStatus
 from ._policy import Policy, TrustRoot, load_policy, parse_policy
 from ._verifier import Material, VerificationReport, VerifiedReceipt, Verifier
 

@@ -9,12 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from .._canonical import canonical_json
+from .._checks import Check, failed, not_checked
 from ..errors import InputError, VerificationError
-from ..log import CheckpointMemory, SignedCheckpoint, TlogProof, VerifierKey, verify_tlog_proof
-from ..log._checkpoint import Checkpoint
-from ..log._note import Note
+from ..log import (
+    Checkpoint,
+    CheckpointMemory,
+    Note,
+    SignedCheckpoint,
+    TlogProof,
+    VerifierKey,
+    verify_tlog_proof,
+)
 from ..receipts import Bundle
-from ._checks import Check, failed, not_checked
 
 # Given (old size, new size), return the RFC 9162 consistency proof between them.
 ConsistencySource = Callable[[str, int, int], Sequence[bytes]]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from .._canonical import check_digest, parse_json
-from .._home import key_id
-from ..attest._policy import AttestationPolicy
+from .._keys import key_id
+from ..attest import AttestationPolicy
 from ..errors import InputError
-from ..hub._signing import load_publisher_key, publisher_id
+from ..hub import load_publisher_key, publisher_id
 from ..log import VerifierKey
 
 MAX_POLICY_BYTES = 1024 * 1024
@@ -71,6 +72,45 @@ class TrustRoot:
             key = load_publisher_key(pem, "publisher key")
             pubs[publisher_id(key)] = key
         return cls(nodes, pubs)
+
+    @classmethod
+    def from_directory(
+        cls,
+        folder: Path,
+        *,
+        node_keys: Sequence[bytes] = (),
+        log_keys: Sequence[VerifierKey] = (),
+    ) -> TrustRoot:
+        """The keys kept in a trust folder, plus ``node_keys`` and ``log_keys`` given.
+
+        The folder (``INFERPROOF_HOME/trust`` for the engine and the client) holds
+        ``nodes/*.pub`` (base64 Ed25519), ``publishers/*.pem``, ``logs/*.vkey`` and
+        ``witnesses/*.vkey`` (C2SP note verifier keys); a missing folder holds none.
+
+        Example::
+
+            trust = TrustRoot.from_directory(Path("~/.inferproof/trust").expanduser())
+        """
+        nodes = [*node_keys, *(_node_pub(p) for p in sorted((folder / "nodes").glob("*.pub")))]
+        pems = [p.read_bytes() for p in sorted((folder / "publishers").glob("*.pem"))]
+        root = cls.from_keys(nodes, pems)
+        logs = [*_vkeys(folder / "logs"), *log_keys]
+        return replace(
+            root,
+            log_keys={k.name: k for k in logs},
+            witness_keys=tuple(_vkeys(folder / "witnesses")),
+        )
+
+
+def _node_pub(path: Path) -> bytes:
+    try:
+        return base64.b64decode(path.read_text().strip(), validate=True)
+    except ValueError as exc:
+        raise InputError(f"{path} is not a base64 Ed25519 public key") from exc
+
+
+def _vkeys(folder: Path) -> list[VerifierKey]:
+    return [VerifierKey.parse(p.read_text().strip()) for p in sorted(folder.glob("*.vkey"))]
 
 
 @dataclass(frozen=True)

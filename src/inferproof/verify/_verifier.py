@@ -6,24 +6,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .._canonical import canonical_json, sha256_digest
 from .._checks import Check, CheckStatus, failed, not_checked, passed
-from .._home import raw_public
+from .._keys import raw_public
+from ..attest import NodeIdentity, identity_age_check, verify_identity
 from ..errors import InputError, VerificationError
-from ..hub._signing import verify_model_signature
+from ..hub import verify_model_signature
 from ..log import CheckpointMemory, VerifierKey
+from ..proofs import Reexecution, VerifyContext, chat_checks, is_chat_receipt
 from ..receipts import Bundle, Receipt, opens, verify_envelope
-from ..runtime import decode_tensors, tensors_digest
+from ..runtime import ChatOpening, OnnxModel, decode_tensors, tensors_digest
 from ._logcheck import ConsistencySource, log_checks
 from ._policy import Policy, TrustRoot
 from ._zkcheck import ZkResolver, zk_checks
-
-if TYPE_CHECKING:
-    from ..runtime._llm_output import ChatOpening
 
 # Receipts stamped in the future by more than this are refused: it allows for
 # ordinary clock skew between a node and a verifier, and no more.
@@ -105,8 +104,6 @@ class Verifier:
         m = material or Material()
         r = bundle.receipt
         checks = [self._signature(bundle)]
-        from ..proofs.llm_reexec import chat_checks, is_chat_receipt
-
         if is_chat_receipt(r):
             out_c, in_c, proof_c = chat_checks(
                 bundle,
@@ -158,9 +155,6 @@ class Verifier:
         checks.append(self._environment(bundle))
         inputs, input_check = self._input(bundle, m)
         checks.append(input_check)
-        # Imported here: proofs import verify._checks, so a module-level import would cycle.
-        from ..proofs import Reexecution, VerifyContext
-
         ctx = VerifyContext(r, m.model_bytes, inputs, self.policy.require_reexecution)
         checks.append(Reexecution().verify(_proof(r, "reexecution"), ctx))
         checks.extend(
@@ -182,8 +176,6 @@ class Verifier:
         bad = report.first_failure
         if bad is not None:
             raise VerificationError(bad.name, bad.detail)
-        from ..proofs.llm_reexec import is_chat_receipt
-
         outputs = (
             {} if is_chat_receipt(bundle.receipt) else decode_tensors(bundle.outputs, "outputs")
         )
@@ -256,8 +248,6 @@ class Verifier:
         return passed(name, f"{label}; in the policy's allow-list")
 
     def _hardware(self, bundle: Bundle) -> Check:
-        from ..attest._identity import NodeIdentity, identity_age_check, verify_identity
-
         name, r = "environment", bundle.receipt
         if bundle.attestation is None:
             return failed(name, "receipt claims hardware attestation; the bundle has no evidence")
@@ -309,8 +299,6 @@ class Verifier:
                 return None, failed(
                     name, "plain JSON input has no dtypes: give the model so it can be typed"
                 )
-            from ..runtime import OnnxModel
-
             try:
                 inputs = OnnxModel(m.model_bytes).conform(inputs, m.untyped)
             except InputError as exc:

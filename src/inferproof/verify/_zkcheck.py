@@ -14,7 +14,7 @@ from ..receipts import Bundle
 from ..runtime import decode_tensors
 
 if TYPE_CHECKING:
-    from ..hub._blobs import BlobStore
+    from ..hub import BlobStore
     from ..proofs.zk import ZkSetup
 
 # Setup record digest -> (the record, the store holding its verifying key), or None.

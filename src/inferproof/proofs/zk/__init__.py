@@ -20,7 +20,8 @@ Example::
 
 from __future__ import annotations
 
-from ._ezkl import EZKL_VERSION, ZkError
+from ...errors import ZkError
+from ._ezkl import EZKL_VERSION
 from ._index import JsonSetupIndex, SetupIndex
 from ._memory import check_memory, estimate_bytes
 from ._prove import prove

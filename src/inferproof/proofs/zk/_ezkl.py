@@ -22,16 +22,12 @@ from typing import Any
 import ezkl
 
 from ..._canonical import sha256_digest
-from ...errors import Error, InputError
-from ...hub._blobs import BlobStore
+from ...errors import BlobCorruptError, InputError, ZkError
+from ...hub import BlobStore
 
 EZKL_VERSION: str = str(getattr(ezkl, "__version__", "unknown"))
 
 _FD_LOCK = threading.Lock()
-
-
-class ZkError(Error):
-    """EZKL failed on something that is not the caller's input (a bug or a resource)."""
 
 
 @contextlib.contextmanager
@@ -108,7 +104,6 @@ def artifact_path(store: BlobStore, digest: str, workdir: Path, name: str) -> Pa
     The store's own file is used in place when it has one (no copy of large keys);
     otherwise the checked bytes are written under ``workdir``.
     """
-    from ...hub._blobs import BlobCorruptError
 
     local = store.path(digest)
     if local is not None:

@@ -12,7 +12,8 @@ from typing import Any
 import ezkl
 import numpy as np
 
-from ...hub._blobs import BlobStore
+from ...errors import ZkError
+from ...hub import BlobStore
 from . import _ezkl
 from ._felts import check_felt, felt_to_int
 from ._memory import check_memory
@@ -106,10 +107,10 @@ def prove(
         raw = _ezkl.read_json(proof_file, "proof")
     instances = _single_column(raw["instances"])
     if instances != [check_felt(f, "witness value") for f in _expected_instances(witness, setup)]:
-        raise _ezkl.ZkError("proof instances do not follow the layout this engine expects")
+        raise ZkError("proof instances do not follow the layout this engine expects")
     where = layout(setup)
     if len(instances) != where.total:
-        raise _ezkl.ZkError(f"proof has {len(instances)} instances, expected {where.total}")
+        raise ZkError(f"proof has {len(instances)} instances, expected {where.total}")
     binding = (
         instances[where.input_hashes]
         if setup.input_visibility == "hashed"
@@ -129,5 +130,5 @@ def prove(
 
 def _single_column(instances: Any) -> list[str]:
     if not isinstance(instances, list) or len(instances) != 1:
-        raise _ezkl.ZkError("EZKL proof does not have exactly one instance column")
+        raise ZkError("EZKL proof does not have exactly one instance column")
     return [check_felt(f, "instance") for f in instances[0]]

@@ -18,9 +18,9 @@ import ezkl
 import numpy as np
 
 from ..._canonical import sha256_digest
+from ..._checks import Check, failed, passed
 from ...errors import Error
-from ...hub._blobs import BlobStore
-from ...verify._checks import Check, failed, passed
+from ...hub import BlobStore
 from . import _ezkl
 from ._memory import check_memory
 from ._model import write_data

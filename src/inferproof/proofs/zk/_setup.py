@@ -12,8 +12,8 @@ import ezkl
 import numpy as np
 
 from ..._canonical import canonical_json, sha256_digest
-from ...errors import InputError
-from ...hub._blobs import BlobStore
+from ...errors import InputError, ZkError
+from ...hub import BlobStore
 from . import _ezkl, _srs
 from ._felts import check_felt
 from ._index import SetupIndex
@@ -236,7 +236,7 @@ def _output_shapes(info: Mapping[str, Any], n_public_inputs: int) -> tuple[tuple
     n_outputs = len(info["model_output_scales"])
     outs = shapes[n_public_inputs:]
     if len(outs) != n_outputs:
-        raise _ezkl.ZkError(f"EZKL settings list {len(shapes)} instance shapes, unexpected")
+        raise ZkError(f"EZKL settings list {len(shapes)} instance shapes, unexpected")
     return tuple(outs)
 
 
@@ -246,5 +246,5 @@ def _param_hash(work: Path, data: Path, circuit: Path) -> tuple[str, ...]:
     _ezkl.call("gen_witness", ezkl.gen_witness, str(data), str(circuit), str(witness), None, None)
     hashes = _ezkl.read_json(witness, "witness")["processed_params"]["poseidon_hash"]
     if not hashes:
-        raise _ezkl.ZkError("EZKL witness has no weight hash although params are hashed")
+        raise ZkError("EZKL witness has no weight hash although params are hashed")
     return tuple(check_felt(h, "weight hash") for h in hashes)

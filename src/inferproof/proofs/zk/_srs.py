@@ -16,7 +16,7 @@ import ezkl
 
 from ..._canonical import sha256_digest
 from ...errors import InputError
-from ...hub._blobs import BlobStore
+from ...hub import BlobStore
 from . import _ezkl
 from ._index import SetupIndex
 

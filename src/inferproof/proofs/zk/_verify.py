@@ -18,9 +18,9 @@ from pathlib import Path
 import ezkl
 import numpy as np
 
+from ..._checks import Check, failed, not_checked, passed
 from ...errors import Error
-from ...hub._blobs import BlobStore
-from ...verify._checks import Check, failed, not_checked, passed
+from ...hub import BlobStore
 from . import _ezkl
 from ._felts import dequantise, felt_to_int, int_to_felt, quantise
 from ._model import ordered_tensors

@@ -1,4 +1,4 @@
-"""The half of :mod:`inferproof.client` that Client and AsyncClient share.
+"""The sans-IO core that Client and AsyncClient share.
 
 Every operation is written once, as a *flow*: a generator that yields the HTTP
 requests it needs, is sent each response, and returns its result. ``Client`` drives
@@ -15,7 +15,6 @@ import hashlib
 import json
 import re
 import secrets
-import threading
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -25,12 +24,12 @@ from typing import Any, TypeVar
 import httpx
 import numpy as np
 
-from ._canonical import check_digest, is_digest, parse_json, sha256_digest
-from ._checks import Check, CheckStatus, failed, not_checked, passed
-from ._home import default_home, write_private
-from .errors import Error, InputError, VerificationError
-from .hub import ModelRecord
-from .log import (
+from .._canonical import check_digest, is_digest, parse_json, sha256_digest
+from .._checks import Check, CheckStatus, failed, not_checked, passed
+from .._files import default_home, write_private
+from ..errors import Error, InputError, VerificationError
+from ..hub import ModelRecord
+from ..log import (
     Checkpoint,
     CheckpointMemory,
     Note,
@@ -38,20 +37,17 @@ from .log import (
     TlogProof,
     VerifierKey,
     open_checkpoint,
-    verify_consistency,
 )
-from .receipts import Bundle
-from .runtime import conform, decode_tensors, encode_tensors, parse_json_tensors
-from .runtime._spec import TensorSpec
-from .verify import Material, Policy, TrustRoot, VerificationReport, Verifier
+from ..receipts import Bundle
+from ..runtime import TensorSpec, conform, decode_tensors, encode_tensors, parse_json_tensors
+from ..verify import Material, Policy, TrustRoot, VerificationReport, Verifier
+from ._memory import LogMemory
 
 DEFAULT_POLICY = Policy(require_log=True, require_nonce=True, require_input=True)
 # Answers bigger than this are refused: a bundle is capped at 64 MiB (receipts), and a
 # batch holds at most a few hundred.
 MAX_RESPONSE_BYTES = 256 * 1024 * 1024
-# How often the in-memory checkpoint memory is written to disk (seconds).
-PERSIST_EVERY = 5.0
-_RETRY_STATUSES = (429, 503)
+RETRY_STATUSES = (429, 503)
 # Seconds a job poll waits on the node for the job to finish.
 JOB_POLL_SECONDS = 10
 _MODEL_REF = re.compile(
@@ -86,7 +82,7 @@ class _Sent:
     nonce: str
 
 
-def _record(obj: Any) -> ModelRecord:
+def record_of(obj: Any) -> ModelRecord:
     try:
         return ModelRecord(
             digest=obj["digest"], name=obj["name"], version=obj["version"], size=obj["size"],
@@ -99,7 +95,7 @@ def _record(obj: Any) -> ModelRecord:
         raise InputError(f"the node sent a malformed model record: {exc}") from exc
 
 
-def _raise_for(response: httpx.Response) -> None:
+def raise_for(response: httpx.Response) -> None:
     if response.status_code < 400:
         return
     try:
@@ -111,7 +107,7 @@ def _raise_for(response: httpx.Response) -> None:
     raise InputError(what) if response.status_code < 500 else Error(what)
 
 
-def _retry_after(response: httpx.Response, attempt: int) -> float:
+def retry_after(response: httpx.Response, attempt: int) -> float:
     try:
         hint = float(response.headers.get("retry-after", "1"))
     except ValueError:
@@ -119,86 +115,8 @@ def _retry_after(response: httpx.Response, attempt: int) -> float:
     return min(max(hint, 0.05) * (attempt + 1), 5.0)
 
 
-class _LogMemory:
-    """The checkpoints this client saw per log, all proven to be prefixes of the latest.
-
-    A new checkpoint is proven consistent with the latest one (RFC 9162 consistency
-    proof from the node) before it is accepted; the latest is also kept on disk in the
-    shared checkpoint memory (``INFERPROOF_HOME/checkpoints``, as ``inferproof verify``
-    does), written at most every ``PERSIST_EVERY`` seconds and when the client closes.
-    """
-
-    def __init__(self, directory: Path | None) -> None:
-        self.dir = directory
-        self._latest: dict[str, SignedCheckpoint] = {}
-        self._known: dict[tuple[str, int], bytes] = {}
-        self._saved = time.monotonic()
-        self._lock = threading.Lock()
-
-    def needed(self, cp: SignedCheckpoint, key: VerifierKey) -> tuple[int, int] | None:
-        """The (old, new) sizes of the proof that links ``cp`` to the latest, if one is needed."""
-        with self._lock:
-            if cp.origin not in self._latest and self.dir is not None:
-                stored = CheckpointMemory(self.dir, key).latest(cp.origin)
-                if stored is not None:
-                    self._adopt(stored)
-            latest = self._latest.get(cp.origin)
-            if latest is None or (cp.origin, cp.size) in self._known or 0 in (cp.size, latest.size):
-                return None
-            return (min(cp.size, latest.size), max(cp.size, latest.size))
-
-    def _adopt(self, cp: SignedCheckpoint) -> None:
-        self._latest[cp.origin] = cp
-        self._known[(cp.origin, cp.size)] = cp.root_hash
-
-    def observe(
-        self, cp: SignedCheckpoint, proof: Sequence[bytes] | None, sizes: tuple[int, int] | None
-    ) -> Check | None:
-        """Accept ``cp`` or fail; None when the latest moved since :meth:`needed` (ask again)."""
-        name, key = "log.consistency", (cp.origin, cp.size)
-        with self._lock:
-            latest = self._latest.get(cp.origin)
-            if key in self._known:
-                if self._known[key] != cp.root_hash:
-                    return failed(name, f"split view: two roots for {cp.origin} at size {cp.size}")
-                return passed(name, f"checkpoint of size {cp.size} already proven consistent")
-            if latest is None or latest.size == 0 or cp.size == 0:
-                if latest is None or cp.size > latest.size:
-                    self._adopt(cp)
-                return passed(name, f"first checkpoint seen for {cp.origin} (size {cp.size})")
-            if sizes != (min(cp.size, latest.size), max(cp.size, latest.size)):
-                return None
-            older, newer = (cp, latest) if cp.size < latest.size else (latest, cp)
-            try:
-                verify_consistency(
-                    older.size, newer.size, older.root_hash, newer.root_hash, proof or []
-                )
-            except VerificationError as exc:
-                what = "rollback or fork" if cp is older else "fork (split view)"
-                return failed(name, f"{what}: {exc.detail}")
-            if len(self._known) > 4096:  # bounded: an old size is proven again if seen again
-                self._known = {k: v for k, v in self._known.items() if k[1] == latest.size}
-            self._known[key] = cp.root_hash
-            if cp is newer:
-                self._latest[cp.origin] = cp
-            return passed(name, f"consistent with size {latest.size} seen before (RFC 9162)")
-
-    def due(self) -> list[SignedCheckpoint]:
-        """The latest checkpoints, when it is time to write them to disk."""
-        with self._lock:
-            if self.dir is None or time.monotonic() - self._saved < PERSIST_EVERY:
-                return []
-            self._saved = time.monotonic()
-            return list(self._latest.values())
-
-    def flush(self) -> list[SignedCheckpoint]:
-        with self._lock:
-            self._saved = 0.0
-        return self.due()
-
-
 @dataclass(frozen=True)
-class _Req:
+class Req:
     method: str
     path: str
     auth: bool = False
@@ -207,14 +125,14 @@ class _Req:
 
 # A flow yields requests, is sent each response, and returns its result: one
 # implementation of every operation, driven by Client (sync) and AsyncClient (async).
-Flow = Generator[_Req, httpx.Response, T]
+Flow = Generator[Req, httpx.Response, T]
 
 
 def _body(response: httpx.Response) -> Any:
     return parse_json(response.content, "node answer", MAX_RESPONSE_BYTES)
 
 
-class _Base:
+class ClientCore:
     """Trust, requests and verification shared by Client and AsyncClient."""
 
     def __init__(
@@ -233,7 +151,7 @@ class _Base:
         self.verify_answers = verify
         self._home = home or default_home()
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._memory = _LogMemory(self._home / "checkpoints")
+        self._memory = LogMemory(self._home / "checkpoints")
         self._records: dict[str, ModelRecord] = {}
         self._models: dict[str, bytes] = {}
         self._verifier = Verifier(trust, self.policy) if trust is not None else None
@@ -251,7 +169,7 @@ class _Base:
         if path.is_file():
             pin = parse_json(path.read_bytes(), f"pinned identity {path}", 64 * 1024)
         else:
-            pin = _pin(self.url, _body((yield _Req("GET", "/v1/identity"))))
+            pin = _pin(self.url, _body((yield Req("GET", "/v1/identity"))))
             with contextlib.suppress(FileExistsError):  # another client pinned it first
                 write_private(path, json.dumps(pin).encode())
             pin = parse_json(path.read_bytes(), f"pinned identity {path}", 64 * 1024)
@@ -265,7 +183,7 @@ class _Base:
     def _record_flow(self, ref: str) -> Flow[ModelRecord]:
         record = self._records.get(ref)
         if record is None:
-            record = _record(_body((yield _Req("GET", f"/v1/models/{_ref(ref)}"))))
+            record = record_of(_body((yield Req("GET", f"/v1/models/{_ref(ref)}"))))
             if is_digest(ref) or (":" in ref and not ref.endswith(":latest")):
                 self._records[ref] = record  # immutable refs only
         return record
@@ -290,7 +208,7 @@ class _Base:
         tensors = yield from self._typed_flow(model, inputs)
         sent = _Sent(model, tensors, nonce or _new_nonce())
         body = {"model": _ref(model), "mode": mode, **_item(tensors, sent.nonce, private)}
-        response = yield _Req("POST", "/v1/infer", True, {"json": body})
+        response = yield Req("POST", "/v1/infer", True, {"json": body})
         obj = _body(response)
         if response.status_code == 202:
             obj = yield from self._job_flow(obj, progress)
@@ -309,7 +227,7 @@ class _Base:
             sents.append(_Sent(model, tensors, nonces[i] if nonces else _new_nonce()))
         items = [_item(s.tensors, s.nonce, private) for s in sents]
         body = {"model": _ref(model), "items": items}
-        results = _body((yield _Req("POST", "/v1/infer/batch", True, {"json": body})))
+        results = _body((yield Req("POST", "/v1/infer/batch", True, {"json": body})))
         results = results.get("results") if isinstance(results, dict) else None
         if not isinstance(results, list) or len(results) != len(sents):
             raise InputError("the node's batch answer does not have one result per item")
@@ -338,7 +256,7 @@ class _Base:
                 text = f"job {job['id']} failed: {err.get('code')}: {err.get('message')}"
                 raise InputError(text) if err.get("code") != "internal" else Error(text)
             params = {"wait": JOB_POLL_SECONDS}
-            job = _body((yield _Req("GET", f"/v1/jobs/{job['id']}", True, {"params": params})))
+            job = _body((yield Req("GET", f"/v1/jobs/{job['id']}", True, {"params": params})))
 
     def _finish_flow(self, obj: Any, sent: _Sent) -> Flow[Inference]:
         if not isinstance(obj, dict) or not isinstance(obj.get("bundle"), dict):
@@ -397,7 +315,7 @@ class _Base:
 
     def _proof_flow(self, old: int, new: int) -> Flow[list[bytes]]:
         params = {"old": old, "new": new}
-        return _hashes(_body((yield _Req("GET", "/v1/log/consistency", False, {"params": params}))))
+        return _hashes(_body((yield Req("GET", "/v1/log/consistency", False, {"params": params}))))
 
     def _persist_flow(self, checkpoints: list[SignedCheckpoint]) -> Flow[None]:
         if not checkpoints or self._verifier is None or self._memory.dir is None:
@@ -416,7 +334,7 @@ class _Base:
     def _model_flow(self, digest: str) -> Flow[bytes]:
         data = self._models.get(digest)
         if data is None:
-            data = (yield _Req("GET", f"/v1/blobs/{check_digest(digest)}")).content
+            data = (yield Req("GET", f"/v1/blobs/{check_digest(digest)}")).content
             if sha256_digest(data) != digest:
                 raise VerificationError("model.digest", f"the node sent other bytes for {digest}")
             self._models[digest] = data
@@ -433,11 +351,11 @@ class _Base:
         else:
             sig = signature.read_bytes() if isinstance(signature, Path) else signature
             kwargs["files"] = {"model": ("model", data), "signature": ("model.sig", sig)}
-        return _record(_body((yield _Req("POST", "/v1/models", True, kwargs))))
+        return record_of(_body((yield Req("POST", "/v1/models", True, kwargs))))
 
     def _checkpoint_flow(self) -> Flow[SignedCheckpoint]:
         verifier = yield from self._trust_flow()
-        note = (yield _Req("GET", "/v1/log/checkpoint")).content
+        note = (yield Req("GET", "/v1/log/checkpoint")).content
         origin = Checkpoint.parse(Note.parse(note).text).origin
         key = verifier.trust.log_keys.get(origin)
         if key is None:
@@ -453,11 +371,11 @@ class _Base:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-def _get_flow(path: str) -> Flow[Any]:
-    return _body((yield _Req("GET", path)))
+def get_flow(path: str) -> Flow[Any]:
+    return _body((yield Req("GET", path)))
 
 
-def _prepare(req: _Req, auth: dict[str, str]) -> tuple[dict[str, str], dict[str, Any]]:
+def prepare(req: Req, auth: dict[str, str]) -> tuple[dict[str, str], dict[str, Any]]:
     kwargs = dict(req.kwargs or {})
     headers = {**(auth if req.auth else {}), **kwargs.pop("headers", {})}
     return headers, kwargs
@@ -469,7 +387,7 @@ def _ref(ref: str) -> str:
     return ref
 
 
-def _id(bundle_id: str) -> str:
+def bundle_id_of(bundle_id: str) -> str:
     if not re.fullmatch(r"[0-9a-f]{24}", bundle_id):
         raise InputError(f"{bundle_id!r:.40} is not a bundle id (24 hex digits)")
     return bundle_id
@@ -505,18 +423,19 @@ def _pin(url: str, ident: Any) -> dict[str, Any]:
 
 
 def _trust_from_pin(pin: dict[str, Any], trust: Path) -> TrustRoot:
-    pems = [p.read_bytes() for p in sorted((trust / "publishers").glob("*.pem"))]
+    """Publishers and witnesses from the trust folder; node and log keys only from the
+    pin, so a client of one node never accepts receipts signed by another."""
     try:
         raw = base64.b64decode(str(pin.get("node_key")), validate=True)
     except ValueError as exc:
         raise InputError("the pinned node key is not base64") from exc
-    root = TrustRoot.from_keys([raw], pems)
     logs = [VerifierKey.parse(pin["log_key"])] if pin.get("log_key") else []
-    witnesses = tuple(
-        VerifierKey.parse(p.read_text().strip())
-        for p in sorted((trust / "witnesses").glob("*.vkey"))
+    local = TrustRoot.from_directory(trust)
+    return replace(
+        local,
+        node_keys=TrustRoot.from_keys([raw]).node_keys,
+        log_keys={k.name: k for k in logs},
     )
-    return replace(root, log_keys={k.name: k for k in logs}, witness_keys=witnesses)
 
 
 def _requested(bundle: Bundle, ref: str) -> Check:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["FEATURES", "credit_risk_model", "mlp_model"]
+
 import itertools
 from typing import Any
 

@@ -1,0 +1,31 @@
+"""The Python SDK for an inferproof node: every answer is verified before it is returned.
+
+``Client`` (sync) and ``AsyncClient`` (asyncio) share one behaviour. With ``verify=True``
+(the default) each bundle is checked by :class:`~inferproof.verify.Verifier` against the
+client's trust root and policy, the receipt must name the model asked for, carry the
+client's nonce and commit to the client's input, and its log checkpoint must be
+consistent with every checkpoint this client saw before (consistency proofs are fetched
+from the node when a newer one appears). A failed check raises
+:class:`~inferproof.errors.VerificationError`: an unverified answer is never returned.
+
+Trust: with ``trust=None`` the client pins the node's Ed25519 key and log key on first
+use (``INFERPROOF_HOME/known_nodes/``, like SSH's known_hosts) and later receipts must
+match the pin; publishers and witnesses come from ``INFERPROOF_HOME/trust/``. Pass an
+explicit :class:`~inferproof.verify.TrustRoot` to trust nothing learned from the node.
+
+Example::
+
+    from inferproof.client import Client
+    with Client("http://127.0.0.1:8080", token=token) as node:
+        node.push(Path("model.onnx"), name="risk", version="1")
+        answer = node.infer("risk:1", {"X": np.array([[52, 0.41, 34, 2]], np.float32)})
+        print(answer.outputs, answer.report.verified)
+"""
+
+from __future__ import annotations
+
+from ._async import AsyncClient
+from ._core import DEFAULT_POLICY, Inference
+from ._sync import Client
+
+__all__ = ["DEFAULT_POLICY", "AsyncClient", "Client", "Inference"]

@@ -1,0 +1,44 @@
+"""The node's logic without HTTP: :class:`LocalNode` over one receipt-issuing path.
+
+The embedded default runs in one process on SQLite and a folder under
+``INFERPROOF_HOME``. Every flow (tensor inference, ZK proofs, chat, relay)
+states what it computed and hands it to the :class:`Issuer`, which signs,
+bundles and logs it; :class:`LocalNode` is the facade the CLI, the HTTP node and
+library users call.
+
+Example::
+
+    from inferproof.engine import LocalNode
+    with LocalNode() as node:
+        node.push("model.onnx", name="risk")
+        result = node.infer("risk", {"x": np.ones((1, 4), np.float32)})
+        node.verifier().verify(result.bundle)
+"""
+
+from __future__ import annotations
+
+from ._chat import ChatResult, ChatStream
+from ._chatmodels import ChatConfig
+from ._chatreceipt import receipt_digest
+from ._home import Home
+from ._issue import Claim, Issuer, utc_now
+from ._local import LocalNode
+from ._onnx import MODES, SALT_SCHEME, InferenceResult
+from ._opening import load_opening, save_opening
+
+__all__ = [
+    "MODES",
+    "SALT_SCHEME",
+    "ChatConfig",
+    "ChatResult",
+    "ChatStream",
+    "Claim",
+    "Home",
+    "InferenceResult",
+    "Issuer",
+    "LocalNode",
+    "load_opening",
+    "receipt_digest",
+    "save_opening",
+    "utc_now",
+]

@@ -1,0 +1,130 @@
+"""GGUF models the engine serves: llama.cpp instances, loaded once per digest.
+
+A model is loaded by path (memory-mapped) after its file is hashed against the
+digest, or from the hub's checked bytes when the blob store has no local file.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._canonical import is_digest
+from ..errors import BlobCorruptError, InputError, ModelNotFound
+from ..hub import LATEST, Hub, ModelRecord
+from ..runtime import (
+    DEFAULT_MAX_CTX,
+    MAX_TOKENS_CAP,
+    LlamaModel,
+    LlamaSettings,
+    gguf_file_digest,
+    gguf_signature,
+    is_gguf,
+)
+from ..runtime import openai_shapes as oai
+
+__all__ = ["ChatConfig", "ChatModels"]
+
+
+@dataclass(frozen=True)
+class ChatConfig:
+    """How a node runs GGUF models: llama.cpp settings and the caps on requests."""
+
+    settings: LlamaSettings = field(default_factory=LlamaSettings)
+    max_tokens_cap: int = MAX_TOKENS_CAP
+    max_ctx: int = DEFAULT_MAX_CTX
+
+
+class ChatModels:
+    """The GGUF models of ``hub``, loaded in llama.cpp on first use.
+
+    Example::
+
+        models = ChatModels(hub)
+        record, block, llama = models.resolve("tiny")
+    """
+
+    def __init__(self, hub: Hub, config: ChatConfig | None = None) -> None:
+        self.hub = hub
+        self.config = config or ChatConfig()
+        self._loaded: dict[str, LlamaModel] = {}
+        self._lock = threading.Lock()
+
+    def configure(self, config: ChatConfig) -> None:
+        """Run models with ``config`` from now on; models already loaded are unloaded."""
+        with self._lock:
+            self.config = config
+        self.unload()
+
+    def unload(self) -> None:
+        """Free every loaded llama.cpp model."""
+        with self._lock:
+            loaded = list(self._loaded.values())
+            self._loaded.clear()
+        for model in loaded:
+            model.close()
+
+    def load(self, digest: str) -> LlamaModel:
+        """The model ``digest``, loaded once (its bytes checked against the digest)."""
+        with self._lock:
+            model = self._loaded.get(digest)
+            if model is not None:
+                return model
+            cfg = self.config
+            path = self.hub.blobs.path(digest)
+            source: bytes | Path
+            if path is not None:
+                # Load by path (memory-mapped), after checking the file's digest.
+                actual = gguf_file_digest(path)
+                if actual != digest:
+                    raise BlobCorruptError(f"blob {digest} is corrupt: its bytes hash to {actual}")
+                source = path
+            else:
+                source = self.hub.load(digest)
+            model = LlamaModel(
+                source, cfg.settings, max_tokens_cap=cfg.max_tokens_cap, max_ctx=cfg.max_ctx
+            )
+            self._loaded[digest] = model
+            return model
+
+    def check(self, data: bytes) -> None:
+        """A well-formed GGUF header, then llama.cpp must load it (it is then warm)."""
+        gguf_signature(data)
+        self.load(self.hub.blobs.put(data))
+
+    def resolve(self, ref: str) -> tuple[ModelRecord | None, dict[str, Any], LlamaModel]:
+        """Find a GGUF model by digest, ``name[:version]`` or file path; load it once."""
+        path = Path(ref)
+        if not is_digest(ref) and (path.suffix == ".gguf" or os.sep in ref):
+            if not path.is_file():
+                raise ModelNotFound(f"model file {path} does not exist")
+            data = path.read_bytes()
+            if not is_gguf(data):
+                raise InputError(f"{path} is not a GGUF model")
+            digest = self.hub.blobs.put(data)
+            block = {"digest": digest, "name": path.stem, "version": None}
+            return None, block, self.load(digest)
+        try:
+            record = self.hub.resolve(ref)
+        except InputError as exc:
+            raise ModelNotFound(str(exc)) from None
+        if record.format != "gguf":
+            raise InputError(f"model {ref!r} is an {record.format} model, not a GGUF chat model")
+        block = {"digest": record.digest, "name": record.name, "version": record.version}
+        return record, block, self.load(record.digest)
+
+    def listing(self) -> dict[str, Any]:
+        """The hub's GGUF models as OpenAI's ``GET /v1/models`` list."""
+        entries = [
+            (
+                r.name if r.version == LATEST else f"{r.name}:{r.version}",
+                int(r.created_at),
+                r.publisher or "inferproof",
+            )
+            for r in self.hub.list()
+            if r.format == "gguf"
+        ]
+        return oai.models_list(entries)

@@ -1,0 +1,67 @@
+"""The embedded default's home folder and the node's signing key.
+
+Everything the embedded default keeps lives under ``INFERPROOF_HOME`` (default
+``~/.inferproof``): the blob store, the SQLite registry, keys (0600), the log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from .._files import default_home
+from .._keys import load_or_create_ed25519
+
+__all__ = ["Home"]
+
+
+@dataclass(frozen=True)
+class Home:
+    """Paths of the embedded default under one root folder.
+
+    Example::
+
+        home = Home.open()          # $INFERPROOF_HOME or ~/.inferproof
+        key = home.node_key()       # created on first use, mode 0600
+    """
+
+    root: Path
+
+    @classmethod
+    def open(cls, root: Path | None = None) -> Home:
+        root = (root or default_home()).expanduser()
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return cls(root)
+
+    @property
+    def blobs(self) -> Path:
+        return self.root / "blobs"
+
+    @property
+    def registry(self) -> Path:
+        return self.root / "registry.sqlite"
+
+    @property
+    def keys(self) -> Path:
+        return self.root / "keys"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def trust(self) -> Path:
+        return self.root / "trust"
+
+    @property
+    def identity(self) -> Path:
+        return self.root / "identity.json"
+
+    @property
+    def zk(self) -> Path:
+        return self.root / "zk"
+
+    def node_key(self) -> Ed25519PrivateKey:
+        return load_or_create_ed25519(self.keys / "node.key")

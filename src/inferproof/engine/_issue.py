@@ -1,0 +1,180 @@
+"""The one receipt-issuing path: sign, bundle, log.
+
+Every flow (ONNX, chat, relay, ZK) states what it computed as a :class:`Claim`
+and hands it to :meth:`Issuer.issue`, which adds who issued it (node id, the
+signature proof, the environment), signs the in-toto statement with the node's
+Ed25519 key in a DSSE envelope, bundles it with what it commits to and the node
+identity document, and appends the envelope to the transparency log. Nothing
+else in the engine touches the node's private key or its log.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .._canonical import canonical_json, parse_json
+from .._keys import key_id, raw_public
+from ..attest import EvidenceProducer, NodeIdentity, produce_identity, software_environment
+from ..errors import InputError
+from ..log import Log, open_default_log
+from ..receipts import Bundle, build_statement, receipt_from_statement, sign_envelope
+from ._home import Home
+
+__all__ = ["Claim", "Issuer", "utc_now"]
+
+
+def utc_now() -> str:
+    """The current time as a receipt writes it: RFC 3339, UTC, microseconds."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a flow computed, as the receipt states it (all but the issuer's part).
+
+    ``proofs`` are the output proofs beyond the node's signature, which the
+    issuer always lists first.
+    """
+
+    output_digest: str
+    model: dict[str, Any]
+    input_block: dict[str, Any]
+    runtime: dict[str, Any]
+    nonce: str | None
+    started: str
+    finished: str
+    parameters: dict[str, Any]
+    proofs: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Issuer:
+    """The node's key, identity and log; issues every receipt (see the module docs).
+
+    Example::
+
+        issuer = Issuer(Home.open())
+        bundle = issuer.issue(claim, outputs=encoded, inputs=None, model_signature=None)
+    """
+
+    def __init__(self, home: Home, *, log: bool = True) -> None:
+        self.home = home
+        self.log_enabled = log
+        self._key = home.node_key()
+        self.public_key = raw_public(self._key.public_key())
+        self.node_id = key_id(self.public_key)
+        self._log: Log | None = None
+        self._identity: NodeIdentity | None = None
+        self._lock = threading.Lock()
+
+    # -- the log ------------------------------------------------------------------------
+    @property
+    def log(self) -> Log:
+        """The node's transparency log (opened on first use)."""
+        with self._lock:
+            if self._log is None:
+                # Group commit without an artificial wait: appends that arrive while a
+                # batch is being made durable form the next batch.
+                self._log = open_default_log(self.home.root, max_delay=0.0)
+            return self._log
+
+    def close(self) -> None:
+        """Flush pending log appends and close the log."""
+        with self._lock:
+            log, self._log = self._log, None
+        if log is not None:
+            log.close()
+
+    # -- identity and environment ---------------------------------------------------------
+    @property
+    def identity(self) -> NodeIdentity | None:
+        """The node identity document from ``node attest``, if this node is in a TEE."""
+        path = self.home.identity
+        if self._identity is None and path.is_file():
+            self._identity = NodeIdentity.from_json(parse_json(path.read_bytes(), "identity"))
+            if self._identity.node_key != self.public_key:
+                raise InputError(f"{path} binds another key than this node's; run node attest")
+        return self._identity
+
+    def environment(self) -> dict[str, Any]:
+        """The environment block this node puts in its receipts."""
+        env = software_environment()
+        identity = self.identity
+        if identity is None:
+            return env
+        # The software measurement stays, beside the evidence that backs the key.
+        return {
+            **env,
+            "type": "hardware",
+            "hardware_backed": True,
+            "platform": identity.platform,
+            "identity": identity.digest,
+        }
+
+    def attest(
+        self,
+        producer: EvidenceProducer,
+        nonce: bytes | None = None,
+        collateral: tuple[bytes, ...] = (),
+        now: datetime | None = None,
+    ) -> NodeIdentity:
+        """Bind this node's key into hardware evidence and keep the identity document."""
+        identity = produce_identity(
+            producer, self.public_key, nonce=nonce, collateral=collateral, now=now
+        )
+        path = self.home.identity
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(canonical_json(identity.doc))
+        os.replace(tmp, path)
+        self._identity = identity
+        return identity
+
+    # -- issuing ------------------------------------------------------------------------
+    def statement(self, claim: Claim) -> dict[str, Any]:
+        """The full receipt statement for ``claim``, as this node signs it."""
+        return build_statement(
+            output_digest=claim.output_digest,
+            model=claim.model,
+            input_block=claim.input_block,
+            runtime=claim.runtime,
+            environment=self.environment(),
+            proofs=[{"type": "signature", "key": self.node_id}, *claim.proofs],
+            node_id=self.node_id,
+            nonce=claim.nonce,
+            started=claim.started,
+            finished=claim.finished,
+            parameters=claim.parameters,
+        )
+
+    def issue(
+        self,
+        claim: Claim,
+        *,
+        outputs: dict[str, Any],
+        inputs: dict[str, Any] | None,
+        model_signature: bytes | None,
+        proofs: dict[str, Any] | None = None,
+    ) -> Bundle:
+        """Sign the receipt for ``claim``, bundle it with what it commits to, and log it.
+
+        ``outputs`` and ``inputs`` are the bundle's clear-text copies (``inputs`` is
+        None for a private input), ``proofs`` the bundle's proofs too big for the
+        receipt (a ZK proof)."""
+        statement = self.statement(claim)
+        envelope = sign_envelope(canonical_json(statement), self._key)
+        bundle = Bundle(
+            envelope=envelope,
+            receipt=receipt_from_statement(statement),
+            outputs=outputs,
+            inputs=inputs,
+            model_signature=model_signature.decode() if model_signature else None,
+            attestation=self.identity.doc if self.identity else None,
+            proofs=proofs or {},
+        )
+        if self.log_enabled:
+            appended = self.log.append(canonical_json(envelope))
+            bundle = bundle.with_tlog_entry(appended.tlog_proof().encode())
+        return bundle

@@ -1,0 +1,291 @@
+"""The embedded default: one process, SQLite and a folder under INFERPROOF_HOME.
+
+:class:`LocalNode` is a thin facade: it owns the stores, the issuer and the model
+caches, and each method hands them to one flow (``_onnx``, ``_zk``, ``_chat``,
+``_relay``, ``_push``). The flows never see the facade.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import numpy as np
+
+from ..attest import EvidenceProducer, NodeIdentity, software_environment
+from ..errors import InputError
+from ..hub import Hub, ModelRecord
+from ..log import Log
+from ..runtime import LlamaModel, NamedInputs
+from ..verify import Policy, TrustRoot, Verifier
+from . import _chat, _onnx, _push, _relay
+from ._chat import ChatResult, ChatStream
+from ._chatmodels import ChatConfig, ChatModels
+from ._home import Home
+from ._issue import Issuer
+from ._models import OnnxModels
+from ._onnx import InferenceResult
+from ._zk import ZkFlow
+
+if TYPE_CHECKING:
+    from ..proofs.zk import ZkSetup
+
+__all__ = ["LocalNode"]
+
+
+class LocalNode:
+    """Push models, run verifiable inferences and verify bundles on this machine.
+
+    Example::
+
+        node = LocalNode()                       # $INFERPROOF_HOME or ~/.inferproof
+        record = node.push(Path("model.onnx"), name="risk")
+        result = node.infer("risk", {"x": np.ones((1, 4), np.float32)})
+        node.verifier().verify(result.bundle)
+    """
+
+    def __init__(
+        self,
+        home: Home | Path | None = None,
+        *,
+        log: bool = True,
+        chat: ChatConfig | None = None,
+    ) -> None:
+        """``log=False`` skips the transparency log (for measuring the receipt alone);
+        ``chat`` sets how GGUF models run."""
+        self.home = home if isinstance(home, Home) else Home.open(home)
+        software_environment()  # measured once, up front: the first call takes ~1 s
+        self.hub = Hub.local(self.home.root)
+        self.issuer = Issuer(self.home, log=log)
+        self._onnx = OnnxModels(self.hub)
+        self._chat = ChatModels(self.hub, chat)
+        self._zk = ZkFlow(self._onnx, self.home.zk)
+
+    # -- identity, environment, log ------------------------------------------------------
+    @property
+    def node_id(self) -> str:
+        """``sha256:<hex>`` of the node's raw Ed25519 public key."""
+        return self.issuer.node_id
+
+    @property
+    def public_key(self) -> bytes:
+        """The node's raw 32-byte Ed25519 public key."""
+        return self.issuer.public_key
+
+    @property
+    def log_enabled(self) -> bool:
+        return self.issuer.log_enabled
+
+    @property
+    def log(self) -> Log:
+        """The node's transparency log (opened on first use)."""
+        return self.issuer.log
+
+    @property
+    def identity(self) -> NodeIdentity | None:
+        """The node identity document from ``node attest``, if this node is in a TEE."""
+        return self.issuer.identity
+
+    def environment(self) -> dict[str, Any]:
+        """The environment block this node puts in its receipts."""
+        return self.issuer.environment()
+
+    def attest(
+        self,
+        producer: EvidenceProducer,
+        nonce: bytes | None = None,
+        collateral: tuple[bytes, ...] = (),
+        now: datetime | None = None,
+    ) -> NodeIdentity:
+        """Bind this node's key into hardware evidence and keep the identity document."""
+        return self.issuer.attest(producer, nonce, collateral, now)
+
+    def close(self) -> None:
+        """Unload chat models, flush pending log appends, close the log."""
+        self._chat.unload()
+        self.issuer.close()
+
+    def __enter__(self) -> LocalNode:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- models -----------------------------------------------------------------------
+    def push(
+        self,
+        model: Path | bytes,
+        *,
+        name: str,
+        version: str | None = None,
+        sign_key: Path | None = None,
+        signature: bytes | None = None,
+    ) -> ModelRecord:
+        """Check the file is a loadable ONNX or GGUF model, store it, optionally sign it
+        (``sign_key``) or record a publisher's ready signature bundle (``signature``)."""
+        return _push.push(
+            self._onnx, self._chat, self.home.trust, model,
+            name=name, version=version, sign_key=sign_key, signature=signature,
+        )  # fmt: skip
+
+    def resolve(self, ref: str) -> tuple[ModelRecord | None, dict[str, Any]]:
+        """Find an ONNX model by digest, ``name[:version]`` or file path: the hub
+        record (None for a file) and the receipt's model block."""
+        return self._onnx.resolve(ref)
+
+    def model_bytes(self, digest: str) -> bytes | None:
+        """The model's bytes from the local hub, checked, or None if it is not here."""
+        return self.hub.blobs.get(digest) if self.hub.blobs.has(digest) else None
+
+    # -- tensor inference -----------------------------------------------------------------
+    def infer(
+        self,
+        model_ref: str,
+        inputs: NamedInputs | Mapping[str, np.ndarray],
+        *,
+        nonce: str | None = None,
+        private_input: bool = False,
+        mode: str = "vanilla",
+        progress: Callable[[str], None] | None = None,
+    ) -> InferenceResult:
+        """Run a model and return its outputs with a signed receipt bundle.
+
+        ``mode`` is ``vanilla`` (signature and re-execution), ``zk`` (adds a
+        zero-knowledge proof; the model must be set up) or ``tee`` (needs a TEE).
+        ``progress`` receives a line per step of long modes.
+        """
+        return _onnx.infer(
+            self.issuer, self._onnx, self._zk, model_ref, inputs,
+            nonce=nonce, private_input=private_input, mode=mode, progress=progress,
+        )  # fmt: skip
+
+    def zk_setup(
+        self,
+        model_ref: str,
+        samples: list[NamedInputs],
+        *,
+        progress: Callable[[str], None] | None = None,
+        **options: Any,
+    ) -> ZkSetup:
+        """Set a model up for zero-knowledge proofs once (see :mod:`inferproof.proofs.zk`)."""
+        return self._zk.setup(model_ref, samples, progress=progress, **options)
+
+    # -- chat (LLM) -------------------------------------------------------------------------
+    def chat(
+        self,
+        model_ref: str,
+        request: Mapping[str, Any],
+        *,
+        private: bool = False,
+        nonce: str | None = None,
+    ) -> ChatResult:
+        """Answer an OpenAI-shaped chat request (``messages``, ``max_tokens``,
+        ``temperature``, ``seed``…) with the GGUF model ``model_ref``; sign and log it.
+
+        ``private=True`` commits to salted digests of the request and the answer; the
+        opening is in :attr:`ChatResult.opening` (and the response's ``inferproof``
+        field). Bad requests raise :class:`InputError`.
+        """
+        return _chat.answer(
+            self.issuer, self._chat, "chat", model_ref, request, private=private, nonce=nonce
+        )
+
+    def complete(
+        self,
+        model_ref: str,
+        request: Mapping[str, Any],
+        *,
+        private: bool = False,
+        nonce: str | None = None,
+    ) -> ChatResult:
+        """As :meth:`chat` for a text completion (``prompt`` instead of ``messages``)."""
+        return _chat.answer(
+            self.issuer, self._chat, "completion", model_ref, request, private=private, nonce=nonce
+        )
+
+    def chat_stream(
+        self,
+        model_ref: str,
+        request: Mapping[str, Any],
+        *,
+        private: bool = False,
+        nonce: str | None = None,
+    ) -> ChatStream:
+        """As :meth:`chat`, streamed. The request is checked (and bad requests raise
+        :class:`InputError`) before this returns, so an error never starts a stream."""
+        return _chat.open_stream(
+            self.issuer, self._chat, "chat", model_ref, request, private=private, nonce=nonce
+        )
+
+    def complete_stream(
+        self,
+        model_ref: str,
+        request: Mapping[str, Any],
+        *,
+        private: bool = False,
+        nonce: str | None = None,
+    ) -> ChatStream:
+        """As :meth:`complete`, streamed."""
+        return _chat.open_stream(
+            self.issuer, self._chat, "completion", model_ref, request, private=private,
+            nonce=nonce,
+        )  # fmt: skip
+
+    def relay_chat(
+        self,
+        upstream: str,
+        request: Mapping[str, Any],
+        *,
+        api_key: str | None = None,
+        private: bool = False,
+        nonce: str | None = None,
+        timeout: float = 120.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> ChatResult:
+        """Forward a chat request to an OpenAI-compatible ``upstream`` and sign what
+        came back; the receipt says it was relayed (see :mod:`._relay`)."""
+        return _relay.relay_chat(
+            self.issuer, self.hub, upstream, request, api_key=api_key, private=private,
+            nonce=nonce, timeout=timeout, transport=transport,
+        )  # fmt: skip
+
+    def chat_model(self, model_ref: str) -> LlamaModel:
+        """Load the GGUF model ``model_ref`` now (it is kept loaded for later answers)."""
+        return self._chat.resolve(model_ref)[2]
+
+    def chat_models(self) -> dict[str, Any]:
+        """The hub's GGUF models as OpenAI's ``GET /v1/models`` list."""
+        return self._chat.listing()
+
+    def configure_chat(self, config: ChatConfig) -> None:
+        """Run GGUF models with ``config`` from now on (loaded models are unloaded)."""
+        self._chat.configure(config)
+
+    # -- verification -------------------------------------------------------------------------
+    def trust_root(self) -> TrustRoot:
+        """This install's trust: its own node and log keys, and what is under trust/:
+        ``nodes/*.pub`` (base64 Ed25519), ``publishers/*.pem``, ``logs/*.vkey`` and
+        ``witnesses/*.vkey`` (C2SP note verifier keys)."""
+        return TrustRoot.from_directory(
+            self.home.trust, node_keys=[self.public_key], log_keys=[self.log.verifier_key]
+        )
+
+    def verifier(self, policy: Policy | None = None, trust: TrustRoot | None = None) -> Verifier:
+        """A verifier with this install's trust root (or ``trust``), remembering
+        checkpoints under INFERPROOF_HOME and proving consistency from the local log."""
+        return Verifier(
+            trust or self.trust_root(),
+            policy,
+            checkpoint_memory=self.home.checkpoints,
+            consistency=self.consistency_proof,
+            zk_resolver=self._zk.resolver,
+        )
+
+    def consistency_proof(self, origin: str, old: int, new: int) -> list[bytes]:
+        """An RFC 9162 consistency proof between two sizes of this node's log."""
+        if origin != self.log.origin:
+            raise InputError(f"no consistency proofs for log {origin!r} on this machine")
+        return self.log.consistency_proof(old, new)

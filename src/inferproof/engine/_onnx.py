@@ -1,0 +1,136 @@
+"""Tensor inference on ONNX models: resolve, conform, run, prove, issue.
+
+Each step is a small function; :func:`infer` is their sequence. The receipt's
+input is the digest of the conformed input tensors (or a salted commitment to
+it, for a private input), its subject the digest of the output tensors.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..proofs import ProveContext, Reexecution
+from ..receipts import Bundle, commit_input
+from ..runtime import NamedInputs, encode_tensors, engine_info, tensors_digest
+from ._issue import Claim, Issuer, utc_now
+from ._models import OnnxModels, model_block
+from ._zk import ZkFlow
+
+__all__ = ["MODES", "SALT_SCHEME", "InferenceResult", "infer"]
+
+SALT_SCHEME = "salted-sha256-v1"
+MODES = ("vanilla", "zk", "tee")
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    """What :meth:`LocalNode.infer` returns: the outputs, the bundle, and for private
+    inputs the opening (salt) that only the caller receives."""
+
+    outputs: dict[str, np.ndarray]
+    bundle: Bundle
+    salt: bytes | None = None
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One model run: conformed inputs, outputs, and when it ran."""
+
+    tensors: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+    started: str
+    finished: str
+
+
+def check_mode(mode: str, issuer: Issuer) -> None:
+    """Refuse unknown modes, and ``tee`` on a node without hardware identity."""
+    if mode not in MODES:
+        raise InputError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    if mode == "tee" and issuer.identity is None:
+        raise InputError("mode 'tee' needs a hardware-attested node (see `inferproof node attest`)")
+
+
+def run(models: OnnxModels, digest: str, inputs: NamedInputs | Mapping[str, Any]) -> _Run:
+    """Conform ``inputs`` to the model's signature and run it."""
+    named = inputs if isinstance(inputs, NamedInputs) else NamedInputs(dict(inputs))
+    model = models.session(digest)
+    tensors = model.conform(named.tensors, named.untyped)
+    started = utc_now()
+    outputs = model.run(tensors)
+    return _Run(tensors, outputs, started, utc_now())
+
+
+def input_block(
+    tensors: dict[str, np.ndarray], private: bool
+) -> tuple[dict[str, Any], bytes | None]:
+    """The receipt's input: the tensors' digest, or a salted commitment and its salt."""
+    digest = tensors_digest(tensors)
+    if not private:
+        return {"digest": digest}, None
+    salt = os.urandom(32)
+    return {"commitment": commit_input(digest, salt), "scheme": SALT_SCHEME}, salt
+
+
+def prove(
+    digest: str,
+    done: _Run,
+    runtime: dict[str, Any],
+    zk: ZkFlow | None,
+    progress: Callable[[str], None] | None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The output proofs beyond the signature (re-execution; a ZK proof if ``zk``),
+    and the bundle's proofs too big for the receipt."""
+    ctx = ProveContext(digest, done.tensors, done.outputs, runtime)
+    proofs = [Reexecution().prove(ctx)]
+    if zk is None:
+        return proofs, {}
+    entry, bundle_part = zk.prove(digest, done.tensors, list(done.outputs), progress)
+    return [*proofs, entry], {"zk": bundle_part}
+
+
+def infer(
+    issuer: Issuer,
+    models: OnnxModels,
+    zk: ZkFlow,
+    model_ref: str,
+    inputs: NamedInputs | Mapping[str, Any],
+    *,
+    nonce: str | None = None,
+    private_input: bool = False,
+    mode: str = "vanilla",
+    progress: Callable[[str], None] | None = None,
+) -> InferenceResult:
+    """Run a model and return its outputs with a signed, logged receipt bundle."""
+    check_mode(mode, issuer)
+    record, block = models.resolve(model_ref)
+    digest = str(block["digest"])
+    done = run(models, digest, inputs)
+    model, signature = model_block(models.hub, record, block, "onnx")
+    input_claim, salt = input_block(done.tensors, private_input)
+    runtime = engine_info()
+    proofs, bundle_proofs = prove(digest, done, runtime, zk if mode == "zk" else None, progress)
+    claim = Claim(
+        output_digest=tensors_digest(done.outputs),
+        model=model,
+        input_block=input_claim,
+        runtime=runtime,
+        nonce=nonce,
+        started=done.started,
+        finished=done.finished,
+        parameters={"mode": mode},
+        proofs=proofs,
+    )
+    bundle = issuer.issue(
+        claim,
+        outputs=encode_tensors(done.outputs),
+        inputs=None if salt else encode_tensors(done.tensors),
+        model_signature=signature,
+        proofs=bundle_proofs,
+    )
+    return InferenceResult(done.outputs, bundle, salt)

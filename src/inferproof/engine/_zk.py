@@ -1,0 +1,137 @@
+"""ZK mode: set a model up once, prove each inference.
+
+The prover lives in :mod:`inferproof.proofs.zk`; this module connects it to the
+hub (artifacts in the blob store, setups indexed under ``INFERPROOF_HOME/zk``),
+to receipts (a ``zk`` proof entry, signed) and to bundles (the proof itself).
+EZKL is imported only when a ZK operation runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._canonical import canonical_json, sha256_digest
+from ..errors import InputError
+from ..hub import BlobStore
+from ..runtime import NamedInputs, encode_tensors
+from ._models import OnnxModels
+
+if TYPE_CHECKING:
+    from ..proofs.zk import JsonSetupIndex, ZkSetup
+
+__all__ = ["ZK_PROOF_TYPE", "ZkFlow"]
+
+ZK_PROOF_TYPE = "zk"
+
+
+class ZkFlow:
+    """Setups and proofs for the models in ``models``' hub, indexed under ``index_dir``.
+
+    Example::
+
+        zk = ZkFlow(models, home.zk)
+        setup = zk.setup("mlp:1", [sample], dev_srs=True)
+        entry, bundle_part = zk.prove(setup_digest, tensors, ["y"])
+    """
+
+    def __init__(self, models: OnnxModels, index_dir: Path) -> None:
+        self.models = models
+        self.hub = models.hub
+        self.index_dir = index_dir
+
+    def index(self) -> JsonSetupIndex:
+        from ..proofs import zk
+
+        return zk.JsonSetupIndex(self.index_dir)
+
+    def setup(
+        self,
+        model_ref: str,
+        samples: Sequence[NamedInputs],
+        *,
+        progress: Callable[[str], None] | None = None,
+        **options: Any,
+    ) -> ZkSetup:
+        """Set a hub model up for proofs (idempotent); samples are checked like inputs."""
+        from ..proofs import zk
+
+        if not samples:
+            raise InputError("zk setup needs at least one sample input")
+        _, block = self.models.resolve(model_ref)
+        digest = str(block["digest"])
+        model = self.models.session(digest)
+        tensors = [model.conform(s.tensors, s.untyped) for s in samples]
+        return zk.setup(
+            self.hub.load(digest),
+            digest,
+            tensors,
+            self.hub.blobs,
+            self.index(),
+            progress=progress,
+            **options,
+        )
+
+    def load(self, setup_digest: str) -> ZkSetup | None:
+        """A setup record from the local hub, or None when this hub does not have it."""
+        from ..proofs.zk import ZkSetup
+
+        if not self.hub.blobs.has(setup_digest):
+            return None
+        return ZkSetup.from_bytes(self.hub.blobs.get(setup_digest))
+
+    def resolver(self, setup_digest: str) -> tuple[ZkSetup, BlobStore] | None:
+        """A verifier's ``zk_resolver``: the setup and the store holding its artifacts."""
+        record = self.load(setup_digest)
+        return None if record is None else (record, self.hub.blobs)
+
+    def find(self, model_digest: str, inputs: dict[str, np.ndarray]) -> ZkSetup:
+        """The setup of ``model_digest`` whose circuit takes inputs of these shapes."""
+        shapes = {name: tuple(arr.shape) for name, arr in inputs.items()}
+        for digest in self.index().entries(model_digest):
+            record = self.load(digest)
+            if (
+                record is not None
+                and dict(zip(record.input_names, record.input_shapes, strict=True)) == shapes
+            ):
+                return record
+        raise InputError(
+            f"model {model_digest} is not set up for zk proofs on inputs of shape "
+            f"{ {k: list(v) for k, v in shapes.items()} }: run `inferproof zk setup` first"
+        )
+
+    def prove(
+        self,
+        model_digest: str,
+        inputs: dict[str, np.ndarray],
+        output_names: Sequence[str],
+        progress: Callable[[str], None] | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Prove one inference: (the receipt's proof entry, the bundle's ``proofs.zk``)."""
+        from ..proofs import zk
+
+        record = self.find(model_digest, inputs)
+        if progress:
+            progress(f"proving with EZKL (logrows {record.logrows}, {record.srs_kind} SRS)")
+        proof = zk.prove(record, inputs, self.hub.blobs)
+        proof_json = proof.to_json()
+        names = (
+            list(output_names)
+            if len(output_names) == len(proof.outputs)
+            else [f"output_{i}" for i in range(len(proof.outputs))]
+        )
+        entry = {
+            "type": ZK_PROOF_TYPE,
+            "system": "ezkl",
+            "ezkl_version": record.ezkl_version,
+            "setup": record.digest(),
+            "srs": record.srs_kind,
+            "proof": sha256_digest(canonical_json(proof_json)),
+            # The circuit's (quantised, then dequantised) output, which the proof covers,
+            # next to the float output that the receipt's subject digest covers.
+            "circuit_outputs": encode_tensors(dict(zip(names, proof.outputs, strict=True))),
+        }
+        return entry, {"setup": record.digest(), "proof": proof_json}
