@@ -255,3 +255,16 @@ def test_importing_inferproof_loads_no_runtime() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_docs_name_only_public_modules() -> None:
+    import re
+
+    root = SRC.parent.parent
+    private = re.compile(r"\binferproof(?:\.[a-z]\w*)*\._\w+")
+    found = [
+        f"{doc.relative_to(root)}: {m.group(0)}"
+        for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+        for m in private.finditer(doc.read_text())
+    ]
+    assert found == []

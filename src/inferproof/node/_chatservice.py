@@ -94,6 +94,7 @@ class ChatService:
         self.svc, self.node = svc, svc.node
         self.relay = check_upstream(config.relay_url) if config.relay_url else None
         self._api_key = config.relay_api_key
+        self._relay_transport = config.relay_transport
         if config.chat_timeout <= 0 or config.chat_threads < 1:
             raise InputError("chat_timeout must be > 0 and chat_threads >= 1")
         self.timeout = config.chat_timeout
@@ -127,6 +128,7 @@ class ChatService:
         return self.node.relay_chat(
             upstream, ask.body, api_key=self._api_key, private=ask.private,
             nonce=ask.nonce, timeout=max(0.001, deadline - time.monotonic()),
+            transport=self._relay_transport,
         )  # fmt: skip
 
     def _store(self, result: ChatResult, bundle_id: str) -> None:

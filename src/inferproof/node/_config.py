@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import httpx
+
 # Model uploads: the same cap as `inferproof zk setup` takes (far above what a node
 # serves on one machine, and a guard on memory: the body is held to load the model).
 MAX_MODEL_BYTES = 256 * 1024 * 1024
@@ -59,3 +61,6 @@ class NodeConfig:
     # as a bearer token and kept out of repr().
     relay_url: str | None = None
     relay_api_key: str | None = field(default=None, repr=False)
+    # How the relay reaches its upstream: None is the network; an httpx transport
+    # (httpx.MockTransport, a WSGI app) replaces it, for tests without sockets.
+    relay_transport: httpx.BaseTransport | None = field(default=None, repr=False)
