@@ -37,7 +37,7 @@ def _folder(tmp_path: Path) -> tuple[Path, bytes, str, SignerKey, SignerKey]:
 
 
 def test_every_kind_of_key_is_read(tmp_path: Path) -> None:
-    trust, node, pid, log, witness = _folder(tmp_path)
+    trust, node, pid, _log, witness = _folder(tmp_path)
     root = TrustRoot.from_directory(trust)
     assert set(root.node_keys) == {key_id(node)}
     assert set(root.publishers) == {pid}
@@ -46,7 +46,7 @@ def test_every_kind_of_key_is_read(tmp_path: Path) -> None:
 
 
 def test_given_keys_are_added(tmp_path: Path) -> None:
-    trust, node, _, log, _ = _folder(tmp_path)
+    trust, node, _, _log, _ = _folder(tmp_path)
     own = raw_public(Ed25519PrivateKey.generate().public_key())
     other_log = SignerKey.generate("own.example/log").verifier()
     root = TrustRoot.from_directory(trust, node_keys=[own], log_keys=[other_log])
@@ -69,7 +69,7 @@ def test_missing_folder_trusts_nothing(tmp_path: Path) -> None:
             "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
             "not a PEM public key",
         ),
-        ("logs/bad.vkey", "no+key", "not name\+keyid\+base64"),
+        ("logs/bad.vkey", "no+key", r"not name\+keyid\+base64"),
     ],
 )
 def test_bad_files_are_refused(tmp_path: Path, name: str, content: str, message: str) -> None:
