@@ -34,6 +34,7 @@ from ._llm_upstream import (
     upstream_output,
 )
 from ._onnx import DETERMINISM, OnnxModel, conform, engine_info
+from ._onnx_guard import check_self_contained
 from ._spec import TensorSpec
 from ._tensors import (
     NamedInputs,
@@ -69,6 +70,7 @@ __all__ = [
     "Prompt",
     "TensorSpec",
     "Tensors",
+    "check_self_contained",
     "check_upstream",
     "commit_output",
     "conform",

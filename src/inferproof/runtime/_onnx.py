@@ -20,6 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ..errors import InputError
+from ._onnx_guard import check_self_contained
 from ._spec import TensorSpec
 from ._tensors import ORT_TO_NUMPY, Tensors, _cast_exact
 
@@ -56,6 +57,9 @@ def _session_options() -> ort.SessionOptions:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     opts.use_deterministic_compute = True
     opts.log_severity_level = 3  # errors only: warnings would clutter the CLI
+    # Only the ONNX protobuf format, which check_self_contained() has inspected:
+    # onnxruntime would otherwise also accept its own ORT flatbuffer format from bytes.
+    opts.add_session_config_entry("session.load_model_format", "ONNX")
     return opts
 
 
@@ -89,6 +93,9 @@ class OnnxModel:
     """
 
     def __init__(self, model_bytes: bytes) -> None:
+        """Load ``model_bytes``; a model that references files or custom operators is
+        refused before onnxruntime sees it (see :mod:`._onnx_guard`)."""
+        check_self_contained(model_bytes)
         try:
             self._session = ort.InferenceSession(
                 model_bytes, sess_options=_session_options(), providers=["CPUExecutionProvider"]

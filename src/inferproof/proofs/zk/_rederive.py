@@ -20,6 +20,7 @@ import numpy as np
 from ..._canonical import sha256_digest
 from ..._checks import Check, failed, passed
 from ...errors import Error
+from ...runtime import check_self_contained
 from ...hub import BlobStore
 from . import _ezkl
 from ._memory import check_memory
@@ -34,6 +35,8 @@ def rederive(setup: ZkSetup, model_bytes: bytes, store: BlobStore) -> Check:
     if sha256_digest(model_bytes) != setup.model_digest:
         return failed(CHECK_REDERIVED, f"model file does not hash to {setup.model_digest}")
     try:
+        # EZKL's ONNX loader (tract) must never be handed a model that names files.
+        check_self_contained(model_bytes)
         check_memory(setup.logrows, "re-deriving the verifying key")
         with tempfile.TemporaryDirectory(prefix="inferproof-zk-rederive-") as tmp:
             work = Path(tmp)

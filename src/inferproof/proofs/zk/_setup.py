@@ -13,6 +13,7 @@ import numpy as np
 
 from ..._canonical import canonical_json, sha256_digest
 from ...errors import InputError, ZkError
+from ...runtime import check_self_contained
 from ...hub import BlobStore
 from . import _ezkl, _srs
 from ._felts import check_felt
@@ -123,6 +124,7 @@ def setup(
     """
     if sha256_digest(model_bytes) != model_digest:
         raise InputError(f"model bytes do not hash to {model_digest}")
+    check_self_contained(model_bytes)  # tract would resolve external data like onnxruntime
     _check_options(target, input_visibility, param_visibility)
     srs_kind = _srs_option(srs_path, dev_srs, online_srs)
     declared = model_inputs(model_bytes)
