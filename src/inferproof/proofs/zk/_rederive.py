@@ -20,8 +20,8 @@ import numpy as np
 from ..._canonical import sha256_digest
 from ..._checks import Check, failed, passed
 from ...errors import Error
-from ...runtime import check_self_contained
 from ...hub import BlobStore
+from ...runtime import check_self_contained
 from . import _ezkl
 from ._memory import check_memory
 from ._model import write_data

@@ -13,8 +13,8 @@ import numpy as np
 
 from ..._canonical import canonical_json, sha256_digest
 from ...errors import InputError, ZkError
-from ...runtime import check_self_contained
 from ...hub import BlobStore
+from ...runtime import check_self_contained
 from . import _ezkl, _srs
 from ._felts import check_felt
 from ._index import SetupIndex
