@@ -357,7 +357,7 @@ def test_text_completion(chat_node, gguf_path: Path) -> None:
 
 def test_model_by_path_and_digest(chat_node, gguf_path: Path) -> None:
     by_name = chat_node.chat("tiny", ask())
-    by_path = chat_node.chat(str(gguf_path), ask())
+    by_path = chat_node.chat(gguf_path, ask())
     by_digest = chat_node.chat(by_name.bundle.receipt.model_digest, ask())
     assert by_path.text == by_name.text == by_digest.text
     assert by_path.bundle.receipt.model["name"] == "tiny"  # the file's stem
@@ -368,7 +368,9 @@ def test_model_by_path_and_digest(chat_node, gguf_path: Path) -> None:
     ("ref", "body", "message"),
     [
         ("nope", ask(), "no model 'nope' in the hub"),
-        ("/no/such/model.gguf", ask(), "does not exist"),
+        (Path("/no/such/model.gguf"), ask(), "does not exist"),
+        # A str is a hub reference, never a path (review finding 11.5).
+        ("/no/such/model.gguf", ask(), "is invalid: use 1-128 letters"),
         ("tiny", ask("word " * 600), "context overflow"),
         ("tiny", ask(max_tokens=500), "context overflow"),
         ("tiny", ask(max_tokens=5000), "max_tokens 5000 is over this node's cap of 4096"),

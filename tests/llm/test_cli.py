@@ -67,7 +67,7 @@ def test_chat_prints_the_answer_and_writes_the_bundle(
     with LocalNode(home) as node:
         body = ask("What is the capital of France?", max_tokens=20, seed=3)
         body["messages"] = [{"role": "system", "content": "Be brief."}, *body["messages"]]
-        assert node.chat(str(gguf_path), body).text == bundle.outputs["text"]
+        assert node.chat(gguf_path, body).text == bundle.outputs["text"]
 
 
 def test_private_chat_writes_an_opening(home: Path, gguf_path: Path, tmp_path: Path) -> None:

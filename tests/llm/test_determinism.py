@@ -13,7 +13,7 @@ _SCRIPT = """
 import json, sys
 from pathlib import Path
 from inferproof import LocalNode
-home, model, bodies = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+home, model, bodies = Path(sys.argv[1]), Path(sys.argv[2]), json.loads(sys.argv[3])
 with LocalNode(home) as node:
     out = []
     for body in bodies:
@@ -43,7 +43,7 @@ def test_two_processes_give_byte_identical_answers(
     second = _run(tmp_path / "b", gguf_path)
     assert first == second
     # And this process agrees too (another node, another home).
-    here = [chat_node.chat(str(gguf_path), body) for body in BODIES]
+    here = [chat_node.chat(gguf_path, body) for body in BODIES]
     assert [r.text.encode("utf-8").hex() for r in here] == [o["text"] for o in first]
     assert [r.bundle.receipt.output_digest for r in here] == [o["output"] for o in first]
     assert len({o["text"] for o in first}) == 2

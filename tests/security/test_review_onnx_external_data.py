@@ -76,7 +76,7 @@ def test_push_refuses_them_and_stores_nothing(in_node_home: LocalNode, name: str
 
 
 def test_ort_format_bytes_are_not_sniffed(in_node_home: LocalNode) -> None:
-    with pytest.raises(InputError, match="not an ONNX model"):
+    with pytest.raises(InputError, match="not a loadable ONNX model"):
         OnnxModel(b"\x00\x00\x00\x00ORTM" + bytes(64))
 
 

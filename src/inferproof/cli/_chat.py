@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from ..engine import LocalNode, receipt_digest
-from ._common import err_console, handle_errors, is_tty
+from ._common import err_console, handle_errors, is_tty, model_ref
 
 
 @handle_errors
@@ -44,11 +44,12 @@ def chat(
     for key, value in (("max_tokens", max_tokens), ("seed", seed), ("temperature", temperature)):
         if value is not None:
             body[key] = value
+    ref = model_ref(model, ".gguf")
     with LocalNode() as node:
         if is_tty():
             with err_console.status("loading the model"):
-                node.chat_model(model)
-        stream = node.chat_stream(model, body, private=private, nonce=nonce)
+                node.chat_model(ref)
+        stream = node.chat_stream(ref, body, private=private, nonce=nonce)
         for event in stream:
             for choice in event.get("choices", []):
                 sys.stdout.write(choice.get("delta", {}).get("content") or "")

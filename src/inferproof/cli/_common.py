@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
@@ -49,6 +51,13 @@ def handle_errors(func: F) -> F:
             fail("interrupted", 130)
 
     return wrapper  # type: ignore[return-value]
+
+
+def model_ref(text: str, suffix: str) -> str | Path:
+    """A MODEL argument: a file when it looks like one (ends in ``suffix`` or holds a
+    path separator), else a hub reference. Only the command line makes this guess:
+    the library takes a ``str`` for a hub reference and a ``Path`` for a file."""
+    return Path(text) if text.endswith(suffix) or os.sep in text else text
 
 
 def is_tty() -> bool:

@@ -18,7 +18,7 @@ from ..proofs import is_chat_receipt
 from ..receipts import Bundle
 from ..runtime import ChatOpening, NamedInputs, encode_tensors, load_tensors
 from ..verify import Material, Policy, load_policy
-from ._common import EXIT_VERIFY_FAILED, console, handle_errors, step_progress
+from ._common import EXIT_VERIFY_FAILED, console, handle_errors, model_ref, step_progress
 from ._node import NodeOpt, TokenOpt, node_client
 from ._render import print_report
 
@@ -133,8 +133,8 @@ def infer(
                 )  # fmt: skip
         else:
             result = LocalNode().infer(
-                model, inputs, nonce=nonce, private_input=private_input, mode=mode,
-                progress=progress,
+                model_ref(model, ".onnx"), inputs, nonce=nonce, private_input=private_input,
+                mode=mode, progress=progress,
             )  # fmt: skip
     result.bundle.write(output)
     if result.salt is not None:

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from ..proofs import zk
 from ..runtime import load_tensors
-from ._common import console, err_console, handle_errors, is_tty
+from ._common import console, err_console, handle_errors, is_tty, model_ref
 
 zk_app = typer.Typer(help="Zero-knowledge proofs of inference (EZKL, Halo2-KZG).")
 
@@ -102,7 +102,7 @@ def setup(
                 err_console.print(f"step {len(ran)}/{len(zk.SETUP_STEPS)}: {_STEP_TEXT[name]}")
 
         record = node.zk_setup(
-            model, samples,
+            model_ref(model, ".onnx"), samples,
             target=target.value, srs_path=srs, dev_srs=dev_srs, online_srs=online_srs,
             param_visibility=param_visibility.value, input_visibility=input_visibility.value,
             progress=step,

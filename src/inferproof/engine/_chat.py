@@ -31,6 +31,7 @@ from ..runtime import openai_shapes as oai
 from ._chatmodels import ChatModels
 from ._chatreceipt import ChatIssue, check_nonce, extra, receipt_digest, sign_chat
 from ._issue import Issuer, utc_now
+from ._models import ModelRef
 
 __all__ = ["REEXECUTION_PROOF", "ChatResult", "ChatStream", "answer", "open_stream"]
 
@@ -71,12 +72,15 @@ class _Call:
     include_usage: bool
 
 
-def _prepare(models: ChatModels, task: str, model_ref: str, request: Mapping[str, Any]) -> _Call:
+def _prepare(
+    models: ChatModels, task: str, model_ref: ModelRef, request: Mapping[str, Any]
+) -> _Call:
     if not isinstance(request, Mapping):
         raise InputError("request must be a JSON object")
-    if request.get("model", model_ref) != model_ref:
-        raise InputError(f"request names model {request.get('model')!r}, not {model_ref!r}")
-    parsed = parse_request({**request, "model": model_ref}, task)
+    label = model_ref if isinstance(model_ref, str) else str(model_ref)
+    if request.get("model", label) != label:
+        raise InputError(f"request names model {request.get('model')!r}, not {label!r}")
+    parsed = parse_request({**request, "model": label}, task)
     record, block, model = models.resolve(model_ref)
     bound = parsed.request.bind(str(block["digest"]), max_tokens=parsed.request.max_tokens)
     req, prompt = model.prepare(bound)
@@ -91,7 +95,7 @@ def _prepare(models: ChatModels, task: str, model_ref: str, request: Mapping[str
         "architecture": sig["architecture"],
         "chat_template": sig["chat_template"],
     }
-    return _Call(model_ref, record, block, model, req, prompt, parsed.include_usage)
+    return _Call(label, record, block, model, req, prompt, parsed.include_usage)
 
 
 def _generate(
@@ -195,7 +199,7 @@ def open_stream(
     issuer: Issuer,
     models: ChatModels,
     task: str,
-    model_ref: str,
+    model_ref: ModelRef,
     request: Mapping[str, Any],
     *,
     private: bool = False,
@@ -213,7 +217,7 @@ def answer(
     issuer: Issuer,
     models: ChatModels,
     task: str,
-    model_ref: str,
+    model_ref: ModelRef,
     request: Mapping[str, Any],
     *,
     private: bool = False,

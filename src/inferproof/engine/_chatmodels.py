@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._canonical import is_digest
 from ..errors import BlobCorruptError, InputError, ModelNotFound
 from ..hub import LATEST, Hub, ModelRecord
 from ..runtime import (
@@ -95,10 +94,13 @@ class ChatModels:
         gguf_signature(data)
         self.load(self.hub.blobs.put(data))
 
-    def resolve(self, ref: str) -> tuple[ModelRecord | None, dict[str, Any], LlamaModel]:
-        """Find a GGUF model by digest, ``name[:version]`` or file path; load it once."""
-        path = Path(ref)
-        if not is_digest(ref) and (path.suffix == ".gguf" or os.sep in ref):
+    def resolve(
+        self, ref: str | os.PathLike[str]
+    ) -> tuple[ModelRecord | None, dict[str, Any], LlamaModel]:
+        """Find a GGUF model by digest or ``name[:version]`` (a ``str``), or a file (a
+        path object: a ``str`` is never taken for a path); load it once."""
+        if not isinstance(ref, str):
+            path = Path(ref)
             if not path.is_file():
                 raise ModelNotFound(f"model file {path} does not exist")
             data = path.read_bytes()

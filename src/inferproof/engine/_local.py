@@ -26,7 +26,7 @@ from ._chat import ChatResult, ChatStream
 from ._chatmodels import ChatConfig, ChatModels
 from ._home import Home
 from ._issue import Issuer
-from ._models import OnnxModels
+from ._models import ModelRef, OnnxModels
 from ._onnx import InferenceResult
 from ._zk import ZkFlow
 
@@ -131,9 +131,10 @@ class LocalNode:
             name=name, version=version, sign_key=sign_key, signature=signature,
         )  # fmt: skip
 
-    def resolve(self, ref: str) -> tuple[ModelRecord | None, dict[str, Any]]:
-        """Find an ONNX model by digest, ``name[:version]`` or file path: the hub
-        record (None for a file) and the receipt's model block."""
+    def resolve(self, ref: ModelRef) -> tuple[ModelRecord | None, dict[str, Any]]:
+        """Find an ONNX model by digest or ``name[:version]`` (a ``str``), or a file (a
+        path object; a ``str`` is never a path): the hub record (None for a file) and
+        the receipt's model block."""
         return self._onnx.resolve(ref)
 
     def model_bytes(self, digest: str) -> bytes | None:
@@ -143,7 +144,7 @@ class LocalNode:
     # -- tensor inference -----------------------------------------------------------------
     def infer(
         self,
-        model_ref: str,
+        model_ref: ModelRef,
         inputs: NamedInputs | Mapping[str, np.ndarray],
         *,
         nonce: str | None = None,
@@ -164,7 +165,7 @@ class LocalNode:
 
     def zk_setup(
         self,
-        model_ref: str,
+        model_ref: ModelRef,
         samples: list[NamedInputs],
         *,
         progress: Callable[[str], None] | None = None,
@@ -176,7 +177,7 @@ class LocalNode:
     # -- chat (LLM) -------------------------------------------------------------------------
     def chat(
         self,
-        model_ref: str,
+        model_ref: ModelRef,
         request: Mapping[str, Any],
         *,
         private: bool = False,
@@ -195,7 +196,7 @@ class LocalNode:
 
     def complete(
         self,
-        model_ref: str,
+        model_ref: ModelRef,
         request: Mapping[str, Any],
         *,
         private: bool = False,
@@ -208,7 +209,7 @@ class LocalNode:
 
     def chat_stream(
         self,
-        model_ref: str,
+        model_ref: ModelRef,
         request: Mapping[str, Any],
         *,
         private: bool = False,
@@ -222,7 +223,7 @@ class LocalNode:
 
     def complete_stream(
         self,
-        model_ref: str,
+        model_ref: ModelRef,
         request: Mapping[str, Any],
         *,
         private: bool = False,
@@ -252,7 +253,7 @@ class LocalNode:
             nonce=nonce, timeout=timeout, transport=transport,
         )  # fmt: skip
 
-    def chat_model(self, model_ref: str) -> LlamaModel:
+    def chat_model(self, model_ref: ModelRef) -> LlamaModel:
         """Load the GGUF model ``model_ref`` now (it is kept loaded for later answers)."""
         return self._chat.resolve(model_ref)[2]
 

@@ -12,21 +12,27 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .._canonical import is_digest
 from ..errors import InputError
 from ..hub import Hub, ModelRecord
 from ..runtime import OnnxModel
 
-__all__ = ["OnnxModels", "model_block", "read_model"]
+__all__ = ["ModelRef", "OnnxModels", "model_block", "read_model"]
+
+# A model reference: a ``str`` is always a hub reference (``name``, ``name:version``
+# or ``sha256:<hex>``), never a path, because references arrive from the network;
+# only a path object (``pathlib.Path``), which a local caller builds on purpose,
+# names a file (review finding 11.5: a hub model named "mlp.onnx" ran the file).
+ModelRef = str | os.PathLike[str]
 
 
-def read_model(model: Path | bytes) -> bytes:
-    """A model's bytes: ``bytes`` are the content, a path is read."""
+def read_model(model: str | os.PathLike[str] | bytes) -> bytes:
+    """A model's bytes: ``bytes`` are the content, a path (``str`` or path object) is read."""
     if isinstance(model, bytes):
         return model
-    if not model.is_file():
-        raise InputError(f"model file {model} does not exist")
-    return model.read_bytes()
+    path = Path(model)
+    if not path.is_file():
+        raise InputError(f"model file {path} does not exist")
+    return path.read_bytes()
 
 
 def model_block(
@@ -60,19 +66,20 @@ class OnnxModels:
         self._records: dict[str, ModelRecord] = {}
         self._lock = threading.Lock()
 
-    def resolve(self, ref: str) -> tuple[ModelRecord | None, dict[str, Any]]:
-        """Find a model by digest, ``name[:version]`` or file path.
+    def resolve(self, ref: ModelRef) -> tuple[ModelRecord | None, dict[str, Any]]:
+        """Find a model by digest or ``name[:version]`` (a ``str``), or a file (a path).
 
         Returns the hub record (None for a file) and the receipt's model block. The
         model's bytes are loaded, and checked against the digest, once per process.
         """
-        path = Path(ref)
-        if not is_digest(ref) and (path.suffix == ".onnx" or os.sep in ref):
+        if not isinstance(ref, str):
+            path = Path(ref)
             data = read_model(path)
+            model = OnnxModel(data)  # checked before anything is stored
             digest = self.hub.blobs.put(data)
-            self.session(digest, data)
+            self.keep(digest, model)
             return None, {"digest": digest, "name": path.stem, "version": None}
-        record = self._records.get(ref) if is_digest(ref) else None
+        record = self._records.get(ref)
         if record is None:
             record = self.hub.resolve(ref)
             # Records are immutable per digest; caching saves a SQLite query per call.

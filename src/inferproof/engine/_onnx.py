@@ -19,7 +19,7 @@ from ..proofs import ProveContext, Reexecution
 from ..receipts import Bundle, commit_input
 from ..runtime import NamedInputs, encode_tensors, engine_info, tensors_digest
 from ._issue import Claim, Issuer, utc_now
-from ._models import OnnxModels, model_block
+from ._models import ModelRef, OnnxModels, model_block
 from ._zk import ZkFlow
 
 __all__ = ["MODES", "SALT_SCHEME", "InferenceResult", "infer"]
@@ -98,7 +98,7 @@ def infer(
     issuer: Issuer,
     models: OnnxModels,
     zk: ZkFlow,
-    model_ref: str,
+    model_ref: ModelRef,
     inputs: NamedInputs | Mapping[str, Any],
     *,
     nonce: str | None = None,

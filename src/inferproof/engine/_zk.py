@@ -18,7 +18,7 @@ from .._canonical import canonical_json, sha256_digest
 from ..errors import InputError
 from ..hub import BlobStore
 from ..runtime import NamedInputs, encode_tensors
-from ._models import OnnxModels
+from ._models import ModelRef, OnnxModels
 
 if TYPE_CHECKING:
     from ..proofs.zk import JsonSetupIndex, ZkSetup
@@ -50,7 +50,7 @@ class ZkFlow:
 
     def setup(
         self,
-        model_ref: str,
+        model_ref: ModelRef,
         samples: Sequence[NamedInputs],
         *,
         progress: Callable[[str], None] | None = None,

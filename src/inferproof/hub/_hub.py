@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .._canonical import check_digest, is_digest, sha256_digest
-from ..errors import InputError
+from ..errors import InputError, ModelNotFound
 from ..runtime import TensorSpec
 from ._blobs import BlobStore, LocalBlobStore
 from ._registry import LATEST, ModelRecord, Registry, SQLiteRegistry, check_name
@@ -85,7 +85,7 @@ class Hub:
                 name, check_name(version, "version") if version else None
             )
         if record is None:
-            raise InputError(f"no model {ref!r} in the hub (see `inferproof model list`)")
+            raise ModelNotFound(f"no model {ref!r} in the hub (see `inferproof model list`)")
         return record
 
     def find(self, digest: str) -> ModelRecord | None:

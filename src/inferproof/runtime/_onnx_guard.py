@@ -41,9 +41,9 @@ def _parse(data: bytes) -> onnx.ModelProto:
     try:
         model.ParseFromString(data)
     except (DecodeError, ValueError, RuntimeError) as exc:
-        raise InputError(f"not an ONNX model (protobuf ModelProto): {exc}") from None
+        raise InputError(f"not a loadable ONNX model: not an ONNX protobuf ({exc})") from None
     if not model.HasField("graph"):
-        raise InputError("not an ONNX model: it has no graph")
+        raise InputError("not a loadable ONNX model: it has no graph")
     return model
 
 
