@@ -19,7 +19,16 @@ from ..errors import AttestationError, ProducerError
 from ._binding import check_key_binding, expected_report_data
 from ._dcap import verify_dcap
 from ._evidence import MAX_EVIDENCE_BYTES, decode_evidence, detect_platform, verify_evidence
-from ._identity import NodeIdentity, identity_age_check, produce_identity, verify_identity
+from ._identity import (
+    DEFAULT_MAX_AGE_SECONDS,
+    NodeIdentity,
+    identity_age_check,
+    identity_signer_check,
+    max_identity_age,
+    produce_identity,
+    verify_identity,
+    verify_identity_evidence,
+)
 from ._nitro import AWS_NITRO_ROOT_G1_SHA256, verify_nitro
 from ._policy import AttestationPolicy, default_policy
 from ._producers import (
@@ -35,6 +44,7 @@ from ._types import PLATFORM_NAMES, PLATFORMS, AttestationReport, Platform
 
 __all__ = [
     "AWS_NITRO_ROOT_G1_SHA256",
+    "DEFAULT_MAX_AGE_SECONDS",
     "MAX_EVIDENCE_BYTES",
     "PLATFORMS",
     "PLATFORM_NAMES",
@@ -56,12 +66,15 @@ __all__ = [
     "detect_producer",
     "expected_report_data",
     "identity_age_check",
+    "identity_signer_check",
+    "max_identity_age",
     "produce_identity",
     "software_environment",
     "software_measurement",
     "verify_dcap",
     "verify_evidence",
     "verify_identity",
+    "verify_identity_evidence",
     "verify_nitro",
     "verify_snp",
 ]

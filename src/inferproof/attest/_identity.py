@@ -111,15 +111,61 @@ def produce_identity(
     return NodeIdentity.from_json(doc)
 
 
+# How long a node identity vouches for the receipts signed after it, when the
+# policy says nothing (review finding 11.3: a 17-month-old identity was accepted).
+# The evidence is verified at the node-chosen produced_at, so this bounds how stale
+# the collateral behind a receipt may be. TDX/SGX: Intel PCS TCB info and QE
+# identity are issued with nextUpdate 30 days after issueDate (Intel SGX and TDX
+# DCAP PCS API, "TCB Info" v3), so an identity older than that rests on collateral
+# Intel has since replaced. SEV-SNP: the same 30 days, for the VCEK's TCB. Nitro:
+# attestation documents are meant to be fetched per session (AWS Nitro Enclaves
+# "attestation process"), so a day.
+DEFAULT_MAX_AGE_SECONDS: dict[str, int] = {
+    "nitro": 24 * 3600,
+    "tdx": 30 * 24 * 3600,
+    "sgx": 30 * 24 * 3600,
+    "snp": 30 * 24 * 3600,
+}
+
+
+def max_identity_age(platform: str, policy: AttestationPolicy | None) -> int:
+    """The policy's ``max_age_seconds``, else the platform's default."""
+    if policy is not None and policy.max_age_seconds is not None:
+        return policy.max_age_seconds
+    return DEFAULT_MAX_AGE_SECONDS[platform]
+
+
 def verify_identity(
     identity: NodeIdentity, signer_key: bytes, policy: AttestationPolicy | None
 ) -> Check:
-    """Verify the identity's evidence at the time it was produced, under ``policy``,
-    and that it binds ``signer_key``. Independent of any receipt, so a verifier can
-    cache the result per identity and check each receipt's age against it."""
-    name = "environment"
+    """Verify the identity's evidence (:func:`verify_identity_evidence`) and that the
+    document is for ``signer_key``, the key that signed the receipt at hand."""
+    check = verify_identity_evidence(identity, policy)
+    if not check.passed:
+        return check
+    return identity_signer_check(identity, signer_key) or check
+
+
+def identity_signer_check(identity: NodeIdentity, signer_key: bytes) -> Check | None:
+    """A failed check when the identity binds another key than the receipt's signer.
+
+    Made for every receipt, never cached: one genuine identity must not vouch for a
+    receipt signed by any other key (review finding 11.3)."""
     if identity.node_key != signer_key:
-        return failed(name, "the node identity document is for another key than the signer's")
+        return failed(
+            "environment",
+            "the node identity document binds another key than the one that signed "
+            "this receipt",
+        )
+    return None
+
+
+def verify_identity_evidence(identity: NodeIdentity, policy: AttestationPolicy | None) -> Check:
+    """Verify the identity's evidence at the time it was produced, under ``policy``,
+    and that it binds the document's own ``node_key``. Independent of any receipt, so
+    a verifier can cache it per identity; each receipt's signer and age are checked
+    apart (:func:`identity_signer_check`, :func:`identity_age_check`)."""
+    name = "environment"
     try:
         report = verify_evidence(
             identity.evidence,
@@ -132,7 +178,7 @@ def verify_identity(
         return failed(name, f"{identity.platform} attestation failed: {exc}")
     except InputError as exc:
         return failed(name, f"{identity.platform} evidence is unusable: {exc}")
-    binding = check_key_binding(report, signer_key, identity.nonce)
+    binding = check_key_binding(report, identity.node_key, identity.nonce)
     if not binding.passed:
         return failed(name, f"{identity.platform} evidence is valid but {binding.detail}")
     shown = ", ".join(f"{k}={v[:16]}…" for k, v in sorted(report.measurements.items())[:3])

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..attest import DEFAULT_MAX_AGE_SECONDS
 from ..engine import LocalNode
 from ..errors import InputError
 from ._common import console, handle_errors
@@ -27,7 +28,7 @@ _ATTESTATION: dict[str, dict[str, Any]] = {
             "nitro": {"PCR0": ["<96 hex>"], "PCR1": ["<96 hex>"], "PCR2": ["<96 hex>"]}
         },
         "allow_debug": False,
-        "max_age_seconds": 86400,
+        "max_age_seconds": DEFAULT_MAX_AGE_SECONDS["nitro"],
     },
     "tdx": {
         C: "MRTD is the TD's initial memory (firmware); RTMR0-2 firmware config, kernel and "
@@ -39,6 +40,7 @@ _ATTESTATION: dict[str, dict[str, Any]] = {
         },
         "tcb_statuses": ["UpToDate"],
         "advisories": [],
+        "max_age_seconds": DEFAULT_MAX_AGE_SECONDS["tdx"],
     },
     "sgx": {
         C: "MRENCLAVE pins the exact enclave build; MRSIGNER the signing key (any build by it).",
@@ -46,6 +48,7 @@ _ATTESTATION: dict[str, dict[str, Any]] = {
         "measurements": {"sgx": {"MRENCLAVE": ["<64 hex>"]}},
         "tcb_statuses": ["UpToDate"],
         "advisories": [],
+        "max_age_seconds": DEFAULT_MAX_AGE_SECONDS["sgx"],
     },
     "snp": {
         C: "MEASUREMENT is the launch digest of the guest (firmware, kernel, initrd, cmdline "
@@ -53,6 +56,7 @@ _ATTESTATION: dict[str, dict[str, Any]] = {
         "platforms": ["snp"],
         "measurements": {"snp": {"MEASUREMENT": ["<96 hex>"]}},
         "allow_debug": False,
+        "max_age_seconds": DEFAULT_MAX_AGE_SECONDS["snp"],
     },
 }
 

@@ -13,7 +13,13 @@ import numpy as np
 from .._canonical import canonical_json, sha256_digest
 from .._checks import Check, CheckStatus, failed, not_checked, passed
 from .._keys import raw_public
-from ..attest import NodeIdentity, identity_age_check, verify_identity
+from ..attest import (
+    NodeIdentity,
+    identity_age_check,
+    identity_signer_check,
+    max_identity_age,
+    verify_identity_evidence,
+)
 from ..errors import InputError, VerificationError
 from ..hub import verify_model_signature
 from ..log import CheckpointMemory, VerifierKey
@@ -265,15 +271,19 @@ class Verifier:
         except ValueError:
             return failed(name, f"receipt time {r.finished!r} is not RFC 3339")
         policy = self.policy.attestation
-        too_old = identity_age_check(identity, at, policy.max_age_seconds if policy else None)
+        too_old = identity_age_check(identity, at, max_identity_age(identity.platform, policy))
         if too_old is not None:
             return too_old
-        # One verification per node identity, however many of its receipts are checked.
+        # The evidence is verified once per identity, however many receipts name it;
+        # whether the identity binds *this* receipt's signer is checked every time.
+        # (The signature check requires the receipt's node id to be its signer's.)
         cached = self._identities.get(identity.digest)
         if cached is None:
-            cached = verify_identity(identity, raw_public(key), policy)
+            cached = verify_identity_evidence(identity, policy)
             self._identities[identity.digest] = cached
-        return cached
+        if not cached.passed:
+            return cached
+        return identity_signer_check(identity, raw_public(key)) or cached
 
     def _input(self, bundle: Bundle, m: Material) -> tuple[dict[str, np.ndarray] | None, Check]:
         name, r = "input", bundle.receipt
