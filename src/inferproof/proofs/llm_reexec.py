@@ -124,13 +124,17 @@ def input_check(
     return request, passed(name, source)
 
 
-def relay_check(receipt: Receipt, accept: bool) -> Check:
-    """``output.relay``: what a relayed receipt claims, and whether the policy accepts it."""
+def relay_check(receipt: Receipt, accept: bool, hardware_attested: bool = False) -> Check:
+    """``output.relay``: what a relayed receipt claims, and whether the policy accepts it.
+
+    ``hardware_attested`` is the verifier's own finding (its environment check
+    passed on hardware evidence), never the receipt's ``hardware_backed`` flag, which
+    the node writes about itself (review finding 11.8)."""
     proof = next((p for p in receipt.proofs if p.get("type") == "relay"), {})
     claim = str(proof.get("claim") or f"relayed from {proof.get('upstream')}")
     if not accept:
         return failed(RELAY_CHECK, f"{claim}; the policy does not accept relayed receipts")
-    if receipt.environment.get("hardware_backed") is True:
+    if hardware_attested:
         return passed(
             RELAY_CHECK,
             f"{claim}; accepted by the policy, on a hardware-attested node (see environment)",
@@ -254,9 +258,11 @@ def chat_checks(
     require_input: bool = False,
     require_reexecution: bool = False,
     accept_relayed: bool = False,
+    hardware_attested: bool = False,
 ) -> list[Check]:
     """The chat forms of ``output.digest``, ``input`` and ``output.reexecution``
-    (``output.relay`` for a relayed receipt), in that order.
+    (``output.relay`` for a relayed receipt), in that order. ``hardware_attested``
+    says whether the caller's environment check passed on hardware evidence.
 
     Example::
 
@@ -267,7 +273,7 @@ def chat_checks(
     output, out_check = output_check(bundle, opening)
     request, in_check = input_check(bundle, opening, require_input)
     if is_relayed(r):
-        last = relay_check(r, accept_relayed)
+        last = relay_check(r, accept_relayed, hardware_attested)
     else:
         last = reexecution_check(r, request, output, model, require_reexecution)
     return [out_check, in_check, last]

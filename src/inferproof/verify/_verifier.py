@@ -111,6 +111,7 @@ class Verifier:
         r = bundle.receipt
         checks = [self._signature(bundle)]
         if is_chat_receipt(r):
+            env = self._environment(bundle)
             out_c, in_c, proof_c = chat_checks(
                 bundle,
                 model=m.model_bytes,
@@ -118,9 +119,10 @@ class Verifier:
                 require_input=self.policy.require_input,
                 require_reexecution=self.policy.require_reexecution,
                 accept_relayed=self.policy.accept_relayed,
+                hardware_attested=env.passed and r.environment.get("type") == "hardware",
             )
             checks += [out_c, _model_digest(r, m), self._model_signature(bundle)]
-            checks += [self._environment(bundle), in_c, proof_c]
+            checks += [env, in_c, proof_c]
         else:
             checks.extend(self._tensor_checks(bundle, m))
         checks.append(self._nonce(r, m))
