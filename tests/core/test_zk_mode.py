@@ -64,9 +64,15 @@ def _x(seed: int) -> dict[str, np.ndarray]:
 
 def test_zk_receipt_verifies_only_with_dev_srs_allowed(zk_node) -> None:  # type: ignore[no-untyped-def]
     node, model = zk_node
-    bundle = node.infer("tiny:1", _x(1), mode="zk").bundle
+    result = node.infer("tiny:1", _x(1), mode="zk")
+    bundle = result.bundle
     entry = next(p for p in bundle.receipt.proofs if p["type"] == "zk")
-    assert entry["srs"] == "dev" and set(entry["circuit_outputs"]) == {"y"}
+    assert entry["srs"] == "dev" and entry["output_names"] == ["y"]
+    # The answer is the circuit's output (what the proof covers), close to the float run's.
+    float_y = node.infer("tiny:1", _x(1)).outputs["y"]
+    assert result.outputs["y"].dtype == float_y.dtype
+    assert np.allclose(result.outputs["y"], float_y, atol=0.05)
+    assert [p["type"] for p in bundle.receipt.proofs] == ["signature", "zk"]
     strict = node.verifier().check(bundle, _material(model))
     assert checks(strict)["zk.proof"] == "passed"
     assert checks(strict)["zk.srs"] == "failed" and not strict.verified
@@ -123,7 +129,7 @@ def test_lying_node_edited_circuit_output(zk_node) -> None:  # type: ignore[no-u
     a = node.infer("tiny:1", _x(7), mode="zk").bundle
     stmt = json.loads(base64.b64decode(a.envelope["payload"]))
     entry = next(p for p in stmt["predicate"]["proofs"] if p["type"] == "zk")
-    entry["circuit_outputs"]["y"]["data"][0] += 0.5
+    entry["output_names"] = ["z"]  # the proof is claimed to cover another output
     doc = json.loads(a.dumps())
     doc["dsseEnvelope"] = sign_envelope(canonical_json(stmt), node.issuer._key)
     doc.pop("tlogEntry")
@@ -137,6 +143,7 @@ def test_unknown_setup_is_not_checked_elsewhere(zk_node, tmp_path: Path) -> None
     other = LocalNode(tmp_path / "elsewhere")
     report = other.verifier(trust=node.trust_root()).check(bundle)
     assert checks(report)["zk.proof"] == "not_checked"
+    assert "SRS" in next(c.detail for c in report.checks if c.name == "zk.proof")
     other.close()
 
 

@@ -159,6 +159,10 @@ def verify(
         bool,
         typer.Option("--allow-dev-srs", help="Accept ZK proofs over a locally generated SRS."),
     ] = False,
+    srs: Annotated[
+        Path | None,
+        typer.Option("--srs", help="The SRS file of a ZK receipt (a public ceremony file)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     node_url: NodeOpt = None,
 ) -> None:
@@ -167,12 +171,17 @@ def verify(
     With --node the node's pinned keys are trusted and consistency proofs come from it."""
     bundle = Bundle.read(bundle_file)
     node = LocalNode()
+    material = _material(node, bundle, model, input_file, opening, nonce)
     if node_url:
-        material = _material(node, bundle, model, input_file, opening, nonce)
+        if srs is not None:
+            raise InputError("--srs applies to offline verification, not with --node")
         # A bundle checked after the fact: the library's default policy (not the
         # client's, which requires the fresh nonce it sends with each request).
+        extra = Policy(allow_dev_srs=allow_dev_srs)
         client = (
-            node_client(node_url, None, policy) if policy else Client(node_url, policy=Policy())
+            node_client(node_url, None, policy, allow_dev_srs)
+            if policy
+            else Client(node_url, policy=extra)
         )
         with client:
             report = client.check(bundle, material)
@@ -184,8 +193,8 @@ def verify(
     trust, pol = load_policy(policy, trust) if policy else (trust, Policy())
     if allow_dev_srs:
         pol = replace(pol, allow_dev_srs=True)
-    material = _material(node, bundle, model, input_file, opening, nonce)
-    report = node.verifier(pol, trust).check(bundle, material)
+    srs_bytes = srs.read_bytes() if srs is not None else None
+    report = node.verifier(pol, trust, srs=srs_bytes).check(bundle, material)
     print_report(report, as_json)
     if not report.verified:
         raise typer.Exit(EXIT_VERIFY_FAILED)
@@ -208,6 +217,11 @@ def _material(
         model_bytes = node.model_bytes(bundle.receipt.model_digest)
     if is_chat_receipt(bundle.receipt):
         # A chat receipt's request and answer come from the bundle or the opening.
+        if input_file is not None:
+            raise InputError(
+                "--input applies to tensor receipts; a chat receipt's request is in the "
+                "bundle, or in its opening (--opening) for a private request"
+            )
         chat_opening = ChatOpening.load(opening) if opening else None
         return Material(model_bytes=model_bytes, nonce=nonce, chat_opening=chat_opening)
     named = load_tensors(input_file) if input_file else None

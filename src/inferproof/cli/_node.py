@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -19,7 +20,7 @@ import httpx
 import typer
 
 from .._files import default_home
-from ..client import Client
+from ..client import DEFAULT_POLICY, Client
 from ..errors import Error, InputError
 from ..node import NodeConfig, TokenStore
 from ..runtime import check_upstream
@@ -41,19 +42,25 @@ TokenOpt = Annotated[
 _START_SECONDS = 60.0
 
 
-def node_client(url: str, token: str | None = None, policy: Path | None = None) -> Client:
+def node_client(
+    url: str, token: str | None = None, policy: Path | None = None, allow_dev_srs: bool = False
+) -> Client:
     """A verifying client for ``--node URL``; a policy file replaces the default policy.
 
     Trust comes from the node pinned on first use, plus ``INFERPROOF_HOME/trust/``;
-    a policy's ``trust`` section replaces it.
+    a policy's ``trust`` section replaces it. ``allow_dev_srs`` (--allow-dev-srs)
+    weakens whichever policy applies, as it does offline.
     """
     if policy is None:
-        return Client(url, token=token)
+        pol = replace(DEFAULT_POLICY, allow_dev_srs=True) if allow_dev_srs else None
+        return Client(url, token=token, policy=pol)
     probe = Client(url)
     try:
         trust, pol = load_policy(policy, probe.trust_root())
     finally:
         probe.close()
+    if allow_dev_srs:
+        pol = replace(pol, allow_dev_srs=True)
     return Client(url, token=token, policy=pol, trust=trust)
 
 

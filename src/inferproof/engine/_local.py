@@ -17,7 +17,7 @@ import numpy as np
 
 from ..attest import EvidenceProducer, NodeIdentity, software_environment
 from ..errors import InputError
-from ..hub import Hub, ModelRecord
+from ..hub import BlobStore, Hub, MemoryBlobStore, ModelRecord
 from ..log import Log
 from ..runtime import LlamaModel, NamedInputs
 from ..verify import Policy, TrustRoot, Verifier
@@ -274,15 +274,29 @@ class LocalNode:
             self.home.trust, node_keys=[self.public_key], log_keys=[self.log.verifier_key]
         )
 
-    def verifier(self, policy: Policy | None = None, trust: TrustRoot | None = None) -> Verifier:
+    def verifier(
+        self,
+        policy: Policy | None = None,
+        trust: TrustRoot | None = None,
+        *,
+        srs: bytes | None = None,
+    ) -> Verifier:
         """A verifier with this install's trust root (or ``trust``), remembering
-        checkpoints under INFERPROOF_HOME and proving consistency from the local log."""
+        checkpoints under INFERPROOF_HOME and proving consistency from the local log.
+
+        ZK setups come from this hub, or from the bundle itself; the SRS from this
+        hub, or ``srs`` (the bytes of an SRS file the caller trusts)."""
+        srs_store: BlobStore = self.hub.blobs
+        if srs is not None:
+            srs_store = MemoryBlobStore()
+            srs_store.put(srs)
         return Verifier(
             trust or self.trust_root(),
             policy,
             checkpoint_memory=self.home.checkpoints,
             consistency=self.consistency_proof,
             zk_resolver=self._zk.resolver,
+            zk_srs=srs_store,
         )
 
     def consistency_proof(self, origin: str, old: int, new: int) -> list[bytes]:

@@ -83,15 +83,22 @@ def prove(
     runtime: dict[str, Any],
     zk: ZkFlow | None,
     progress: Callable[[str], None] | None,
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The output proofs beyond the signature (re-execution; a ZK proof if ``zk``),
-    and the bundle's proofs too big for the receipt."""
-    ctx = ProveContext(digest, done.tensors, done.outputs, runtime)
-    proofs = [Reexecution().prove(ctx)]
+    private_input: bool,
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, np.ndarray]]:
+    """The output proofs beyond the signature, the bundle's proofs too big for the
+    receipt, and the answer they vouch for.
+
+    Vanilla: re-execution, and the answer is the model's output. ZK: the proof,
+    and the answer is the circuit's output, which the proof covers; re-execution
+    is not claimed then, since the float run's output is not the answer.
+    """
     if zk is None:
-        return proofs, {}
-    entry, bundle_part = zk.prove(digest, done.tensors, list(done.outputs), progress)
-    return [*proofs, entry], {"zk": bundle_part}
+        ctx = ProveContext(digest, done.tensors, done.outputs, runtime)
+        return [Reexecution().prove(ctx)], {}, done.outputs
+    entry, bundle_part, proven = zk.prove(
+        digest, done.tensors, done.outputs, progress, private_input=private_input
+    )
+    return [entry], {"zk": bundle_part}, proven
 
 
 def infer(
@@ -114,9 +121,10 @@ def infer(
     model, signature = model_block(models.hub, record, block, "onnx")
     input_claim, salt = input_block(done.tensors, private_input)
     runtime = engine_info()
-    proofs, bundle_proofs = prove(digest, done, runtime, zk if mode == "zk" else None, progress)
+    zk_flow = zk if mode == "zk" else None
+    proofs, bundle_proofs, answer = prove(digest, done, runtime, zk_flow, progress, private_input)
     claim = Claim(
-        output_digest=tensors_digest(done.outputs),
+        output_digest=tensors_digest(answer),
         model=model,
         input_block=input_claim,
         runtime=runtime,
@@ -128,9 +136,9 @@ def infer(
     )
     bundle = issuer.issue(
         claim,
-        outputs=encode_tensors(done.outputs),
+        outputs=encode_tensors(answer),
         inputs=None if salt else encode_tensors(done.tensors),
         model_signature=signature,
         proofs=bundle_proofs,
     )
-    return InferenceResult(done.outputs, bundle, salt)
+    return InferenceResult(answer, bundle, salt)

@@ -8,7 +8,8 @@ EZKL is imported only when a ZK operation runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import base64
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ import numpy as np
 from .._canonical import canonical_json, sha256_digest
 from ..errors import InputError
 from ..hub import BlobStore
-from ..runtime import NamedInputs, encode_tensors
+from ..runtime import NamedInputs
 from ._models import ModelRef, OnnxModels
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ class ZkFlow:
 
         zk = ZkFlow(models, home.zk)
         setup = zk.setup("mlp:1", [sample], dev_srs=True)
-        entry, bundle_part = zk.prove(setup_digest, tensors, ["y"])
+        entry, bundle_part, outputs = zk.prove(model_digest, tensors, {"y": float_y})
     """
 
     def __init__(self, models: OnnxModels, index_dir: Path) -> None:
@@ -107,22 +108,42 @@ class ZkFlow:
         self,
         model_digest: str,
         inputs: dict[str, np.ndarray],
-        output_names: Sequence[str],
+        outputs: Mapping[str, np.ndarray],
         progress: Callable[[str], None] | None = None,
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Prove one inference: (the receipt's proof entry, the bundle's ``proofs.zk``)."""
+        *,
+        private_input: bool = False,
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
+        """Prove one inference: (the receipt's proof entry, the bundle's ``proofs.zk``,
+        the proven outputs).
+
+        The proven outputs (the circuit's, dequantised) are the answer: the receipt's
+        subject and the bundle's outputs, so what a client reads is what the proof
+        covers (review finding 11.2). ``outputs`` (the float run) only give the names
+        and dtypes. A private input is refused on a setup whose inputs are public
+        instances of the proof (review finding 11.9).
+        """
         from ..proofs import zk
 
         record = self.find(model_digest, inputs)
+        if private_input and record.input_visibility == "public":
+            raise InputError(
+                "a private input cannot be proven with this setup: its inputs are public "
+                "instances of the proof, which would publish the input; set the model up "
+                "with hashed inputs (`inferproof zk setup --input-visibility hashed`)"
+            )
         if progress:
             progress(f"proving with EZKL (logrows {record.logrows}, {record.srs_kind} SRS)")
         proof = zk.prove(record, inputs, self.hub.blobs)
         proof_json = proof.to_json()
         names = (
-            list(output_names)
-            if len(output_names) == len(proof.outputs)
+            list(outputs)
+            if len(outputs) == len(proof.outputs)
             else [f"output_{i}" for i in range(len(proof.outputs))]
         )
+        proven = {
+            name: _in_dtype(value, outputs.get(name))
+            for name, value in zip(names, proof.outputs, strict=True)
+        }
         entry = {
             "type": ZK_PROOF_TYPE,
             "system": "ezkl",
@@ -130,8 +151,32 @@ class ZkFlow:
             "setup": record.digest(),
             "srs": record.srs_kind,
             "proof": sha256_digest(canonical_json(proof_json)),
-            # The circuit's (quantised, then dequantised) output, which the proof covers,
-            # next to the float output that the receipt's subject digest covers.
-            "circuit_outputs": encode_tensors(dict(zip(names, proof.outputs, strict=True))),
+            # The circuit's outputs in its instance order, by name in the bundle.
+            "output_names": names,
         }
-        return entry, {"setup": record.digest(), "proof": proof_json}
+        return entry, self.bundle_part(record, proof_json), proven
+
+    def bundle_part(self, record: ZkSetup, proof_json: dict[str, Any]) -> dict[str, Any]:
+        """The bundle's ``proofs.zk``: the proof, and what anyone needs to check it
+        besides the SRS (review finding 11.4): the setup record, whose digest the
+        receipt signs, and the settings and verifying key it names by digest."""
+        artifacts = {
+            digest: base64.b64encode(self.hub.blobs.get(digest)).decode()
+            for digest in (record.settings_digest, record.vk_digest)
+        }
+        return {
+            "setup": record.digest(),
+            "proof": proof_json,
+            "setup_record": record.to_json(),
+            "artifacts": artifacts,
+        }
+
+
+def _in_dtype(value: np.ndarray, like: np.ndarray | None) -> np.ndarray:
+    """The proven value in the model's output dtype when that holds it exactly (the
+    circuit's values are multiples of 2^-scale), else in float64."""
+    if like is not None and like.dtype.kind == "f":
+        cast = value.astype(like.dtype)
+        if np.array_equal(cast.astype(np.float64), value):
+            return cast
+    return value.astype(np.float64)

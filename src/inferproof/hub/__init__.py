@@ -7,7 +7,7 @@ that no longer matches its digest.
 from __future__ import annotations
 
 from ..errors import BlobCorruptError
-from ._blobs import BlobStore, LocalBlobStore
+from ._blobs import BlobStore, LocalBlobStore, MemoryBlobStore
 from ._hub import Hub
 from ._registry import LATEST, ModelRecord, Registry, SQLiteRegistry, check_name
 from ._signing import (
@@ -25,6 +25,7 @@ __all__ = [
     "BlobStore",
     "Hub",
     "LocalBlobStore",
+    "MemoryBlobStore",
     "ModelRecord",
     "ModelSignature",
     "Registry",

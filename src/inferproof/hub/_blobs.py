@@ -92,3 +92,34 @@ class LocalBlobStore:
     def path(self, digest: str) -> Path | None:
         target = self._file(digest)
         return target if target.exists() else None
+
+
+class MemoryBlobStore:
+    """Blobs in a dictionary, checked on read like any store: for a verifier's
+    material (an SRS file given on the command line) and for tests.
+
+    Example::
+
+        store = MemoryBlobStore()
+        digest = store.put(Path("kzg15.srs").read_bytes())
+    """
+
+    def __init__(self) -> None:
+        self._blobs: dict[str, bytes] = {}
+
+    def put(self, data: bytes) -> str:
+        digest = sha256_digest(data)
+        self._blobs[digest] = bytes(data)
+        return digest
+
+    def get(self, digest: str) -> bytes:
+        data = self._blobs.get(check_digest(digest))
+        if data is None:
+            raise InputError(f"no blob {digest} here")
+        return data
+
+    def has(self, digest: str) -> bool:
+        return digest in self._blobs
+
+    def path(self, digest: str) -> Path | None:
+        return None

@@ -27,6 +27,10 @@ class Reexecution:
         return {"type": self.type, "settings": ctx.runtime.get("settings", {})}
 
     def verify(self, record: dict[str, Any] | None, ctx: VerifyContext) -> Check:
+        if record is None:
+            # A ZK receipt's answer is the circuit's output, not the float run's: it
+            # claims no re-execution, and none is made.
+            return _absent(ctx, "the receipt claims no re-execution proof")
         if ctx.model_bytes is None:
             return _absent(ctx, "model file not available (give --model or push it to the hub)")
         if ctx.inputs is None:

@@ -21,7 +21,7 @@ from ..attest import (
     verify_identity_evidence,
 )
 from ..errors import InputError, VerificationError
-from ..hub import verify_model_signature
+from ..hub import BlobStore, verify_model_signature
 from ..log import CheckpointMemory, VerifierKey
 from ..proofs import Reexecution, VerifyContext, chat_checks, is_chat_receipt
 from ..receipts import Bundle, Receipt, opens, verify_envelope
@@ -92,6 +92,7 @@ class Verifier:
         checkpoint_memory: Path | None = None,
         consistency: ConsistencySource | None = None,
         zk_resolver: ZkResolver | None = None,
+        zk_srs: BlobStore | None = None,
         extra_checks: tuple[Callable[[Bundle, Material], Check], ...] = (),
     ) -> None:
         self.trust = trust
@@ -101,6 +102,8 @@ class Verifier:
         self._memory = checkpoint_memory
         self._consistency = consistency
         self._zk_resolver = zk_resolver
+        # Where the SRS of a ZK bundle carrying its own setup is found (a hub, a file).
+        self._zk_srs = zk_srs
         self._extra = extra_checks
         self._identities: dict[str, Check] = {}
         self._memories: dict[str, CheckpointMemory] = {}
@@ -173,6 +176,7 @@ class Verifier:
                 required=self.policy.require_zk,
                 allow_dev_srs=self.policy.allow_dev_srs,
                 resolver=self._zk_resolver,
+                srs=self._zk_srs,
             )
         )
         return checks

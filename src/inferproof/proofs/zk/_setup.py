@@ -124,10 +124,10 @@ def setup(
     """
     if sha256_digest(model_bytes) != model_digest:
         raise InputError(f"model bytes do not hash to {model_digest}")
-    check_self_contained(model_bytes)  # tract would resolve external data like onnxruntime
     _check_options(target, input_visibility, param_visibility)
     srs_kind = _srs_option(srs_path, dev_srs, online_srs)
     declared = model_inputs(model_bytes)
+    check_self_contained(model_bytes)  # tract would resolve external data like onnxruntime
     shapes, variables = resolve_shapes(declared, sample_inputs)
     plan = _Plan(
         model_digest=model_digest, names=tuple(n for n, _ in declared), shapes=shapes,
