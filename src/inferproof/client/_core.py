@@ -30,6 +30,7 @@ from .._files import default_home, write_private
 from ..errors import Error, InputError, VerificationError
 from ..hub import ModelRecord
 from ..log import (
+    PROOF_ATTEMPTS,
     Checkpoint,
     CheckpointMemory,
     Note,
@@ -301,7 +302,7 @@ class ClientCore:
         return _with(report, check)
 
     def _consistency_flow(self, cp: SignedCheckpoint, key: VerifierKey) -> Flow[Check]:
-        for _ in range(8):  # the latest may move under concurrent requests: ask again
+        for _ in range(PROOF_ATTEMPTS):  # the latest may move under concurrent requests
             sizes = self._memory.needed(cp, key)
             try:
                 proof = (yield from self._proof_flow(*sizes)) if sizes else None
@@ -318,18 +319,28 @@ class ClientCore:
         return _hashes(_body((yield Req("GET", "/v1/log/consistency", False, {"params": params}))))
 
     def _persist_flow(self, checkpoints: list[SignedCheckpoint]) -> Flow[None]:
+        """Add this client's latest checkpoints to the memory on disk that other
+        clients, threads and processes share: each is proven consistent with what the
+        file holds *when it is compared* (the proof is fetched again if another process
+        moved the file meanwhile), and the file never goes back to a smaller one."""
         if not checkpoints or self._verifier is None or self._memory.dir is None:
             return
         for cp in checkpoints:
             key = self._verifier.trust.log_keys.get(cp.origin)
             if key is None:
                 continue
-            disk = CheckpointMemory(self._memory.dir, key)
-            sizes = disk.needs_proof(cp)
-            proof = (yield from self._proof_flow(*sizes)) if sizes else None
-            check = disk.observe(cp, proof)
+            check = yield from self._disk_flow(CheckpointMemory(self._memory.dir, key), cp)
             if check.status is CheckStatus.FAILED:
                 raise VerificationError(check.name, check.detail)
+
+    def _disk_flow(self, disk: CheckpointMemory, cp: SignedCheckpoint) -> Flow[Check]:
+        for _ in range(PROOF_ATTEMPTS):
+            sizes = disk.needs_proof(cp)
+            proof = (yield from self._proof_flow(*sizes)) if sizes else None
+            check = disk.try_observe(cp, sizes, proof)
+            if check is not None:
+                return check
+        return not_checked("log.consistency", "the shared memory kept moving")
 
     def _model_flow(self, digest: str) -> Flow[bytes]:
         data = self._models.get(digest)

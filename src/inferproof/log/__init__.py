@@ -52,7 +52,13 @@ from ._tiles import (
     tile_path,
     tile_widths,
 )
-from ._verify import CheckpointMemory, LogProofResult, verify_tlog_proof
+from ._verify import (
+    COSIGNATURE_CLOCK_SKEW,
+    PROOF_ATTEMPTS,
+    CheckpointMemory,
+    LogProofResult,
+    verify_tlog_proof,
+)
 from ._witness import (
     CosignOutcome,
     Witness,
@@ -64,8 +70,10 @@ from ._witness import (
 __all__ = [
     "ALG_COSIGNATURE_V1",
     "ALG_ED25519",
+    "COSIGNATURE_CLOCK_SKEW",
     "EMPTY_ROOT",
     "MAX_TILE_LEVEL",
+    "PROOF_ATTEMPTS",
     "TILE_WIDTH",
     "AppendResult",
     "AuditResult",

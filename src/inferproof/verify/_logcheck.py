@@ -2,6 +2,12 @@
 
 The leaf is the RFC 8785 canonical JSON of the bundle's DSSE envelope, so anyone
 can recompute it from the bundle alone.
+
+A consistency check that cannot be made is reported not checked, never passed and
+never failed: a bundle older than the checkpoint this verifier remembers needs a
+proof, and a proof source that holds no proofs for that log (another node's log on
+this machine, or none) is no evidence against it. A source that does hold the log but
+cannot link two sizes the log signed is: that is a rollback (issue 11, low).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from .._canonical import canonical_json
 from .._checks import Check, failed, not_checked
 from ..errors import InputError, VerificationError
 from ..log import (
+    COSIGNATURE_CLOCK_SKEW,
     Checkpoint,
     CheckpointMemory,
     Note,
@@ -22,8 +29,16 @@ from ..log import (
 )
 from ..receipts import Bundle
 
-# Given (old size, new size), return the RFC 9162 consistency proof between them.
+# Given (origin, old size, new size), return the RFC 9162 consistency proof between
+# them; raise InputError when it cannot. The source speaks for the logs it holds (the
+# node's own log): one that holds the log but cannot link two sizes the log signed is
+# evidence of a rollback or fork. One that does not hold the log at all (it refuses
+# even the empty proof from size 0) is no evidence: the check is not made.
 ConsistencySource = Callable[[str, int, int], Sequence[bytes]]
+
+
+class _NoProofSource(Exception):
+    """The proof source holds no proofs for this log: the check cannot be made."""
 
 
 def _origin(proof_text: str) -> str:
@@ -39,8 +54,13 @@ def log_checks(
     required: bool,
     memory: Callable[[VerifierKey], CheckpointMemory] | None,
     consistency: ConsistencySource | None,
+    *,
+    now: int | None = None,
 ) -> list[Check]:
-    """The ``log.*`` checks of one bundle (see docs/log.md)."""
+    """The ``log.*`` checks of one bundle (see docs/log.md).
+
+    ``now`` is the verification time (POSIX seconds): witness cosignatures dated in
+    the future beyond the clock-skew allowance do not count toward ``quorum``."""
     text = bundle.tlog_entry
     if text is None:
         why = "the bundle carries no log entry"
@@ -56,7 +76,9 @@ def log_checks(
         return [failed("log.inclusion", f"log {origin!r} is not a log the policy trusts")]
     leaf = canonical_json(bundle.envelope)
     try:
-        result = verify_tlog_proof(text, leaf, key, witness_keys, quorum)
+        result = verify_tlog_proof(
+            text, leaf, key, witness_keys, quorum, now, clock_skew=COSIGNATURE_CLOCK_SKEW
+        )
     except VerificationError as exc:
         return [failed(exc.check, exc.detail)]
     except InputError as exc:
@@ -74,15 +96,39 @@ def _consistency(
     name = "log.consistency"
     if memory is None:
         return not_checked(name, "no checkpoint memory kept by this verifier")
+    prove = _prover(consistency, signed) if consistency is not None else None
     try:
-        sizes = memory.needs_proof(signed)
-        proof = None
-        if sizes is not None:
-            if consistency is None:
-                return not_checked(
-                    name, f"no source for a consistency proof from size {sizes[0]} to {sizes[1]}"
-                )
-            proof = consistency(signed.origin, *sizes)
-        return memory.observe(signed, proof)
+        return memory.check(signed, prove)
+    except _NoProofSource as exc:
+        return not_checked(name, str(exc))
     except (InputError, VerificationError) as exc:
         return failed(name, str(exc))
+
+
+def _prover(
+    source: ConsistencySource, signed: SignedCheckpoint
+) -> Callable[[int, int], Sequence[bytes]]:
+    """``source`` for ``signed``'s log; a failure is evidence only if the source holds the log."""
+
+    def prove(old: int, new: int) -> Sequence[bytes]:
+        try:
+            return source(signed.origin, old, new)
+        except InputError as exc:
+            if not _holds(source, signed):
+                raise _NoProofSource(
+                    f"no proof from size {old} to {new}: the proof source holds no"
+                    f" proofs for {signed.origin} ({exc})"
+                ) from exc
+            raise InputError(f"the log cannot link sizes {old} and {new} it signed: {exc}") from exc
+
+    return prove
+
+
+def _holds(source: ConsistencySource, signed: SignedCheckpoint) -> bool:
+    """Whether ``source`` holds ``signed``'s log at all: it answers the empty proof
+    from size 0 (RFC 9162 2.1.4.1: nothing to prove), which any log can."""
+    try:
+        source(signed.origin, 0, 0)
+    except InputError:
+        return False
+    return True
