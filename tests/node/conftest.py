@@ -15,7 +15,7 @@ import uvicorn
 
 from inferproof import LocalNode
 from inferproof.node import NodeConfig, TokenStore, create_app
-from inferproof.node._serve import bind, url_of
+from inferproof.node._serve import bind, server_config, url_of
 from inferproof.testing import mlp_model
 
 MLP_SIZES = (8, 16, 2)
@@ -46,7 +46,7 @@ def start(
     app = create_app(node, config, infer=infer)
     token = TokenStore(home).create("tests")
     sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(server_config(app, config or NodeConfig(), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     url = url_of(sock)

@@ -71,9 +71,12 @@ def test_infer_returns_a_bundle_that_verifies_and_is_stored(
     )
     assert body["opening"] is None
     with running.http(auth=False) as http:
-        by_id = http.get(f"/v1/bundles/{body['bundle_id']}")
+        by_id = http.get(f"/v1/bundles/{body['bundle_id']}")  # the id is the capability
+        anonymous = http.get(f"/v1/receipts/{expected}/bundle")  # the digest is public
+    with running.http() as http:
         by_digest = http.get(f"/v1/receipts/{expected}/bundle")
     assert by_id.json() == body["bundle"] == by_digest.json()
+    assert anonymous.status_code == 401  # review finding 11.6
     outputs = bundle.outputs["y"]
     assert body["outputs"]["y"] == outputs
 

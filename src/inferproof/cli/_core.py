@@ -113,6 +113,14 @@ def infer(
     private_input: Annotated[
         bool, typer.Option("--private-input", help="Commit to a salted input digest only.")
     ] = False,
+    public_output: Annotated[
+        bool,
+        typer.Option(
+            "--public-output",
+            help="With --private-input: keep the outputs in the bundle and the receipt's "
+            "plain output digest (a ZK proof publishes them anyway).",
+        ),
+    ] = False,
     mode: Annotated[
         str, typer.Option("--mode", help="vanilla, zk (zero-knowledge proof) or tee.")
     ] = "vanilla",
@@ -123,23 +131,27 @@ def infer(
     ] = None,
 ) -> None:
     """Run a model (locally, or on a node with --node) and write a receipt bundle."""
+    if public_output and not private_input:
+        raise InputError("--public-output applies with --private-input (outputs are public anyway)")
+    private_output = private_input and not public_output
     inputs = load_tensors(input_file)
     with step_progress(f"inference ({mode})") as progress:
         if node_url:
             with node_client(node_url, token, policy) as client:
                 result: InferenceResult | Inference = client.infer(
                     model, _client_inputs(inputs), mode=mode, nonce=nonce,
-                    private_input=private_input, progress=progress,
+                    private_input=private_input, private_output=private_output,
+                    progress=progress,
                 )  # fmt: skip
         else:
             result = LocalNode().infer(
                 model_ref(model, ".onnx"), inputs, nonce=nonce, private_input=private_input,
-                mode=mode, progress=progress,
+                private_output=private_output, mode=mode, progress=progress,
             )  # fmt: skip
     result.bundle.write(output)
     if result.salt is not None:
         opening = output.with_name(output.name + ".opening")
-        save_opening(opening, result.salt)
+        save_opening(opening, result.salt, result.bundle, result.outputs)
         console.print(f"opening (keep it private) written to {opening}", style="dim")
     console.print_json(json.dumps(encode_tensors(result.outputs)))
     console.print(f"bundle written to {output}", style="dim")
@@ -225,11 +237,13 @@ def _material(
         chat_opening = ChatOpening.load(opening) if opening else None
         return Material(model_bytes=model_bytes, nonce=nonce, chat_opening=chat_opening)
     named = load_tensors(input_file) if input_file else None
+    opened = load_opening(opening) if opening else None
     return Material(
         model_bytes=model_bytes,
         inputs=named.tensors if named else None,
         untyped=named.untyped if named else frozenset(),
-        salt=load_opening(opening) if opening else None,
+        salt=opened.salt if opened else None,
+        outputs=opened.outputs if opened else None,
         nonce=nonce,
     )
 

@@ -123,9 +123,12 @@ class AsyncClient(ClientCore):
         mode: str = "vanilla",
         nonce: str | None = None,
         private_input: bool = False,
+        private_output: bool | None = None,
         progress: Progress | None = None,
     ) -> Inference:
-        flow = self._infer_flow(model, inputs, mode, nonce, private_input, progress)
+        flow = self._infer_flow(
+            model, inputs, mode, nonce, (private_input, private_output), progress
+        )
         return await self._run(flow)
 
     async def infer_batch(
@@ -135,15 +138,18 @@ class AsyncClient(ClientCore):
         *,
         nonces: Sequence[str] | None = None,
         private_input: bool = False,
+        private_output: bool | None = None,
     ) -> list[Inference]:
-        return await self._run(self._batch_flow(model, batch, nonces, private_input))
+        return await self._run(
+            self._batch_flow(model, batch, nonces, (private_input, private_output))
+        )
 
     async def bundle(self, bundle_id: str) -> Bundle:
         return Bundle.from_json(await self._run(get_flow(f"/v1/bundles/{bundle_id_of(bundle_id)}")))
 
     async def bundle_for(self, receipt_digest: str) -> Bundle:
         path = f"/v1/receipts/{check_digest(receipt_digest)}/bundle"
-        return Bundle.from_json(await self._run(get_flow(path)))
+        return Bundle.from_json(await self._run(get_flow(path, auth=True)))
 
     async def check(self, bundle: Bundle, material: Material | None = None) -> VerificationReport:
         return await self._run(self._check_flow(bundle, material, None))

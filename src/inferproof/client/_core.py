@@ -57,6 +57,8 @@ _MODEL_REF = re.compile(
 T = TypeVar("T")
 Inputs = Mapping[str, Any]
 Progress = Callable[[str], None]
+# (private input, private output: None for the node's default, which is the input's).
+Privacy = tuple[bool, bool | None]
 
 
 @dataclass(frozen=True)
@@ -201,7 +203,7 @@ class ClientCore:
         return conform({**arrays, **named.tensors}, record.inputs, named.untyped)
 
     def _infer_flow(
-        self, model: str, inputs: Inputs, mode: str, nonce: str | None, private: bool,
+        self, model: str, inputs: Inputs, mode: str, nonce: str | None, private: Privacy,
         progress: Progress | None,
     ) -> Flow[Inference]:  # fmt: skip
         if self.verify_answers:
@@ -216,7 +218,7 @@ class ClientCore:
         return (yield from self._finish_flow(obj, sent))
 
     def _batch_flow(
-        self, model: str, batch: Sequence[Inputs], nonces: Sequence[str] | None, private: bool
+        self, model: str, batch: Sequence[Inputs], nonces: Sequence[str] | None, private: Privacy
     ) -> Flow[list[Inference]]:
         if self.verify_answers:
             yield from self._trust_flow()
@@ -263,15 +265,18 @@ class ClientCore:
         if not isinstance(obj, dict) or not isinstance(obj.get("bundle"), dict):
             raise InputError("the node's answer has no bundle")
         bundle, salt = Bundle.from_json(obj["bundle"]), _salt(obj)
+        # A receipt committing to its output keeps it out of the bundle: the node
+        # hands it to the caller in the opening, and the check opens the commitment.
+        committed = _opening_outputs(obj)
         report = None
         if self.verify_answers:
-            material = Material(inputs=sent.tensors, salt=salt, nonce=sent.nonce)
+            material = Material(inputs=sent.tensors, salt=salt, nonce=sent.nonce, outputs=committed)
             report = yield from self._check_flow(bundle, material, sent.model)
             if not report.verified:
                 bad = report.first_failure
                 assert bad is not None
                 raise VerificationError(bad.name, bad.detail)
-        outputs = decode_tensors(bundle.outputs, "bundle outputs")
+        outputs = committed if committed is not None else decode_tensors(bundle.outputs, "outputs")
         index = obj.get("log_index")
         return Inference(
             outputs, bundle, str(obj.get("bundle_id", "")), str(obj.get("receipt_digest", "")),
@@ -382,8 +387,8 @@ class ClientCore:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-def get_flow(path: str) -> Flow[Any]:
-    return _body((yield Req("GET", path)))
+def get_flow(path: str, auth: bool = False) -> Flow[Any]:
+    return _body((yield Req("GET", path, auth)))
 
 
 def prepare(req: Req, auth: dict[str, str]) -> tuple[dict[str, str], dict[str, Any]]:
@@ -404,8 +409,18 @@ def bundle_id_of(bundle_id: str) -> str:
     return bundle_id
 
 
-def _item(tensors: dict[str, np.ndarray], nonce: str, private: bool) -> dict[str, Any]:
-    return {"inputs": encode_tensors(tensors), "nonce": nonce, "private_input": private}
+def _item(tensors: dict[str, np.ndarray], nonce: str, private: Privacy) -> dict[str, Any]:
+    item = {"inputs": encode_tensors(tensors), "nonce": nonce, "private_input": private[0]}
+    if private[1] is not None:
+        item["private_output"] = private[1]
+    return item
+
+
+def _opening_outputs(obj: dict[str, Any]) -> dict[str, np.ndarray] | None:
+    opening = obj.get("opening")
+    if not isinstance(opening, dict) or opening.get("outputs") is None:
+        return None
+    return decode_tensors(opening["outputs"], "the opening's outputs")
 
 
 def _salt(obj: dict[str, Any]) -> bytes | None:

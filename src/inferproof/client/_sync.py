@@ -127,6 +127,7 @@ class Client(ClientCore):
         mode: str = "vanilla",
         nonce: str | None = None,
         private_input: bool = False,
+        private_output: bool | None = None,
         progress: Progress | None = None,
     ) -> Inference:
         """Run ``model`` on ``inputs`` (numpy arrays, or plain lists typed by the model).
@@ -134,7 +135,9 @@ class Client(ClientCore):
         A fresh random nonce is used when none is given. Long modes run as jobs and
         ``progress`` receives their progress lines.
         """
-        return self._run(self._infer_flow(model, inputs, mode, nonce, private_input, progress))
+        return self._run(
+            self._infer_flow(model, inputs, mode, nonce, (private_input, private_output), progress)
+        )
 
     def infer_batch(
         self,
@@ -143,16 +146,17 @@ class Client(ClientCore):
         *,
         nonces: Sequence[str] | None = None,
         private_input: bool = False,
+        private_output: bool | None = None,
     ) -> list[Inference]:
         """Several inferences in one request; each has its own receipt, all are verified."""
-        return self._run(self._batch_flow(model, batch, nonces, private_input))
+        return self._run(self._batch_flow(model, batch, nonces, (private_input, private_output)))
 
     def bundle(self, bundle_id: str) -> Bundle:
         return Bundle.from_json(self._run(get_flow(f"/v1/bundles/{bundle_id_of(bundle_id)}")))
 
     def bundle_for(self, receipt_digest: str) -> Bundle:
         path = f"/v1/receipts/{check_digest(receipt_digest)}/bundle"
-        return Bundle.from_json(self._run(get_flow(path)))
+        return Bundle.from_json(self._run(get_flow(path, auth=True)))
 
     def check(self, bundle: Bundle, material: Material | None = None) -> VerificationReport:
         """Verify any bundle with this client's trust, policy and checkpoint memory."""

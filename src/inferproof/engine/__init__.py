@@ -23,11 +23,12 @@ from ._chatreceipt import receipt_digest
 from ._home import Home
 from ._issue import Claim, Issuer, utc_now
 from ._local import LocalNode
-from ._onnx import MODES, SALT_SCHEME, InferenceResult
-from ._opening import load_opening, save_opening
+from ._onnx import MODES, OUTPUT_COMMITTED, SALT_SCHEME, InferenceResult
+from ._opening import Opening, load_opening, opening_json, parse_opening, save_opening
 
 __all__ = [
     "MODES",
+    "OUTPUT_COMMITTED",
     "SALT_SCHEME",
     "ChatConfig",
     "ChatResult",
@@ -37,7 +38,10 @@ __all__ = [
     "InferenceResult",
     "Issuer",
     "LocalNode",
+    "Opening",
     "load_opening",
+    "opening_json",
+    "parse_opening",
     "receipt_digest",
     "save_opening",
     "utc_now",

@@ -149,6 +149,7 @@ class LocalNode:
         *,
         nonce: str | None = None,
         private_input: bool = False,
+        private_output: bool | None = None,
         mode: str = "vanilla",
         progress: Callable[[str], None] | None = None,
     ) -> InferenceResult:
@@ -156,11 +157,15 @@ class LocalNode:
 
         ``mode`` is ``vanilla`` (signature and re-execution), ``zk`` (adds a
         zero-knowledge proof; the model must be set up) or ``tee`` (needs a TEE).
-        ``progress`` receives a line per step of long modes.
+        ``progress`` receives a line per step of long modes. ``private_input`` commits to
+        a salted input digest; ``private_output`` (by default the same) to a salted
+        output digest, keeping the outputs out of the bundle: the caller keeps
+        :attr:`InferenceResult.salt` (and the outputs) to prove them later.
         """
         return _onnx.infer(
-            self.issuer, self._onnx, self._zk, model_ref, inputs,
-            nonce=nonce, private_input=private_input, mode=mode, progress=progress,
+            self.issuer, self._onnx, self._zk, model_ref, inputs, nonce=nonce,
+            private_input=private_input, private_output=private_output, mode=mode,
+            progress=progress,
         )  # fmt: skip
 
     def zk_setup(

@@ -17,15 +17,17 @@ import numpy as np
 from ..errors import InputError
 from ..proofs import ProveContext, Reexecution
 from ..receipts import Bundle, commit_input
-from ..runtime import NamedInputs, encode_tensors, engine_info, tensors_digest
+from ..runtime import NamedInputs, commit_output, encode_tensors, engine_info, tensors_digest
 from ._issue import Claim, Issuer, utc_now
 from ._models import ModelRef, OnnxModels, model_block
 from ._zk import ZkFlow
 
-__all__ = ["MODES", "SALT_SCHEME", "InferenceResult", "infer"]
+__all__ = ["MODES", "OUTPUT_COMMITTED", "SALT_SCHEME", "InferenceResult", "infer"]
 
 SALT_SCHEME = "salted-sha256-v1"
 MODES = ("vanilla", "zk", "tee")
+# parameters.output of a receipt whose subject is a salted commitment to the output.
+OUTPUT_COMMITTED = "committed"
 
 
 @dataclass(frozen=True)
@@ -66,15 +68,24 @@ def run(models: OnnxModels, digest: str, inputs: NamedInputs | Mapping[str, Any]
     return _Run(tensors, outputs, started, utc_now())
 
 
-def input_block(
-    tensors: dict[str, np.ndarray], private: bool
-) -> tuple[dict[str, Any], bytes | None]:
-    """The receipt's input: the tensors' digest, or a salted commitment and its salt."""
+def input_block(tensors: dict[str, np.ndarray], salt: bytes | None) -> dict[str, Any]:
+    """The receipt's input: the tensors' digest, or with ``salt`` a salted commitment."""
     digest = tensors_digest(tensors)
-    if not private:
-        return {"digest": digest}, None
-    salt = os.urandom(32)
-    return {"commitment": commit_input(digest, salt), "scheme": SALT_SCHEME}, salt
+    if salt is None:
+        return {"digest": digest}
+    return {"commitment": commit_input(digest, salt), "scheme": SALT_SCHEME}
+
+
+def check_privacy(mode: str, private_input: bool, private_output: bool) -> None:
+    """Refuse what would publish a private value: a ZK proof's outputs are public
+    instances of the proof (review finding 11.6)."""
+    if mode == "zk" and private_output:
+        why = "private input" if private_input else "private output"
+        raise InputError(
+            f"a ZK proof publishes its outputs as public instances, so a {why} cannot "
+            "keep the output private: reveal the output (private_output=False, "
+            "`--public-output`) or infer without --mode zk"
+        )
 
 
 def prove(
@@ -110,34 +121,49 @@ def infer(
     *,
     nonce: str | None = None,
     private_input: bool = False,
+    private_output: bool | None = None,
     mode: str = "vanilla",
     progress: Callable[[str], None] | None = None,
 ) -> InferenceResult:
-    """Run a model and return its outputs with a signed, logged receipt bundle."""
+    """Run a model and return its outputs with a signed, logged receipt bundle.
+
+    A private input is committed to by a salted digest. A private output (by
+    default, with a private input) likewise: the subject is a salted commitment to
+    the output digest and the bundle carries no outputs, so a published receipt
+    shows neither (review finding 11.6); the caller gets the outputs and the salt."""
+    hide_output = private_input if private_output is None else private_output
     check_mode(mode, issuer)
+    check_privacy(mode, private_input, hide_output)
     record, block = models.resolve(model_ref)
     digest = str(block["digest"])
     done = run(models, digest, inputs)
     model, signature = model_block(models.hub, record, block, "onnx")
-    input_claim, salt = input_block(done.tensors, private_input)
+    salt = os.urandom(32) if private_input or hide_output else None
+    input_claim = input_block(done.tensors, salt if private_input else None)
     runtime = engine_info()
     zk_flow = zk if mode == "zk" else None
     proofs, bundle_proofs, answer = prove(digest, done, runtime, zk_flow, progress, private_input)
+    subject = tensors_digest(answer)
+    parameters: dict[str, Any] = {"mode": mode}
+    if hide_output:
+        assert salt is not None
+        subject = commit_output(subject, salt)
+        parameters["output"] = OUTPUT_COMMITTED
     claim = Claim(
-        output_digest=tensors_digest(answer),
+        output_digest=subject,
         model=model,
         input_block=input_claim,
         runtime=runtime,
         nonce=nonce,
         started=done.started,
         finished=done.finished,
-        parameters={"mode": mode},
+        parameters=parameters,
         proofs=proofs,
     )
     bundle = issuer.issue(
         claim,
-        outputs=encode_tensors(answer),
-        inputs=None if salt else encode_tensors(done.tensors),
+        outputs={} if hide_output else encode_tensors(answer),
+        inputs=None if private_input else encode_tensors(done.tensors),
         model_signature=signature,
         proofs=bundle_proofs,
     )

@@ -13,7 +13,7 @@ from . import _chatroutes, _logroutes, _routes
 from ._chatservice import ChatService
 from ._config import NodeConfig
 from ._errors import install_handlers
-from ._metrics import Guard
+from ._guard import Guard
 from ._service import InferFn, Service
 
 _DESCRIPTION = """\
@@ -73,5 +73,13 @@ def create_app(
     _chatroutes.mount(app, chat, config.max_body_bytes)
     app.include_router(_routes.router, max_body_size=config.max_body_bytes)
     app.include_router(_logroutes.router)
-    app.add_middleware(Guard, metrics=svc.metrics, max_inflight=config.max_inflight)
+    app.add_middleware(
+        Guard,
+        metrics=svc.metrics,
+        tokens=svc.tokens,
+        max_inflight=config.max_inflight,
+        reserved=config.reserved_for_tokens,
+        body_idle_timeout=config.body_idle_timeout,
+        body_timeout=config.body_timeout,
+    )
     return app

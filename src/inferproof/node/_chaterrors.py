@@ -67,6 +67,15 @@ class ChatError(Exception):
         return Response(data, self.status, self.headers, media_type="application/json")
 
 
+def chat_unauthorized() -> ChatError:
+    """A chat write without a valid token, in OpenAI's shape (the client's api_key)."""
+    return ChatError(
+        401, "this endpoint needs a node token as the bearer token (the openai "
+        "client's api_key); make one with `inferproof token create`",
+        code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"},
+    )  # fmt: skip
+
+
 def _param_of(message: str, task: str) -> tuple[str | None, str | None]:
     """(param, code) for a refusal message of the request parser or the runtime."""
     if message.startswith("context overflow"):

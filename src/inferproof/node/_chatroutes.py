@@ -19,7 +19,7 @@ from starlette.responses import Response, StreamingResponse
 from .._canonical import parse_json
 from ..errors import InputError
 from . import _chaterrors
-from ._chaterrors import ChatError
+from ._chaterrors import ChatError, chat_unauthorized
 from ._chatschemas import (
     BUNDLE_ID_HEADER,
     ChatCompletion,
@@ -53,11 +53,7 @@ async def chat_writer(svc: Svc, creds: Credentials) -> str:
     """A valid node token, as for every write; OpenAI's 401 body otherwise."""
     owner = svc.tokens.check(creds.credentials if creds else None)
     if owner is None:
-        raise ChatError(
-            401, "this endpoint needs a node token as the bearer token (the openai "
-            "client's api_key); make one with `inferproof token create`",
-            code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"},
-        )  # fmt: skip
+        raise chat_unauthorized()
     return owner
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from ..errors import InputError
+
 # Model uploads: the same cap as `inferproof zk setup` takes (far above what a node
 # serves on one machine, and a guard on memory: the body is held to load the model).
 MAX_MODEL_BYTES = 256 * 1024 * 1024
@@ -37,11 +39,20 @@ class NodeConfig:
     max_tensor_elements: int = MAX_TENSOR_ELEMENTS
     max_batch_items: int = MAX_BATCH_ITEMS
     max_inflight: int = 256
+    # Of max_inflight, the requests only token holders may use: anonymous readers can
+    # take the rest, never all (review finding 11.7). None is a quarter.
+    reserved_inflight: int | None = None
     max_jobs: int = 1
     max_queued_jobs: int = 16
     job_modes: frozenset[str] = frozenset({"zk"})
     # Seconds an inference answered in the request may take before the caller gets 504.
     request_timeout: float = 60.0
+    # A request's headers must arrive within header_timeout seconds, and its body keep
+    # arriving: each part within body_idle_timeout, all of it within body_timeout
+    # (a 256 MiB model at 1 MB/s takes 256 s); else 408 and the connection closes.
+    header_timeout: float = 10.0
+    body_idle_timeout: float = 30.0
+    body_timeout: float = 300.0
     # A proving job still unfinished after this many seconds is reported failed.
     job_timeout: float = 3600.0
     # Longest ?wait= on a job, so a client cannot hold a connection forever.
@@ -64,3 +75,18 @@ class NodeConfig:
     # How the relay reaches its upstream: None is the network; an httpx transport
     # (httpx.MockTransport, a WSGI app) replaces it, for tests without sockets.
     relay_transport: httpx.BaseTransport | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.reserved_inflight is not None and not (
+            0 <= self.reserved_inflight < self.max_inflight
+        ):
+            raise InputError("reserved_inflight must be at least 0 and below max_inflight")
+        if min(self.header_timeout, self.body_idle_timeout, self.body_timeout) <= 0:
+            raise InputError("header_timeout, body_idle_timeout and body_timeout must be > 0")
+
+    @property
+    def reserved_for_tokens(self) -> int:
+        """The share of ``max_inflight`` kept for token holders (at least one)."""
+        if self.reserved_inflight is not None:
+            return self.reserved_inflight
+        return max(1, self.max_inflight // 4) if self.max_inflight > 1 else 0

@@ -54,6 +54,14 @@ class NodeHTTPError(Exception):
         self.headers = headers
 
 
+def unauthorized() -> NodeHTTPError:
+    """The answer to a write without a valid token."""
+    return NodeHTTPError(
+        401, "this endpoint needs a bearer token (inferproof token create)",
+        headers={"WWW-Authenticate": "Bearer"},
+    )  # fmt: skip
+
+
 def error_body(code: str, message: str) -> dict[str, Any]:
     # One line, bounded: messages may quote the caller's input.
     return {"error": {"code": code, "message": " ".join(message.split())[:1000]}}

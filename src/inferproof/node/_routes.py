@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from .._canonical import is_digest
 from ..errors import InputError
 from ._config import MAX_MODEL_BYTES
-from ._errors import NodeHTTPError, errors
+from ._errors import NodeHTTPError, errors, unauthorized
 from ._jobs import JobState
 from ._schemas import (
     DIGEST,
@@ -40,6 +40,8 @@ _JSON = "application/json"
 _ID = r"^[0-9a-f]{24}$"
 _BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 _IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
+# Answers that need a token are never kept by shared caches.
+_PRIVATE = {"Cache-Control": "private, no-store"}
 
 
 async def service(request: Request) -> Service:
@@ -57,10 +59,7 @@ async def caller(svc: Svc, creds: Credentials) -> str | None:
 
 async def writer(owner: Annotated[str | None, Depends(caller)]) -> str:
     if owner is None:
-        raise NodeHTTPError(
-            401, "this endpoint needs a bearer token (inferproof token create)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )  # fmt: skip
+        raise unauthorized()
     return owner
 
 
@@ -94,7 +93,7 @@ _PUSH_BODY: dict[str, Any] = {
 
 async def _push_body(request: Request, max_bytes: int) -> tuple[bytes, bytes | None]:
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
         raise NodeHTTPError(413, f"the body is over this node's {max_bytes}-byte model cap")
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
@@ -218,7 +217,14 @@ async def infer_batch(body: BatchRequest, svc: Svc, _: Writer) -> Response:
         raise NodeHTTPError(400, f"mode {body.mode!r} runs as a job: use POST /v1/infer")
     svc.check_model(body.model)
     calls = [
-        Call(body.model, svc.parse_inputs(item.inputs), body.mode, item.nonce, item.private_input)
+        Call(
+            body.model,
+            svc.parse_inputs(item.inputs),
+            body.mode,
+            item.nonce,
+            item.private_input,
+            item.private_output,
+        )
         for item in body.items
     ]
     data = await svc.run_batch(calls)
@@ -254,11 +260,15 @@ async def bundle_by_id(
 
 @router.get(
     "/receipts/{digest}/bundle",
-    responses={200: {"content": {_JSON: {}}}, **errors(404, 422, 429)},
-    summary="The bundle of a receipt, by the digest of its envelope (its log entry)",
+    responses={200: {"content": {_JSON: {}}}, **errors(401, 404, 422, 429)},
+    summary="The bundle of a receipt, by the digest of its envelope (its log entry); needs a token",
 )
-async def bundle_by_digest(svc: Svc, digest: Annotated[str, Path(pattern=DIGEST)]) -> Response:
+async def bundle_by_digest(
+    svc: Svc, _: Writer, digest: Annotated[str, Path(pattern=DIGEST)]
+) -> Response:
+    # Log entries are public, so their digests are too: reading a bundle by one needs
+    # a token (review finding 11.6); the bundle id is the unguessable capability.
     data = svc.bundles.by_digest(digest) if is_digest(digest) else None
     if data is None:
         raise NodeHTTPError(404, f"no bundle for receipt {digest} on this node")
-    return Response(data, media_type=_JSON, headers=_IMMUTABLE)
+    return Response(data, media_type=_JSON, headers=_PRIVATE)

@@ -48,6 +48,11 @@ class InferItem(_Strict):
     private_input: bool = Field(
         default=False, description="Commit to a salted input digest; the opening is returned."
     )
+    private_output: bool | None = Field(
+        default=None,
+        description="Commit to a salted output digest and keep the outputs out of the "
+        "bundle; they are returned in the opening. Defaults to private_input.",
+    )
 
 
 class InferRequest(InferItem):
@@ -64,6 +69,9 @@ class BatchRequest(_Strict):
 class Opening(_Strict):
     scheme: str
     salt: str = Field(description="Hex of the 32-byte salt; keep it private.")
+    outputs: dict[str, Any] | None = Field(
+        default=None, description="The outputs of a receipt that commits to them (private)."
+    )
 
 
 class InferResponse(_Strict):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..engine import LocalNode
 from ._app import create_app
@@ -20,6 +23,57 @@ GRACEFUL_SECONDS = 30
 KEEP_ALIVE_SECONDS = 15
 # Seconds between forced GIL hand-offs (CPython default 0.005), see serve().
 SWITCH_INTERVAL = 0.0005
+
+
+class _HeaderDeadline(H11Protocol):
+    """uvicorn's h11 protocol with a deadline on request headers.
+
+    uvicorn bounds idle keep-alive connections but not a request whose headers
+    trickle in byte by byte (slowloris): the application never sees such a request,
+    so only the protocol can close it (review finding 11.7)."""
+
+    header_timeout = 10.0
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def _waiting(self) -> bool:
+        return self.cycle is None or self.cycle.response_complete
+
+    def _arm(self) -> None:
+        if self._header_timer is None and self._waiting():
+            self._header_timer = self.loop.call_later(self.header_timeout, self._expire)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _expire(self) -> None:
+        self._header_timer = None
+        if self._waiting() and not self.transport.is_closing():
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        self._arm()
+        super().data_received(data)
+        if not self._waiting():
+            self._disarm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+
+def server_config(app: Any, config: NodeConfig, **options: Any) -> uvicorn.Config:
+    """The uvicorn configuration of a node: graceful shutdown, keep-alive and header
+    deadlines. ``options`` go to :class:`uvicorn.Config` (``log_level``...)."""
+    protocol = type("HeaderDeadline", (_HeaderDeadline,), {"header_timeout": config.header_timeout})
+    options.setdefault("timeout_graceful_shutdown", GRACEFUL_SECONDS)
+    options.setdefault("timeout_keep_alive", KEEP_ALIVE_SECONDS)
+    return uvicorn.Config(app, lifespan="on", http=protocol, **options)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -61,17 +115,11 @@ def serve(
     # each other on every request; with the default 5 ms switch interval a waiting
     # thread can stall that long behind a busy one, which dominated request latency.
     sys.setswitchinterval(SWITCH_INTERVAL)
+    config = config or NodeConfig()
     node = LocalNode(home)
     app = create_app(node, config)
     sock = bind(host, port)
-    uv = uvicorn.Config(
-        app,
-        log_level=log_level,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=GRACEFUL_SECONDS,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-    )
+    uv = server_config(app, config, log_level=log_level, access_log=False)
     if announce:
         print(f"listening on {url_of(sock)}", flush=True)
     logging.getLogger("inferproof.node").setLevel(log_level.upper())

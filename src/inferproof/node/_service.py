@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._canonical import canonical_json, sha256_digest
-from ..engine import SALT_SCHEME, InferenceResult, LocalNode
+from ..engine import InferenceResult, LocalNode, opening_json
 from ..errors import InputError
 from ..hub import ModelRecord, parse_model_signature
 from ..log import TlogProof
@@ -40,6 +40,7 @@ class Call:
     mode: str
     nonce: str | None
     private_input: bool
+    private_output: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class Issued:
     """An inference's answer as stored and sent: the response without the opening."""
 
     body: bytes
-    opening: dict[str, str] | None
+    opening: dict[str, Any] | None
 
     def json(self, with_opening: bool) -> bytes:
         """The InferResponse bytes; the opening only for its caller."""
@@ -63,7 +64,7 @@ class _Pending:
     digest: str
     index: int | None
     outputs: dict[str, Any]
-    opening: dict[str, str] | None
+    opening: dict[str, Any] | None
 
 
 class Service:
@@ -103,7 +104,8 @@ class Service:
 
     def prepare(self, model: str, mode: str, item: InferItem) -> Call:
         self.check_model(model)
-        return Call(model, self.parse_inputs(item.inputs), mode, item.nonce, item.private_input)
+        return Call(model, self.parse_inputs(item.inputs), mode, item.nonce, item.private_input,
+                    item.private_output)  # fmt: skip
 
     def prepare_and_run(self, model: str, mode: str, item: InferItem) -> Issued:
         """Both steps in one worker-thread hop (each hop costs GIL hand-offs)."""
@@ -120,6 +122,7 @@ class Service:
             call.inputs,
             nonce=call.nonce,
             private_input=call.private_input,
+            private_output=call.private_output,
             mode=call.mode,
             progress=progress,
         )
@@ -127,7 +130,7 @@ class Service:
         data = json.dumps(bundle.to_json(), separators=(",", ":")).encode()
         digest = sha256_digest(canonical_json(bundle.envelope))
         index = TlogProof.parse(bundle.tlog_entry).index if bundle.tlog_entry else None
-        opening = {"scheme": SALT_SCHEME, "salt": result.salt.hex()} if result.salt else None
+        opening = opening_json(result.salt, bundle, result.outputs) if result.salt else None
         self.metrics.inferences.labels(call.mode).inc()
         return _Pending(data, digest, index, bundle.outputs, opening)
 

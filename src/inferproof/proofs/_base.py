@@ -34,6 +34,8 @@ class VerifyContext:
     model_bytes: bytes | None
     inputs: dict[str, np.ndarray] | None
     required: bool
+    # Opens a receipt whose subject is a salted commitment to the output.
+    salt: bytes | None = None
 
 
 class ProofSystem(Protocol):

@@ -12,7 +12,7 @@ from typing import Any
 
 from .._checks import Check, failed, not_checked, passed
 from ..errors import InputError
-from ..runtime import OnnxModel, tensors_digest
+from ..runtime import OnnxModel, output_opens, tensors_digest
 from ._base import ProveContext, VerifyContext
 
 CHECK = "output.reexecution"
@@ -41,6 +41,8 @@ class Reexecution:
         except InputError as exc:
             return failed(CHECK, f"cannot re-execute the model on the input: {exc}")
         digest = tensors_digest(outputs)
+        if ctx.receipt.parameters.get("output") == "committed":
+            return _committed(ctx, digest)
         if digest != ctx.receipt.output_digest:
             runtime = ctx.receipt.runtime
             return failed(
@@ -50,6 +52,15 @@ class Reexecution:
                 f"{runtime.get('version')} on {runtime.get('machine')})",
             )
         return passed(CHECK, f"re-executed: identical output {digest}")
+
+
+def _committed(ctx: VerifyContext, digest: str) -> Check:
+    """Re-execution of a private receipt: the re-run output must open its commitment."""
+    if ctx.salt is None:
+        return _absent(ctx, "the output is committed to with a salt: give the opening")
+    if not output_opens(ctx.receipt.output_digest, digest, ctx.salt):
+        return failed(CHECK, "the re-executed output does not open the receipt's commitment")
+    return passed(CHECK, "re-executed: the output opens the receipt's salted commitment")
 
 
 def _absent(ctx: VerifyContext, why: str) -> Check:

@@ -25,7 +25,7 @@ from ..hub import BlobStore, verify_model_signature
 from ..log import CheckpointMemory, VerifierKey
 from ..proofs import Reexecution, VerifyContext, chat_checks, is_chat_receipt
 from ..receipts import Bundle, Receipt, opens, verify_envelope
-from ..runtime import ChatOpening, OnnxModel, decode_tensors, tensors_digest
+from ..runtime import ChatOpening, OnnxModel, decode_tensors, output_opens, tensors_digest
 from ._logcheck import ConsistencySource, log_checks
 from ._policy import Policy, TrustRoot
 from ._zkcheck import ZkResolver, zk_checks
@@ -37,12 +37,16 @@ CLOCK_SKEW_SECONDS = 300.0
 
 @dataclass(frozen=True)
 class Material:
-    """What the user supplied beside the bundle: model bytes, input, opening, nonce, time."""
+    """What the user supplied beside the bundle: model bytes, input, opening, nonce, time.
+
+    ``salt`` opens a private receipt's commitments; ``outputs`` are the outputs a
+    receipt that commits to them keeps out of its bundle (from the opening)."""
 
     model_bytes: bytes | None = None
     inputs: Mapping[str, np.ndarray] | None = None
     untyped: frozenset[str] = frozenset()
     salt: bytes | None = None
+    outputs: Mapping[str, np.ndarray] | None = None
     nonce: str | None = None
     now: datetime | None = None
     chat_opening: ChatOpening | None = None
@@ -162,11 +166,11 @@ class Verifier:
     def _tensor_checks(self, bundle: Bundle, m: Material) -> list[Check]:
         """Output, model, environment, input and output proofs of a tensor receipt."""
         r = bundle.receipt
-        checks = [_output_digest(bundle), _model_digest(r, m), self._model_signature(bundle)]
+        checks = [_output_digest(bundle, m), _model_digest(r, m), self._model_signature(bundle)]
         checks.append(self._environment(bundle))
         inputs, input_check = self._input(bundle, m)
         checks.append(input_check)
-        ctx = VerifyContext(r, m.model_bytes, inputs, self.policy.require_reexecution)
+        ctx = VerifyContext(r, m.model_bytes, inputs, self.policy.require_reexecution, m.salt)
         checks.append(Reexecution().verify(_proof(r, "reexecution"), ctx))
         checks.extend(
             zk_checks(
@@ -367,16 +371,34 @@ def _proof(r: Receipt, kind: str) -> dict[str, Any] | None:
     return next((p for p in r.proofs if p.get("type") == kind), None)
 
 
-def _output_digest(bundle: Bundle) -> Check:
-    name = "output.digest"
+def _output_digest(bundle: Bundle, m: Material) -> Check:
+    name, signed = "output.digest", bundle.receipt.output_digest
+    committed = bundle.receipt.parameters.get("output") == "committed"
     try:
         outputs = decode_tensors(bundle.outputs, "bundle outputs")
     except InputError as exc:
         return failed(name, str(exc))
-    digest, signed = tensors_digest(outputs), bundle.receipt.output_digest
-    if digest != signed:
-        return failed(name, f"bundle outputs hash to {digest}, the signed receipt says {signed}")
-    return passed(name, f"outputs match the signed subject digest {digest}")
+    if not committed:
+        digest = tensors_digest(outputs)
+        if digest != signed:
+            return failed(
+                name, f"bundle outputs hash to {digest}, the signed receipt says {signed}"
+            )
+        return passed(name, f"outputs match the signed subject digest {digest}")
+    # A private receipt: the subject is a salted commitment to the outputs' digest.
+    if m.outputs is not None:
+        outputs, source = dict(m.outputs), "the given outputs"
+    else:
+        source = "the bundle's outputs"
+    if not outputs:
+        return not_checked(
+            name, "the receipt commits to a salted output digest: give the opening's outputs"
+        )
+    if m.salt is None:
+        return failed(name, "the receipt commits to a salted output digest: give the opening")
+    if not output_opens(signed, tensors_digest(outputs), m.salt):
+        return failed(name, f"{source} with the given opening do not match the commitment")
+    return passed(name, f"{source} open the receipt's salted output commitment")
 
 
 def _model_digest(r: Receipt, m: Material) -> Check:
