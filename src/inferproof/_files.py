@@ -41,14 +41,17 @@ def default_home() -> Path:
 
 
 @contextlib.contextmanager
-def _finished_temporary(path: Path, data: bytes) -> Iterator[Path]:
-    """A temporary file beside ``path`` holding ``data`` (0600, on disk); removed after."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+def _finished_temporary(path: Path, data: bytes, mode: int = 0o600) -> Iterator[Path]:
+    """A temporary file beside ``path`` holding ``data`` (``mode``, on disk); removed after."""
+    # Folders searchable by whoever may read the file (0700 for private files).
+    path.parent.mkdir(parents=True, exist_ok=True, mode=mode | 0o700 | (mode & 0o044) >> 2)
     # mkstemp: a unique name (threads and processes write at once), mode 0600.
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as fh:
+            if mode != 0o600:
+                os.fchmod(fh.fileno(), mode)
             fh.write(data)
             fh.flush()
             # On disk before it gets its name: a crash never leaves an empty file there.
@@ -78,9 +81,12 @@ def write_private(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` (mode 0600) with ``data``; readers see the old or the new file."""
-    with _finished_temporary(path, data) as tmp:
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data``; readers see the old or the new file, whole.
+
+    Private (0600) unless ``mode`` says otherwise (0o644 for files served to anyone,
+    such as exported tiles)."""
+    with _finished_temporary(path, data, mode) as tmp:
         os.replace(tmp, path)
 
 

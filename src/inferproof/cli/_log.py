@@ -102,7 +102,11 @@ def verify() -> None:
 @log_app.command("export-tiles")
 @handle_errors
 def export_tiles(directory: Annotated[Path, typer.Argument(help="Output directory.")]) -> None:
-    """Write the log as static tlog-tiles files (checkpoint, tile/..., tile/entries/...)."""
+    """Write the log as static tlog-tiles files (checkpoint, tile/..., tile/entries/...).
+
+    Full tiles and bundles, and the partial ones of every checkpointed size whose tile
+    is not full yet (c2sp.org/tlog-tiles); files already there are kept, so exporting
+    into the same folder again adds what grew."""
     with open_default_log(_home()) as log:
         count = log.export_tiles(directory)
     console.print(f"wrote {count} files to {directory}", markup=False)

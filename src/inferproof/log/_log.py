@@ -10,7 +10,6 @@ the tree's right edge inside its exclusive transaction.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
@@ -20,6 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._files import write_atomic
 from ..errors import InputError, VerificationError
 from ._checkpoint import Checkpoint, SignedCheckpoint, TlogProof, open_checkpoint
 from ._merkle import (
@@ -39,7 +39,7 @@ from ._tiles import (
     TileNodes,
     bundle_path,
     encode_bundle,
-    tile_levels,
+    served_tiles,
     tile_path,
     tile_widths,
 )
@@ -443,28 +443,32 @@ def _audit(log: Log, progress: Callable[[int], None] | None) -> AuditResult:
     return AuditResult(size, roots.get(size, EMPTY_ROOT), tuple(sizes))
 
 
-def _write_file(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+def _write_file(path: Path, data: bytes, *, unchanged_if_present: bool = False) -> None:
+    """Write an exported file atomically (a web server may be serving the folder),
+    world-readable: tiles are public. An immutable file already there with the same
+    bytes is left alone (re-exports rewrite only what grew)."""
+    if unchanged_if_present and path.is_file() and path.read_bytes() == data:
+        return
+    write_atomic(path, data, mode=0o644)
 
 
 def _export(log: Log, directory: Path) -> int:
+    """Every full tile and bundle, and the partial ones of each checkpointed size still
+    needed (see :func:`served_tiles`), then the checkpoint."""
     signed = log.checkpoint()
-    size, files = signed.size, 0
-    for level in range(tile_levels(size)):
-        full, partial = tile_widths(size, level)
-        for index in range(full + (1 if partial else 0)):
-            width = TILE_WIDTH if index < full else partial
-            row = log.store.read_tile(level, index)
-            if row is None or row[0] < width:
-                raise InputError(f"tile {level}/{index} is missing from the log store")
-            _write_file(directory / tile_path(level, index, width), row[1][: width * 32])
-            if level == 0:
-                entries = log.store.read_entries(index * TILE_WIDTH, index * TILE_WIDTH + width)
-                _write_file(directory / bundle_path(index, width), encode_bundle(entries))
-                files += 1
+    files = 0
+    for level, index, width in sorted(served_tiles(signed.size, log.store.checkpoint_sizes())):
+        row = log.store.read_tile(level, index)
+        if row is None or row[0] < width:
+            raise InputError(f"tile {level}/{index} is missing from the log store")
+        immutable = width == TILE_WIDTH
+        path = directory / tile_path(level, index, width)
+        _write_file(path, row[1][: width * 32], unchanged_if_present=immutable)
+        files += 1
+        if level == 0:
+            entries = log.store.read_entries(index * TILE_WIDTH, index * TILE_WIDTH + width)
+            path = directory / bundle_path(index, width)
+            _write_file(path, encode_bundle(entries), unchanged_if_present=immutable)
             files += 1
     # The checkpoint goes last, so a reader never sees it before the tiles it needs.
     _write_file(directory / "checkpoint", signed.encode())

@@ -11,7 +11,7 @@ the tile's base), so any node of the tree is one lookup; only row 0 is published
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +72,28 @@ def tile_levels(size: int) -> int:
     while size >> (TILE_HEIGHT * levels):
         levels += 1
     return levels
+
+
+def served_tiles(size: int, checkpoint_sizes: Iterable[int]) -> set[tuple[int, int, int]]:
+    """The (level, index, width) of every tile a log of ``size`` must serve.
+
+    tlog-tiles "Partial Tiles": "Logs MUST serve partial tiles corresponding to tree
+    sizes for which a checkpoint was produced, but MAY delete any partial tile once the
+    corresponding full tile is available". So: every full tile, and at each level the
+    partial widths of the rightmost tile that any checkpointed size up to ``size``
+    had; a partial of a tile that is full by now is left to the full tile (readers
+    fall back to it, as :class:`TileClient` does). Level 0 entry bundles go alike.
+    """
+    sizes = sorted({s for s in checkpoint_sizes if 0 < s <= size} | {size})
+    tiles: set[tuple[int, int, int]] = set()
+    for level in range(tile_levels(size)):
+        full, _ = tile_widths(size, level)
+        tiles.update((level, index, TILE_WIDTH) for index in range(full))
+        for s in sizes:
+            index, width = tile_widths(s, level)
+            if index == full and width:
+                tiles.add((level, index, width))
+    return tiles
 
 
 def encode_bundle(entries: Sequence[bytes]) -> bytes:
@@ -198,7 +220,13 @@ class TileClient:
     """Reads a tiled log and verifies everything it reads against a signed checkpoint.
 
     ``fetch(path)`` returns the bytes at ``<prefix>/<path>`` (a URL fetcher, or a
-    directory via :meth:`from_directory`).
+    directory via :meth:`from_directory`). ``checkpoint`` is the note to read the tree
+    at (for instance the one an older bundle carries); by default the log's latest,
+    fetched from ``checkpoint``.
+
+    A partial tile or entry bundle that is no longer served (the log may delete it
+    once the full one exists, tlog-tiles "Partial Tiles") is read as the prefix of the
+    full one; whatever is read is checked against the checkpoint's root either way.
 
     Example::
 
@@ -207,14 +235,22 @@ class TileClient:
         assert client.verify_root() == client.checkpoint.root_hash
     """
 
-    def __init__(self, fetch: Callable[[str], bytes], log_key: VerifierKey) -> None:
+    def __init__(
+        self,
+        fetch: Callable[[str], bytes],
+        log_key: VerifierKey,
+        checkpoint: bytes | None = None,
+    ) -> None:
         self._fetch = fetch
         self._cache: dict[tuple[int, int], Tile] = {}
-        self.checkpoint: SignedCheckpoint = open_checkpoint(fetch("checkpoint"), log_key)
+        note = fetch("checkpoint") if checkpoint is None else checkpoint
+        self.checkpoint: SignedCheckpoint = open_checkpoint(note, log_key)
         self.nodes = TileNodes(self._tile)
 
     @classmethod
-    def from_directory(cls, directory: Path, log_key: VerifierKey) -> TileClient:
+    def from_directory(
+        cls, directory: Path, log_key: VerifierKey, checkpoint: bytes | None = None
+    ) -> TileClient:
         base = directory.resolve()
 
         def fetch(path: str) -> bytes:
@@ -223,23 +259,50 @@ class TileClient:
                 raise InputError(f"tile path {path!r} escapes {base}")
             return target.read_bytes()
 
-        return cls(fetch, log_key)
+        return cls(fetch, log_key, checkpoint)
 
     @property
     def size(self) -> int:
         return self.checkpoint.size
 
+    def _width(self, level: int, index: int, what: str) -> int:
+        full, partial = tile_widths(self.size, level)
+        width = TILE_WIDTH if index < full else partial
+        if index > full or width == 0:
+            raise VerificationError("tiles.read", f"{what} is beyond the tree")
+        return width
+
+    def _fetch_sized(self, path: str, full_path: str, fits: Callable[[bytes], bool]) -> bytes:
+        """``path``, or the full resource at ``full_path`` when ``path`` (a partial one)
+        cannot be had or does not fit; the caller checks what it gets. When neither can
+        be had, the partial one's answer or error stands."""
+        if path == full_path:
+            return self._fetch(path)
+        try:
+            data = self._fetch(path)
+        except Exception as exc:  # any failure to get a partial one: try the full one
+            return self._full(full_path, exc)
+        return data if fits(data) else self._full(full_path, data)
+
+    def _full(self, full_path: str, partial: bytes | Exception) -> bytes:
+        try:
+            return self._fetch(full_path)
+        except Exception:
+            if isinstance(partial, Exception):
+                raise partial from None
+            return partial
+
     def _tile(self, level: int, index: int, _needed: int) -> Tile:
         tile = self._cache.get((level, index))
         if tile is None:
-            full, partial = tile_widths(self.size, level)
-            width = TILE_WIDTH if index < full else partial
-            if index > full or width == 0:
-                raise VerificationError("tiles.read", f"tile {level}/{index} is beyond the tree")
-            data = self._fetch(tile_path(level, index, width))
-            if len(data) != width * HASH_SIZE:
+            width = self._width(level, index, f"tile {level}/{index}")
+            size = width * HASH_SIZE
+            data = self._fetch_sized(
+                tile_path(level, index, width), tile_path(level, index), lambda d: len(d) == size
+            )
+            if len(data) not in (size, TILE_WIDTH * HASH_SIZE):
                 raise VerificationError("tiles.read", f"tile {level}/{index} has the wrong size")
-            tile = self._cache[(level, index)] = Tile.from_base(data)
+            tile = self._cache[(level, index)] = Tile.from_base(data[:size])
         return tile
 
     def verify_root(self) -> bytes:
@@ -251,12 +314,18 @@ class TileClient:
 
     def entries(self, bundle: int) -> list[bytes]:
         """Entries of bundle ``bundle``, each checked against the level-0 tile."""
-        full, partial = tile_widths(self.size, 0)
-        width = TILE_WIDTH if bundle < full else partial
-        if bundle > full or width == 0:
-            raise VerificationError("tiles.read", f"entry bundle {bundle} is beyond the tree")
+        width = self._width(0, bundle, f"entry bundle {bundle}")
+
+        def fits(data: bytes) -> bool:
+            try:
+                decode_bundle(data, width)
+            except InputError:
+                return False
+            return True
+
+        data = self._fetch_sized(bundle_path(bundle, width), bundle_path(bundle), fits)
         try:
-            entries = decode_bundle(self._fetch(bundle_path(bundle, width)), width)
+            entries = decode_bundle(data, width if fits(data) else TILE_WIDTH)[:width]
         except InputError as exc:
             raise VerificationError("tiles.entry", f"bundle {bundle}: {exc}") from exc
         tile = self._tile(0, bundle, width)

@@ -31,13 +31,22 @@ from ._schemas import ConsistencyProof, Health, Identity, InclusionProof
 router = APIRouter()
 _TEXT = "text/plain; charset=utf-8"
 _BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
-# tlog-tiles: full tiles and bundles never change, so caches may keep them for good;
-# partial ones and the checkpoint change with every append.
+# c2sp.org/tlog-tiles: the tile and entry bundle endpoints are "immutable, so [their]
+# caching headers SHOULD be long-lived"; a partial tile at its own path (.p/<W>) never
+# changes either (the next size is another path). One year, immutable (RFC 8246).
 _FOREVER = {"Cache-Control": "public, max-age=31536000, immutable"}
+# tlog-tiles: the checkpoint "is mutable, so its headers SHOULD prevent caching beyond
+# a few seconds": every use revalidates.
 _NO_CACHE = {"Cache-Control": "no-cache"}
+# A tile that does not exist yet will exist after the next appends: a cache must not
+# keep the 404 (RFC 9111 lets caches keep a 404 by heuristics).
+_MISSING = {"Cache-Control": "no-store"}
 # tlog-tiles "<N>" path: x-prefixed groups of three digits, then the last three, then
 # an optional ".p/<W>" for a partial tile.
-_INDEX = re.compile(r"^((?:x\d{3}/)*)(\d{3})(?:\.p/(\d{1,3}))?$")
+_INDEX = re.compile(r"^((?:x[0-9]{3}/)*)([0-9]{3})(?:\.p/([0-9]{1,3}))?$")
+# tlog-tiles "<L>": a decimal 0..63 with no leading zeroes, ASCII digits only (str.isdigit
+# also accepts digits that int() rejects, such as "²").
+_LEVEL = re.compile(r"0|[1-9][0-9]?")
 
 
 def _log(svc: Svc) -> Log:
@@ -53,22 +62,30 @@ def _b64(hashes: list[bytes]) -> list[str]:
 def _parse_index(text: str) -> tuple[int, int | None]:
     m = _INDEX.match(text)
     if m is None:
-        raise NodeHTTPError(404, "not a tlog-tiles path")
+        raise _missing("not a tlog-tiles path")
     digits = m.group(1).replace("x", "").replace("/", "") + m.group(2)
     width = int(m.group(3)) if m.group(3) else None
     if width is not None and not 1 <= width < TILE_WIDTH:
-        raise NodeHTTPError(404, "partial tile width must be 1..255")
+        raise _missing("partial tile width must be 1..255")
     return int(digits), width
 
 
+def _missing(message: str) -> NodeHTTPError:
+    return NodeHTTPError(404, message, headers=_MISSING)
+
+
 def _tile_width(log: Log, level: int, index: int, width: int | None) -> int:
-    """The width to serve, or 404 when the tree has no such tile (yet)."""
+    """The width to serve, or 404 when the tree has no such tile (yet).
+
+    Every partial width of a tile is served, also once the tile is full: the partial
+    tiles of every checkpointed size stay available (tlog-tiles "Partial Tiles"), so a
+    client holding an older checkpoint reads the tree at that size."""
     full, partial = tile_widths(log.size, level)
     if index < full:
         return width or TILE_WIDTH
     if index == full and width is not None and width <= partial:
         return width
-    raise NodeHTTPError(404, "no such tile in the current tree")
+    raise _missing("no such tile in the current tree")
 
 
 @router.get("/v1/log/checkpoint", response_class=Response,
@@ -85,11 +102,11 @@ async def entry_bundle(svc: Svc, path: str) -> Response:
     log = _log(svc)
     index, width = _parse_index(path)
     if bundle_path(index, width or TILE_WIDTH) != f"tile/entries/{path}":
-        raise NodeHTTPError(404, "not a canonical tlog-tiles path")
+        raise _missing("not a canonical tlog-tiles path")
     count = _tile_width(log, 0, index, width)
     entries = log.store.read_entries(index * TILE_WIDTH, index * TILE_WIDTH + count)
-    headers = _FOREVER if width is None else _NO_CACHE
-    return Response(encode_bundle(entries), media_type="application/octet-stream", headers=headers)
+    data = encode_bundle(entries)
+    return Response(data, media_type="application/octet-stream", headers=_FOREVER)
 
 
 @router.get("/v1/log/tile/{level}/{path:path}", response_class=Response,
@@ -97,20 +114,20 @@ async def entry_bundle(svc: Svc, path: str) -> Response:
 async def tile(svc: Svc, level: str, path: str) -> Response:
     """A Merkle tree tile (tlog-tiles "Merkle Tree"): up to 256 hashes of one level."""
     log = _log(svc)
-    if not level.isdigit() or int(level) > MAX_TILE_LEVEL or str(int(level)) != level:
-        raise NodeHTTPError(404, "tile level must be a decimal 0..63")
+    if not _LEVEL.fullmatch(level) or int(level) > MAX_TILE_LEVEL:
+        raise _missing("tile level must be a decimal 0..63")
     lv = int(level)
     index, width = _parse_index(path)
     if tile_path(lv, index, width or TILE_WIDTH) != f"tile/{level}/{path}":
-        raise NodeHTTPError(404, "not a canonical tlog-tiles path")
+        raise _missing("not a canonical tlog-tiles path")
     if lv >= tile_levels(log.size):
-        raise NodeHTTPError(404, "no such tile in the current tree")
+        raise _missing("no such tile in the current tree")
     count = _tile_width(log, lv, index, width)
     row = log.store.read_tile(lv, index)
     if row is None or row[0] < count:
-        raise NodeHTTPError(404, "no such tile in the current tree")
-    headers = _FOREVER if width is None else _NO_CACHE
-    return Response(row[1][: count * 32], media_type="application/octet-stream", headers=headers)
+        raise _missing("no such tile in the current tree")
+    data = row[1][: count * 32]
+    return Response(data, media_type="application/octet-stream", headers=_FOREVER)
 
 
 @router.get(
