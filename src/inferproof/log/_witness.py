@@ -182,7 +182,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(WitnessResponse(404, b"not found\n"))
             return
         length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit() or int(length) > MAX_REQUEST_BYTES:
+        digits = length is not None and length.isascii() and length.isdigit()
+        if length is None or not digits or int(length) > MAX_REQUEST_BYTES:
             self._reply(WitnessResponse(400, b"missing or too large Content-Length\n"))
             self.close_connection = True
             return
