@@ -85,7 +85,8 @@ def model_list(node_url: NodeOpt = None) -> None:
         records = LocalNode().hub.list()
     table = Table("name", "version", "digest", "size", "signed")
     for r in records:
-        table.add_row(r.name, r.version, r.digest, str(r.size), "yes" if r.publisher else "no")
+        signed = "verified" if r.publisher else ("unverified" if r.signature_digest else "no")
+        table.add_row(r.name, r.version, r.digest, str(r.size), signed)
     console.print(table)
 
 

@@ -148,7 +148,8 @@ def _demo_flow(url: str, token: str, workdir: Path, client_home: Path) -> None:
     with Client(url, token=token, policy=policy, home=client_home) as client:
         _step("Pushing it to the node (authenticated)")
         record = client.push(model_bytes, name="credit-risk", version="1", signature=signature)
-        console.print(f"model {record.ref} = {record.digest}\npublisher {record.publisher}")
+        console.print(f"model {record.ref} = {record.digest}")
+        console.print(f"signature {record.signature_digest} (the client checks it)")
         pin = client.trust_root()
         console.print(f"pinned node key {next(iter(pin.node_keys))} (trust on first use)")
         _step("Inferring through the client: it verifies before it answers")

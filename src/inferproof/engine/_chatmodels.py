@@ -7,11 +7,13 @@ digest, or from the hub's checked bytes when the blob store has no local file.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._canonical import sha256_digest
 from ..errors import BlobCorruptError, InputError, ModelNotFound
 from ..hub import LATEST, Hub, ModelRecord
 from ..runtime import (
@@ -26,6 +28,8 @@ from ..runtime import (
 from ..runtime import openai_shapes as oai
 
 __all__ = ["ChatConfig", "ChatModels"]
+
+_PATH = re.compile(r"(?<![\w.])/[^\s:'\"]+")
 
 
 @dataclass(frozen=True)
@@ -66,33 +70,43 @@ class ChatModels:
         for model in loaded:
             model.close()
 
-    def load(self, digest: str) -> LlamaModel:
-        """The model ``digest``, loaded once (its bytes checked against the digest)."""
+    def load(self, digest: str, data: bytes | None = None) -> LlamaModel:
+        """The model ``digest``, loaded once (its bytes checked against the digest);
+        ``data`` are its bytes when the hub does not hold them (yet)."""
         with self._lock:
             model = self._loaded.get(digest)
             if model is not None:
                 return model
             cfg = self.config
-            path = self.hub.blobs.path(digest)
-            source: bytes | Path
-            if path is not None:
-                # Load by path (memory-mapped), after checking the file's digest.
-                actual = gguf_file_digest(path)
-                if actual != digest:
-                    raise BlobCorruptError(f"blob {digest} is corrupt: its bytes hash to {actual}")
-                source = path
-            else:
-                source = self.hub.load(digest)
-            model = LlamaModel(
-                source, cfg.settings, max_tokens_cap=cfg.max_tokens_cap, max_ctx=cfg.max_ctx
-            )
+            source = data if data is not None else self._source(digest)
+            try:
+                model = LlamaModel(
+                    source, cfg.settings, max_tokens_cap=cfg.max_tokens_cap, max_ctx=cfg.max_ctx
+                )
+            except InputError as exc:
+                # llama.cpp names the file it failed on: a server path is not the
+                # caller's business (review, low: "the error shows a server path").
+                raise InputError(_PATH.sub("<file>", str(exc))) from None
             self._loaded[digest] = model
             return model
 
-    def check(self, data: bytes) -> None:
-        """A well-formed GGUF header, then llama.cpp must load it (it is then warm)."""
+    def _source(self, digest: str) -> bytes | Path:
+        path = self.hub.blobs.path(digest)
+        if path is None:
+            return self.hub.load(digest)
+        # Load by path (memory-mapped), after checking the file's digest.
+        actual = gguf_file_digest(path)
+        if actual != digest:
+            raise BlobCorruptError(f"blob {digest} is corrupt: its bytes hash to {actual}")
+        return path
+
+    def check(self, data: bytes) -> str:
+        """A well-formed GGUF header, then llama.cpp must load it (it is then warm);
+        only then are the bytes stored, so a refused model leaves nothing behind."""
         gguf_signature(data)
-        self.load(self.hub.blobs.put(data))
+        digest = sha256_digest(data)
+        self.load(digest, data)
+        return self.hub.blobs.put(data)
 
     def resolve(
         self, ref: str | os.PathLike[str]

@@ -6,6 +6,7 @@ Everything the embedded default keeps lives under ``INFERPROOF_HOME`` (default
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,10 +31,10 @@ class Home:
     root: Path
 
     @classmethod
-    def open(cls, root: Path | None = None) -> Home:
-        root = (root or default_home()).expanduser()
-        root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return cls(root)
+    def open(cls, root: str | os.PathLike[str] | None = None) -> Home:
+        path = (Path(root) if root is not None else default_home()).expanduser()
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return cls(path)
 
     @property
     def blobs(self) -> Path:

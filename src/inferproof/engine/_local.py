@@ -7,6 +7,7 @@ caches, and each method hands them to one flow (``_onnx``, ``_zk``, ``_chat``,
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -49,7 +50,7 @@ class LocalNode:
 
     def __init__(
         self,
-        home: Home | Path | None = None,
+        home: Home | str | os.PathLike[str] | None = None,
         *,
         log: bool = True,
         chat: ChatConfig | None = None,

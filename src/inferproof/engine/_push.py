@@ -7,8 +7,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 
 from ..errors import InputError
-from ..hub import ModelRecord, load_publisher_key, publisher_id, sign_model
+from ..hub import ModelRecord, check_name, load_publisher_key, publisher_id, sign_model
 from ..runtime import OnnxModel, TensorSpec, is_gguf
+from ..verify import TrustRoot
 from ._chatmodels import ChatModels
 from ._models import OnnxModels, read_model
 
@@ -31,6 +32,9 @@ def push(
     publisher's ready signature bundle (``signature``)."""
     if sign_key is not None and signature is not None:
         raise InputError("give a signing key or a signature, not both")
+    check_name(name, "model name")  # before anything is stored
+    if version is not None:
+        check_name(version, "version")
     data = read_model(model)
     loaded: OnnxModel | None = None
     inputs: tuple[TensorSpec, ...]
@@ -43,6 +47,7 @@ def push(
         inputs, outputs, fmt = loaded.signature.inputs, loaded.signature.outputs, "onnx"
     if sign_key is not None:
         signature = sign_model(data, sign_key)
+        trust_publisher(trust_dir, sign_key)
     record = models.hub.add(
         data,
         name=name,
@@ -51,9 +56,8 @@ def push(
         outputs=outputs,
         signature=signature,
         fmt=fmt,
+        publishers=TrustRoot.from_directory(trust_dir).publishers,
     )
-    if sign_key is not None:
-        trust_publisher(trust_dir, sign_key)
     if loaded is not None:
         models.keep(record.digest, loaded)
     else:

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from .._canonical import check_digest, is_digest, sha256_digest
-from ..errors import InputError, ModelNotFound
+from ..errors import InputError, ModelNotFound, VerificationError
 from ..runtime import TensorSpec
 from ._blobs import BlobStore, LocalBlobStore
 from ._registry import LATEST, ModelRecord, Registry, SQLiteRegistry, check_name
-from ._signing import parse_model_signature
+from ._signing import parse_model_signature, verify_model_signature
+
+
+def _verified_publisher(
+    signature: bytes, digest: str, publishers: Mapping[str, ec.EllipticCurvePublicKey]
+) -> str | None:
+    try:
+        return verify_model_signature(signature, digest, dict(publishers))
+    except VerificationError:
+        return None
 
 
 class Hub:
@@ -42,8 +54,14 @@ class Hub:
         outputs: tuple[TensorSpec, ...],
         signature: bytes | None = None,
         fmt: str = "onnx",
+        publishers: Mapping[str, ec.EllipticCurvePublicKey] | None = None,
     ) -> ModelRecord:
-        """Store the bytes (and signature) and register ``name:version`` (idempotent)."""
+        """Store the bytes (and signature) and register ``name:version`` (idempotent).
+
+        The record names a publisher only when the signature verifies against one of
+        ``publishers`` (the keys this hub trusts): the signature bundle's own key hint
+        is unsigned, and naming a publisher from it would let anyone claim to be one.
+        """
         check_name(name, "model name")
         version = check_name(version, "version") if version else LATEST
         digest = sha256_digest(model_bytes)
@@ -54,8 +72,8 @@ class Hub:
                 raise InputError(
                     f"the signature is over {parsed.model_digest}, not this model ({digest})"
                 )
+            publisher = _verified_publisher(signature, digest, publishers or {})
             sig_digest = self.blobs.put(signature)
-            publisher = f"sha256:{parsed.key_hint}" if parsed.key_hint else None
         self.blobs.put(model_bytes)
         record = ModelRecord(
             digest=digest,

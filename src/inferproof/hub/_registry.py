@@ -131,7 +131,8 @@ class SQLiteRegistry:
         """Insert ``record``; the same bytes under the same name:version is a no-op.
 
         Versions are immutable except ``latest``, which moves to the newest push.
-        A signature added to an unsigned version is kept.
+        A signature added to an unsigned version is kept; one already recorded is
+        never replaced (review, low: a push could swap the signature of a version).
         """
         check_name(record.name, "model name")
         check_name(record.version, "version")
@@ -148,6 +149,11 @@ class SQLiteRegistry:
                     or record.signature_digest == existing.signature_digest
                 ):
                     return existing
+                if existing.signature_digest is not None and record.version != LATEST:
+                    raise InputError(
+                        f"{record.ref} is already signed ({existing.signature_digest}); a "
+                        "version's signature is immutable, push under a new --version"
+                    )
                 self._db.execute(
                     "DELETE FROM models WHERE name = ? AND version = ?",
                     (record.name, record.version),
