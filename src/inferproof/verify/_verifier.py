@@ -113,41 +113,58 @@ class Verifier:
         self._memories: dict[str, CheckpointMemory] = {}
 
     def check(self, bundle: Bundle, material: Material | None = None) -> VerificationReport:
-        """Run every check; never raises for a failed check (see :meth:`verify`)."""
+        """Run every check; never raises (see :meth:`verify` for the raising form).
+
+        Each group of checks runs on its own: whatever a hostile bundle makes one of
+        them stumble on fails that group, under its own name, and the others still
+        run (a malformed bundle fails, it never raises)."""
         m = material or Material()
         r = bundle.receipt
-        checks = [self._signature(bundle)]
-        if is_chat_receipt(r):
-            env = self._environment(bundle)
-            out_c, in_c, proof_c = chat_checks(
-                bundle,
-                model=m.model_bytes,
-                opening=m.chat_opening,
-                require_input=self.policy.require_input,
-                require_reexecution=self.policy.require_reexecution,
-                accept_relayed=self.policy.accept_relayed,
-                hardware_attested=env.passed and r.environment.get("type") == "hardware",
-            )
-            checks += [out_c, _model_digest(r, m), self._model_signature(bundle)]
-            checks += [env, in_c, proof_c]
-        else:
-            checks.extend(self._tensor_checks(bundle, m))
-        checks.append(self._nonce(r, m))
-        checks.append(self._freshness(r, m))
-        checks.extend(
-            log_checks(
-                bundle,
-                self.trust.log_keys,
-                self.trust.witness_keys,
-                self.policy.witness_quorum,
-                self.policy.require_log,
-                self._memory_for if self._memory else None,
-                self._consistency,
-            )
-        )
-        checks.extend(extra(bundle, m) for extra in self._extra)
+        steps: list[tuple[str, Callable[[], Check | list[Check]]]] = [
+            ("signature", lambda: self._signature(bundle)),
+            ("output.digest", lambda: self._answer_checks(bundle, m)),
+            ("nonce", lambda: self._nonce(r, m)),
+            ("freshness", lambda: self._freshness(r, m)),
+            ("log.inclusion", lambda: self._log_checks(bundle)),
+            *((f"extra.{i}", lambda e=e: e(bundle, m)) for i, e in enumerate(self._extra)),
+        ]
+        checks: list[Check] = []
+        for name, step in steps:
+            try:
+                made = step()
+            except Exception as exc:
+                made = failed(name, f"malformed bundle ({type(exc).__name__}): {exc}"[:500])
+            checks.extend(made if isinstance(made, list) else [made])
         ok = all(c.status is not CheckStatus.FAILED for c in checks)
         return VerificationReport(ok, tuple(checks), r)
+
+    def _answer_checks(self, bundle: Bundle, m: Material) -> list[Check]:
+        """Output, model, environment, input and output proofs, chat or tensors."""
+        r = bundle.receipt
+        if not is_chat_receipt(r):
+            return self._tensor_checks(bundle, m)
+        env = self._environment(bundle)
+        out_c, in_c, proof_c = chat_checks(
+            bundle,
+            model=m.model_bytes,
+            opening=m.chat_opening,
+            require_input=self.policy.require_input,
+            require_reexecution=self.policy.require_reexecution,
+            accept_relayed=self.policy.accept_relayed,
+            hardware_attested=env.passed and r.environment.get("type") == "hardware",
+        )
+        return [out_c, _model_digest(r, m), self._model_signature(bundle), env, in_c, proof_c]
+
+    def _log_checks(self, bundle: Bundle) -> list[Check]:
+        return log_checks(
+            bundle,
+            self.trust.log_keys,
+            self.trust.witness_keys,
+            self.policy.witness_quorum,
+            self.policy.require_log,
+            self._memory_for if self._memory else None,
+            self._consistency,
+        )
 
     def _memory_for(self, key: VerifierKey) -> CheckpointMemory:
         # One memory per log for this verifier's life, writing at most once a second.
