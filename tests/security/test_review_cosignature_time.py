@@ -127,10 +127,6 @@ def test_time_is_an_argument_of_the_low_level_check(logged: tuple[LocalNode, Bun
     assert unchecked.passed and "times not compared" in unchecked.detail
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="verify/_verifier.py does not pass Material.now to log_checks yet (issue 11)",
-)
 def test_the_verifier_compares_cosignature_times(logged: tuple[LocalNode, Bundle]) -> None:
     """Issue 11, low: through the Verifier, the verification time is Material.now."""
     node, bundle = logged

@@ -125,7 +125,7 @@ class Verifier:
             ("output.digest", lambda: self._answer_checks(bundle, m)),
             ("nonce", lambda: self._nonce(r, m)),
             ("freshness", lambda: self._freshness(r, m)),
-            ("log.inclusion", lambda: self._log_checks(bundle)),
+            ("log.inclusion", lambda: self._log_checks(bundle, m)),
             *((f"extra.{i}", lambda e=e: e(bundle, m)) for i, e in enumerate(self._extra)),
         ]
         checks: list[Check] = []
@@ -155,7 +155,10 @@ class Verifier:
         )
         return [out_c, _model_digest(r, m), self._model_signature(bundle), env, in_c, proof_c]
 
-    def _log_checks(self, bundle: Bundle) -> list[Check]:
+    def _log_checks(self, bundle: Bundle, m: Material) -> list[Check]:
+        # The verification time, read once here at the edge: cosignatures dated after it
+        # (beyond the skew allowance) do not count toward the witness quorum.
+        now = int((m.now or datetime.now(UTC)).timestamp())
         return log_checks(
             bundle,
             self.trust.log_keys,
@@ -164,6 +167,7 @@ class Verifier:
             self.policy.require_log,
             self._memory_for if self._memory else None,
             self._consistency,
+            now=now,
         )
 
     def _memory_for(self, key: VerifierKey) -> CheckpointMemory:
