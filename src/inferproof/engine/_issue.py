@@ -10,13 +10,13 @@ else in the engine touches the node's private key or its log.
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from .._canonical import canonical_json, parse_json
+from .._files import write_atomic
 from .._keys import key_id, raw_public
 from ..attest import EvidenceProducer, NodeIdentity, produce_identity, software_environment
 from ..errors import InputError
@@ -125,10 +125,7 @@ class Issuer:
         identity = produce_identity(
             producer, self.public_key, nonce=nonce, collateral=collateral, now=now
         )
-        path = self.home.identity
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(canonical_json(identity.doc))
-        os.replace(tmp, path)
+        write_atomic(self.home.identity, canonical_json(identity.doc), mode=0o644)
         self._identity = identity
         return identity
 

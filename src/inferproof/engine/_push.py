@@ -6,6 +6,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
+from .._files import write_atomic
 from ..errors import InputError
 from ..hub import ModelRecord, check_name, load_publisher_key, publisher_id, sign_model
 from ..runtime import OnnxModel, TensorSpec, is_gguf
@@ -77,5 +78,4 @@ def trust_publisher(trust_dir: Path, sign_key: Path) -> None:
     pid = publisher_id(load_publisher_key(pem))
     target = trust_dir / "publishers" / f"{pid.split(':')[1]}.pem"
     if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(pem)
+        write_atomic(target, pem, mode=0o644)

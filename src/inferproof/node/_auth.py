@@ -12,14 +12,13 @@ salted, costly hashing of memorised secrets, not of random authenticators).
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._files import write_private
+from .._files import locked, write_atomic
 from ..errors import InputError
 
 TOKEN_PREFIX = "ipt_"
@@ -57,6 +56,9 @@ class TokenStore:
 
     def __init__(self, home: Path) -> None:
         self.path = home / "node" / "tokens"
+        # Create and revoke read, change and rewrite the file: other processes
+        # (`inferproof token create` beside a running node) take the same file lock.
+        self._lockfile = home / "node" / "tokens.lock"
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         self._hashes: frozenset[str] = frozenset()
@@ -74,16 +76,13 @@ class TokenStore:
 
     def _write(self, tokens: list[TokenInfo]) -> None:
         text = "".join(f"{t.hash} {t.created:.0f} {t.label}\n" for t in tokens)
-        tmp = self.path.with_name(f"tokens.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.unlink(missing_ok=True)
-        write_private(tmp, text.encode())
-        os.replace(tmp, self.path)
+        write_atomic(self.path, text.encode())
 
     def create(self, label: str = "") -> str:
         """Make a new token, store its hash, and return the token (shown only once)."""
         label = " ".join(label.split())[:_MAX_LABEL] or "-"
         token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
-        with self._lock:
+        with self._lock, locked(self._lockfile):
             tokens = self._read()
             tokens.append(TokenInfo(hash_token(token), time.time(), label))
             self._write(tokens)
@@ -96,7 +95,7 @@ class TokenStore:
         """Remove the one token whose hash starts with ``prefix`` (at least 8 hex digits)."""
         if len(prefix) < 8:
             raise InputError("give at least 8 hex digits of the token's hash")
-        with self._lock:
+        with self._lock, locked(self._lockfile):
             tokens = self._read()
             hits = [t for t in tokens if t.hash.startswith(prefix.lower())]
             if len(hits) != 1:

@@ -9,12 +9,11 @@ SQLite registry.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from ..._canonical import canonical_json, check_digest, parse_json
+from ..._files import locked, write_atomic
 from ...errors import InputError
 
 
@@ -72,16 +71,12 @@ class JsonSetupIndex:
 
     def put(self, model_digest: str, key: str, setup_record_digest: str) -> None:
         check_digest(setup_record_digest, "setup record digest")
-        entries = self._load()
-        entries.setdefault(model_digest, {})[key] = setup_record_digest
-        fd, tmp = tempfile.mkstemp(dir=self._file.parent, prefix=".index-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(canonical_json(entries))
-            os.replace(tmp, self._file)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # Read-modify-write under a lock: two processes setting up two models must not
+        # lose one of the entries.
+        with locked(self._file.with_name(self._file.name + ".lock")):
+            entries = self._load()
+            entries.setdefault(model_digest, {})[key] = setup_record_digest
+            write_atomic(self._file, canonical_json(entries), mode=0o644)
 
     def __repr__(self) -> str:
         return f"JsonSetupIndex({json.dumps(str(self._file.parent))})"
