@@ -22,7 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from inferproof import LocalNode
-from inferproof._canonical import canonical_json
+from inferproof._canonical import canonical_json, sha256_digest
 from inferproof.cli import app
 from inferproof.errors import InputError
 from inferproof.proofs.zk import ZkSetup
@@ -116,6 +116,9 @@ def test_review_zk_private_input_is_refused(zk_node: Any) -> None:
     """11.9: a public-input setup would publish a private input in the proof."""
     node, _ = zk_node
     with pytest.raises(InputError, match="inputs are public instances of the proof"):
+        node.infer("tiny:1", _x(15), mode="zk", private_input=True, private_output=False)
+    # And an output is always an instance: a private output is refused with any setup.
+    with pytest.raises(InputError, match="publishes its outputs"):
         node.infer("tiny:1", _x(15), mode="zk", private_input=True)
 
 
@@ -124,10 +127,35 @@ def test_review_zk_private_input_cli(zk_node: Any, tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("INFERPROOF_HOME", str(node.home.root))
     inp = tmp_path / "x.json"
     inp.write_text(json.dumps({"x": _x(16)["x"].tolist()}))
-    result = CliRunner().invoke(
-        app, ["infer", "tiny:1", "--input", str(inp), "-o", str(tmp_path / "b.json"),
-              "--mode", "zk", "--private-input"],
-    )  # fmt: skip
+    args = ["infer", "tiny:1", "--input", str(inp), "-o", str(tmp_path / "b.json"),
+            "--mode", "zk", "--private-input"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "--public-output" in result.stderr
+    result = CliRunner().invoke(app, [*args, "--public-output"])
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ") and "hashed inputs" in result.stderr
     assert not (tmp_path / "b.json").exists()
+
+
+def test_review_zk_a_dev_srs_called_public_is_refused(zk_node: Any, tmp_path: Path) -> None:
+    """11.4: the node labels its own (dev) SRS "public" in a setup record it signs."""
+    node, _ = zk_node
+    bundle = node.infer("tiny:1", _x(17), mode="zk").bundle
+    srs = node.hub.blobs.get(_setup(node, bundle).srs_digest)
+
+    def relabel(stmt: dict[str, Any], doc: dict[str, Any]) -> None:
+        part = doc["proofs"]["zk"]
+        part["setup_record"]["srs"]["kind"] = "public"
+        record = ZkSetup.from_json(part["setup_record"])
+        part["setup"] = part["proof"]["setup"] = record.digest()
+        entry = next(p for p in stmt["predicate"]["proofs"] if p["type"] == "zk")
+        entry.update(setup=record.digest(), srs="public",
+                     proof=sha256_digest(canonical_json(part["proof"])))  # fmt: skip
+
+    forged = _resign(node, bundle, relabel)
+    with LocalNode(tmp_path / "third-party") as other:
+        report = other.verifier(Policy(), node.trust_root(), srs=srs).check(forged)
+    assert checks(report)["zk.proof"] == "passed"  # EZKL accepts it: the SRS is what it is
+    detail = next(c.detail for c in report.checks if c.name == "zk.srs")
+    assert checks(report)["zk.srs"] == "failed" and "not one of the public ceremony" in detail
+    assert not report.verified

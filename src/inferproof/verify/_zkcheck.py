@@ -48,7 +48,9 @@ def _srs_claim(entry: Mapping[str, Any], allow_dev_srs: bool) -> Check:
     """``zk.srs`` from the signed receipt alone: a dev SRS lets its maker forge proofs."""
     kind = entry.get("srs")
     if kind == "public":
-        return passed("zk.srs", "the receipt names a public ceremony SRS")
+        # Only the setup record's SRS digest can show it is the ceremony's (checked
+        # when the setup is at hand): on the receipt's word alone, not checked.
+        return not_checked("zk.srs", "the receipt names a public ceremony SRS (no setup here)")
     if kind != "dev":
         return failed("zk.srs", f"the receipt names an unknown SRS kind {kind!r:.40}")
     warning = "the receipt names a dev SRS generated locally: whoever made it can forge proofs"

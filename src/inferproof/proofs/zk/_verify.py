@@ -26,6 +26,7 @@ from ._felts import dequantise, felt_to_int, int_to_felt, quantise
 from ._model import ordered_tensors
 from ._prove import layout
 from ._rederive import CHECK_REDERIVED, rederive
+from ._srs import public_srs_logrows
 from ._types import ZkProof, ZkSetup
 
 CHECK_SETUP = "zk.setup"
@@ -96,7 +97,13 @@ def _check_setup(setup: ZkSetup, proof: ZkProof, model_digest: str) -> Check:
 
 def _check_srs(setup: ZkSetup, allow_dev_srs: bool) -> Check:
     if setup.srs_kind == "public":
-        return passed(CHECK_SRS, f"public ceremony SRS (logrows {setup.srs_logrows})")
+        # The record's word is not enough: a public SRS is one of the ceremony's files,
+        # known by digest (a setup that calls its own SRS "public" could forge proofs).
+        k = public_srs_logrows(setup.srs_digest)
+        if k is None:
+            return failed(CHECK_SRS, f"setup calls SRS {setup.srs_digest} public, but it is "
+                          "not one of the public ceremony's files")  # fmt: skip
+        return passed(CHECK_SRS, f"public ceremony SRS (logrows {k}, {setup.srs_digest})")
     warning = f"dev SRS {setup.srs_digest} generated locally: whoever generated it can forge proofs"
     if allow_dev_srs:
         return passed(CHECK_SRS, f"{warning}; allowed by policy for this run")
