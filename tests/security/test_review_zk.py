@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +160,23 @@ def test_review_zk_a_dev_srs_called_public_is_refused(zk_node: Any, tmp_path: Pa
     detail = next(c.detail for c in report.checks if c.name == "zk.srs")
     assert checks(report)["zk.srs"] == "failed" and "not one of the public ceremony" in detail
     assert not report.verified
+
+
+def test_review_zk_a_client_checks_the_proof(make_node: Any, tmp_path: Path) -> None:
+    """11.4: a client of the node, with none of the node's hub, checks the proof."""
+    from inferproof.client import DEFAULT_POLICY, Client
+    from inferproof.runtime import NamedInputs
+
+    from ..zk.conftest import DECOMP, make_model
+
+    running = make_node()
+    model = make_model(seed=3)
+    running.node.push(model.data, name="tiny", version="1")
+    samples = [NamedInputs(s) for s in model.samples]
+    running.node.zk_setup("tiny:1", samples, dev_srs=True, decomp=DECOMP)
+    policy = replace(DEFAULT_POLICY, require_zk=True, allow_dev_srs=True)
+    with Client(running.url, token=running.token, policy=policy, home=tmp_path / "c") as client:
+        answer = client.infer("tiny:1", _x(18), mode="zk")
+    assert answer.report is not None and answer.report.verified
+    for name in ("zk.proof", "zk.srs", "zk.output", "zk.input", "zk.setup"):
+        assert checks(answer.report)[name] == "passed", name

@@ -28,7 +28,7 @@ from .._canonical import check_digest, is_digest, parse_json, sha256_digest
 from .._checks import Check, CheckStatus, failed, not_checked, passed
 from .._files import default_home, write_private
 from ..errors import Error, InputError, VerificationError
-from ..hub import ModelRecord
+from ..hub import MemoryBlobStore, ModelRecord
 from ..log import (
     PROOF_ATTEMPTS,
     Checkpoint,
@@ -157,7 +157,12 @@ class ClientCore:
         self._memory = LogMemory(self._home / "checkpoints")
         self._records: dict[str, ModelRecord] = {}
         self._models: dict[str, bytes] = {}
-        self._verifier = Verifier(trust, self.policy) if trust is not None else None
+        # SRS files of ZK receipts, fetched from the node by the digest the signed setup
+        # record names (and checked against it) when a bundle needs one.
+        self._zk_srs = MemoryBlobStore()
+        self._verifier = (
+            Verifier(trust, self.policy, zk_srs=self._zk_srs) if trust is not None else None
+        )
         self._opened: dict[bytes, tuple[SignedCheckpoint, VerifierKey]] = {}
 
     # -- trust on first use ------------------------------------------------------------------
@@ -179,7 +184,8 @@ class ClientCore:
         if not isinstance(pin, dict) or pin.get("url") != self.url:
             raise InputError(f"{path} is not a pinned identity of {self.url}")
         # No on-disk memory inside the Verifier: this client keeps its own (_LogMemory).
-        self._verifier = Verifier(_trust_from_pin(pin, self._home / "trust"), self.policy)
+        trusted = _trust_from_pin(pin, self._home / "trust")
+        self._verifier = Verifier(trusted, self.policy, zk_srs=self._zk_srs)
         return self._verifier
 
     # -- operations (flows) ------------------------------------------------------------------
@@ -287,6 +293,7 @@ class ClientCore:
         self, bundle: Bundle, material: Material | None, ref: str | None
     ) -> Flow[VerificationReport]:
         verifier = yield from self._trust_flow()
+        yield from self._srs_flow(bundle)
         if self.policy.require_reexecution and (material is None or material.model_bytes is None):
             model = yield from self._model_flow(bundle.receipt.model_digest)
             material = replace(material or Material(), model_bytes=model)
@@ -346,6 +353,24 @@ class ClientCore:
             if check is not None:
                 return check
         return not_checked("log.consistency", "the shared memory kept moving")
+
+    def _srs_flow(self, bundle: Bundle) -> Flow[None]:
+        """Fetch the SRS a ZK bundle's carried setup names, once, checked by digest.
+
+        Which SRS is acceptable is the verifier's business (``zk.srs``: a public one
+        must be a ceremony file by digest); this only makes the file available."""
+        part = bundle.proofs.get("zk")
+        record = part.get("setup_record") if isinstance(part, dict) else None
+        srs = record.get("srs") if isinstance(record, dict) else None
+        digest = srs.get("digest") if isinstance(srs, dict) else None
+        if not isinstance(digest, str) or not is_digest(digest) or self._zk_srs.has(digest):
+            return
+        try:
+            data = (yield Req("GET", f"/v1/blobs/{digest}")).content
+        except Error:  # the node does not have it: zk.proof is then "not checked"
+            return
+        if sha256_digest(data) == digest:
+            self._zk_srs.put(data)
 
     def _model_flow(self, digest: str) -> Flow[bytes]:
         data = self._models.get(digest)
