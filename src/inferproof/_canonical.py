@@ -63,7 +63,7 @@ def _prepare(value: Any) -> Any:
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int):
-        if -_MAX_SAFE_INT < value < _MAX_SAFE_INT:
+        if -_MAX_SAFE_INT < value < _MAX_SAFE_INT or _names_a_double(value):
             return value
         raise _Fallback
     if isinstance(value, float):
@@ -80,16 +80,50 @@ def _prepare(value: Any) -> Any:
     raise _Fallback
 
 
+def _names_a_double(value: int) -> bool:
+    """True when an integer beyond 2**53 is written exactly as RFC 8785 writes a double.
+
+    To RFC 8785 every JSON number is an IEEE 754 double (section 3.2.2.3), and a
+    large double is written as digits padded with zeros: ``1e17`` as
+    ``100000000000000000``. Reading those bytes back gives a Python integer; it is
+    canonical when its digits are the ones its double is written with. Accepting
+    exactly those keeps canonical bytes a fixed point (found by tests/fuzz:
+    ``90071992547409911.5`` was canonicalised to bytes that could not be
+    canonicalised again), and refuses integers a double would round.
+    """
+    try:
+        return rfc8785.dumps(float(value)) == str(value).encode()
+    except (OverflowError, rfc8785.CanonicalizationError):
+        return False
+
+
+def _as_doubles(value: Any) -> Any:
+    """``value`` with the large integers :func:`_names_a_double` accepts as the doubles
+    they name, for the ``rfc8785`` package (which refuses integers beyond 2**53)."""
+    if isinstance(value, dict):
+        return {key: _as_doubles(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_doubles(item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _MAX_SAFE_INT:
+        return float(value) if _names_a_double(value) else value
+    return value
+
+
 def canonical_json(value: Any) -> bytes:
     """Return the RFC 8785 canonical UTF-8 bytes of a JSON-compatible value."""
     try:
-        return _FAST_ENCODER.encode(_prepare(value)).encode("utf-8")
-    except (_Fallback, UnicodeEncodeError):
-        pass
-    try:
-        return rfc8785.dumps(value)
+        try:
+            return _FAST_ENCODER.encode(_prepare(value)).encode("utf-8")
+        except (_Fallback, UnicodeEncodeError):
+            pass
+        return rfc8785.dumps(_as_doubles(value))
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise InputError(f"value cannot be canonicalised (RFC 8785): {exc}") from exc
+    except RecursionError:
+        # The strict parser accepts nesting up to the interpreter's recursion limit,
+        # and canonicalising recurses once more per level: too deep is refused here
+        # rather than escaping as a RecursionError (found by tests/fuzz).
+        raise InputError("value cannot be canonicalised (RFC 8785): nested too deeply") from None
 
 
 def sha256_digest(data: bytes) -> str:

@@ -10,10 +10,12 @@ file; the interop tests check that ``model-signing``'s own verifier agrees.
 
 from __future__ import annotations
 
+import re
 import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -32,6 +34,7 @@ _STATEMENT_V1 = "https://in-toto.io/Statement/v1"
 # Predicate type written by model-signing 1.x for its signed manifests.
 _MODEL_SIGNING_PREDICATE = "https://model_signing/signature/v1.0"
 _MAX_SIGNATURE_BYTES = 1024 * 1024
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def publisher_id(public_key: ec.EllipticCurvePublicKey) -> str:
@@ -102,26 +105,23 @@ class ModelSignature:
     bundle_digest: str
 
 
-def parse_model_signature(bundle: bytes) -> ModelSignature:
-    """Parse a model-signing (Sigstore) bundle for a single-file model."""
-    obj = parse_json(bundle, "model signature", _MAX_SIGNATURE_BYTES)
-    if not isinstance(obj, dict) or obj.get("mediaType") not in _BUNDLE_MEDIA_TYPES:
-        raise InputError("model signature is not a Sigstore bundle v0.3")
-    env = obj.get("dsseEnvelope")
-    if not isinstance(env, dict) or env.get("payloadType") != _INTOTO_PAYLOAD:
-        raise InputError("model signature has no in-toto DSSE envelope")
-    sigs = env.get("signatures")
-    if not isinstance(sigs, list) or len(sigs) != 1 or not isinstance(sigs[0], dict):
-        raise InputError("model signature must carry exactly one signature")
-    payload = decode_b64(env.get("payload"), "model signature: payload")
-    statement = parse_json(payload, "model signature statement", _MAX_SIGNATURE_BYTES)
-    if (
-        not isinstance(statement, dict)
-        or statement.get("_type") != _STATEMENT_V1
-        or statement.get("predicateType") != _MODEL_SIGNING_PREDICATE
-    ):
-        raise InputError("model signature does not hold a model-signing v1.0 statement")
-    resources = (statement.get("predicate") or {}).get("resources")
+def _field(obj: dict[str, Any], key: str, what: str) -> dict[str, Any]:
+    """``obj[key]`` when it is an object, ``{}`` when absent or null; anything else is refused.
+
+    Every level of the parsed bundle is type-checked: a list where an object belongs
+    (``"predicate": []``) was an AttributeError, an HTTP 500 (issue 11, low).
+    """
+    value = obj.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError(f"model signature: {what} must be an object")
+    return value
+
+
+def _single_file_digest(predicate: dict[str, Any]) -> str:
+    """The model digest of a single-file manifest: one resource named ``"."``."""
+    resources = predicate.get("resources")
     # A single-file model is serialised as one resource named "."; its digest is
     # the SHA-256 of the file's bytes, which is the model's digest in the hub.
     if (
@@ -133,11 +133,43 @@ def parse_model_signature(bundle: bytes) -> ModelSignature:
     ):
         raise InputError("model signature is not over a single-file model")
     digest = resources[0].get("digest")
-    if not isinstance(digest, str) or len(digest) != 64:
+    if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
         raise InputError("model signature manifest has no sha256 digest")
-    hint = ((obj.get("verificationMaterial") or {}).get("publicKey") or {}).get("hint")
+    return "sha256:" + digest.lower()
+
+
+def _statement(env: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    """The envelope's payload bytes and the model-signing statement they hold."""
+    payload = decode_b64(env.get("payload"), "model signature: payload")
+    statement = parse_json(payload, "model signature statement", _MAX_SIGNATURE_BYTES)
+    if (
+        not isinstance(statement, dict)
+        or statement.get("_type") != _STATEMENT_V1
+        or statement.get("predicateType") != _MODEL_SIGNING_PREDICATE
+    ):
+        raise InputError("model signature does not hold a model-signing v1.0 statement")
+    return payload, statement
+
+
+def parse_model_signature(bundle: bytes) -> ModelSignature:
+    """Parse a model-signing (Sigstore) bundle for a single-file model."""
+    obj = parse_json(bundle, "model signature", _MAX_SIGNATURE_BYTES)
+    media_type = obj.get("mediaType") if isinstance(obj, dict) else None
+    # The type first: an object is not hashable, and the set lookup raised (tests/fuzz).
+    if not isinstance(media_type, str) or media_type not in _BUNDLE_MEDIA_TYPES:
+        raise InputError("model signature is not a Sigstore bundle v0.3")
+    env = obj.get("dsseEnvelope")
+    if not isinstance(env, dict) or env.get("payloadType") != _INTOTO_PAYLOAD:
+        raise InputError("model signature has no in-toto DSSE envelope")
+    sigs = env.get("signatures")
+    if not isinstance(sigs, list) or len(sigs) != 1 or not isinstance(sigs[0], dict):
+        raise InputError("model signature must carry exactly one signature")
+    payload, statement = _statement(env)
+    digest = _single_file_digest(_field(statement, "predicate", "the statement's predicate"))
+    material = _field(obj, "verificationMaterial", "verificationMaterial")
+    hint = _field(material, "publicKey", "verificationMaterial.publicKey").get("hint")
     return ModelSignature(
-        model_digest="sha256:" + digest.lower(),
+        model_digest=digest,
         key_hint=hint if isinstance(hint, str) else None,
         payload=payload,
         payload_type=_INTOTO_PAYLOAD,

@@ -31,6 +31,15 @@ _FIELDS = {
 }
 
 
+def _unicode(text: str, key: str) -> None:
+    """A text field is hashed and parsed as UTF-8, so it must have an encoding: JSON's
+    ``\\ud800`` escapes make lone surrogates, which have none (tests/fuzz)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"bundle {key} is not valid Unicode text") from None
+
+
 @dataclass(frozen=True)
 class Bundle:
     """A receipt bundle. Build with :meth:`from_json` / :meth:`read`; write with :meth:`write`.
@@ -88,7 +97,7 @@ class Bundle:
             raise InputError(f"bundle has unknown field(s) {sorted(unknown)}")
         envelope = obj.get("dsseEnvelope")
         receipt = parse_statement(envelope_payload(envelope))
-        assert isinstance(envelope, dict)  # envelope_payload checked its shape
+        assert isinstance(envelope, dict)  # envelope_payload checked all of it
         outputs = obj.get("outputs")
         if not isinstance(outputs, dict):
             raise InputError("bundle outputs must be an object of named tensors")
@@ -101,6 +110,8 @@ class Bundle:
         ):
             if key in obj and not isinstance(obj[key], kind):
                 raise InputError(f"bundle {key} has the wrong type")
+            if kind is str and key in obj:
+                _unicode(obj[key], key)
         return cls(
             envelope=envelope,
             receipt=receipt,

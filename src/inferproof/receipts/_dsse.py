@@ -34,28 +34,47 @@ def sign_envelope(payload: bytes, key: Ed25519PrivateKey) -> dict[str, Any]:
     }
 
 
+# More signatures than this is refused: a receipt has one, a re-signed one a few.
+MAX_SIGNATURES = 8
+
+
 def envelope_payload(envelope: Any) -> bytes:
-    """The payload bytes of a well-formed envelope (signature not checked)."""
+    """The payload bytes of a well-formed envelope (signature not checked).
+
+    Well-formed is checked completely here, signatures included (1 to
+    :data:`MAX_SIGNATURES` entries, each a ``keyid`` string and a canonical base64
+    ``sig``), so a parsed bundle's envelope cannot fail later for its shape: a
+    verifier would have raised instead of reporting a failed check (tests/fuzz).
+    """
     if not isinstance(envelope, dict) or set(envelope) != {"payloadType", "payload", "signatures"}:
         raise InputError("bundle has no well-formed DSSE envelope")
     if envelope["payloadType"] != INTOTO_PAYLOAD_TYPE:
         raise InputError(f"envelope payloadType must be {INTOTO_PAYLOAD_TYPE}")
+    _signatures(envelope["signatures"])
     return decode_b64(envelope["payload"], "envelope payload", canonical=True)
+
+
+def _signatures(sigs: Any) -> list[tuple[str, bytes]]:
+    """The (key id, signature) pairs of an envelope, checked for shape."""
+    if not isinstance(sigs, list) or not 0 < len(sigs) <= MAX_SIGNATURES:
+        raise InputError(f"envelope must carry 1 to {MAX_SIGNATURES} signatures")
+    out = []
+    for entry in sigs:
+        if not isinstance(entry, dict) or set(entry) != {"keyid", "sig"}:
+            raise InputError("envelope signature entry must be exactly keyid and sig")
+        kid = entry["keyid"]
+        if not isinstance(kid, str) or not kid.isprintable() or not kid.isascii():
+            raise InputError("envelope signature keyid must be printable ASCII")
+        out.append((kid, decode_b64(entry["sig"], "envelope signature", canonical=True)))
+    return out
 
 
 def verify_envelope(envelope: Any, trusted: Mapping[str, Ed25519PublicKey]) -> tuple[bytes, str]:
     """Check the envelope carries a valid signature by a trusted key; return (payload, key id)."""
     payload = envelope_payload(envelope)
-    sigs = envelope["signatures"]
-    if not isinstance(sigs, list) or not sigs or len(sigs) > 8:
-        raise InputError("envelope must carry 1 to 8 signatures")
     message = pae(INTOTO_PAYLOAD_TYPE, payload)
     seen: list[str] = []
-    for entry in sigs:
-        if not isinstance(entry, dict) or not isinstance(entry.get("keyid"), str):
-            raise InputError("envelope signature entry is malformed")
-        kid = entry["keyid"]
-        sig = decode_b64(entry.get("sig"), "envelope signature", canonical=True)
+    for kid, sig in _signatures(envelope["signatures"]):
         seen.append(kid)
         key = trusted.get(kid)
         if key is None:
