@@ -25,10 +25,19 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from .errors import InputError
+
 if sys.platform != "win32":
     import fcntl
 
-__all__ = ["default_home", "locked", "write_atomic", "write_private"]
+__all__ = [
+    "PathLike",
+    "default_home",
+    "locked",
+    "read_content",
+    "write_atomic",
+    "write_private",
+]
 
 # errno values of link(2) on a file system that has no hard links.
 _NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP})
@@ -119,3 +128,17 @@ def locked(path: Path) -> Iterator[None]:
             yield
         finally:
             os.close(fd)
+
+
+PathLike = str | os.PathLike[str]
+
+
+def read_content(source: PathLike | bytes, what: str) -> bytes:
+    """The bytes of ``source``: ``bytes`` are the content itself, a ``str`` or path
+    object names a file. A missing file is an :class:`InputError` naming ``what``."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return bytes(source)
+    path = Path(source)
+    if not path.is_file():
+        raise InputError(f"{what} {path} does not exist")
+    return path.read_bytes()

@@ -26,7 +26,7 @@ import numpy as np
 
 from .._canonical import check_digest, is_digest, parse_json, sha256_digest
 from .._checks import Check, CheckStatus, failed, not_checked, passed
-from .._files import default_home, write_private
+from .._files import PathLike, default_home, read_content, write_private
 from ..errors import Error, InputError, VerificationError
 from ..hub import MemoryBlobStore, ModelRecord
 from ..log import (
@@ -382,15 +382,19 @@ class ClientCore:
         return data
 
     def _push_flow(
-        self, model: Path | bytes, name: str, version: str | None, signature: Path | bytes | None
+        self,
+        model: PathLike | bytes,
+        name: str,
+        version: str | None,
+        signature: PathLike | bytes | None,
     ) -> Flow[ModelRecord]:
-        data = model.read_bytes() if isinstance(model, Path) else model
+        data = read_content(model, "model file")
         params = {"name": name, **({"version": version} if version else {})}
         kwargs: dict[str, Any] = {"params": params}
         if signature is None:
             kwargs |= {"content": data, "headers": {"content-type": "application/octet-stream"}}
         else:
-            sig = signature.read_bytes() if isinstance(signature, Path) else signature
+            sig = read_content(signature, "signature file")
             kwargs["files"] = {"model": ("model", data), "signature": ("model.sig", sig)}
         return record_of(_body((yield Req("POST", "/v1/models", True, kwargs))))
 

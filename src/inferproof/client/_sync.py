@@ -10,6 +10,7 @@ from typing import Any, cast
 import httpx
 
 from .._canonical import check_digest
+from .._files import PathLike
 from ..errors import Error
 from ..hub import ModelRecord
 from ..log import SignedCheckpoint
@@ -100,11 +101,11 @@ class Client(ClientCore):
 
     def push(
         self,
-        model: Path | bytes,
+        model: PathLike | bytes,
         *,
         name: str,
         version: str | None = None,
-        signature: Path | bytes | None = None,
+        signature: PathLike | bytes | None = None,
     ) -> ModelRecord:
         """Upload a model (and its OpenSSF model-signing bundle); needs a token."""
         return self._run(self._push_flow(model, name, version, signature))

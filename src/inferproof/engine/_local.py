@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
 
+from .._files import PathLike
 from ..attest import EvidenceProducer, NodeIdentity, software_environment
 from ..errors import InputError
 from ..hub import BlobStore, Hub, MemoryBlobStore, ModelRecord
@@ -118,11 +118,11 @@ class LocalNode:
     # -- models -----------------------------------------------------------------------
     def push(
         self,
-        model: Path | bytes,
+        model: PathLike | bytes,
         *,
         name: str,
         version: str | None = None,
-        sign_key: Path | None = None,
+        sign_key: PathLike | None = None,
         signature: bytes | None = None,
     ) -> ModelRecord:
         """Check the file is a loadable ONNX or GGUF model, store it, optionally sign it

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from .._files import read_content
 from ..hub import Hub, ModelRecord
 from ..runtime import OnnxModel
 
@@ -27,12 +27,7 @@ ModelRef = str | os.PathLike[str]
 
 def read_model(model: str | os.PathLike[str] | bytes) -> bytes:
     """A model's bytes: ``bytes`` are the content, a path (``str`` or path object) is read."""
-    if isinstance(model, bytes):
-        return model
-    path = Path(model)
-    if not path.is_file():
-        raise InputError(f"model file {path} does not exist")
-    return path.read_bytes()
+    return read_content(model, "model file")
 
 
 def model_block(

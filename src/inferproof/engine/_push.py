@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from .._files import write_atomic
+from .._files import PathLike, write_atomic
 from ..errors import InputError
 from ..hub import ModelRecord, check_name, load_publisher_key, publisher_id, sign_model
 from ..runtime import OnnxModel, TensorSpec, is_gguf
@@ -21,11 +21,11 @@ def push(
     models: OnnxModels,
     chat_models: ChatModels,
     trust_dir: Path,
-    model: Path | bytes,
+    model: PathLike | bytes,
     *,
     name: str,
     version: str | None = None,
-    sign_key: Path | None = None,
+    sign_key: PathLike | None = None,
     signature: bytes | None = None,
 ) -> ModelRecord:
     """Check the file is a loadable ONNX or GGUF model, store it, optionally sign it
@@ -47,7 +47,7 @@ def push(
         loaded = OnnxModel(data)
         inputs, outputs, fmt = loaded.signature.inputs, loaded.signature.outputs, "onnx"
     if sign_key is not None:
-        signature = sign_model(data, sign_key)
+        signature = sign_model(data, Path(sign_key))
         trust_publisher(trust_dir, sign_key)
     record = models.hub.add(
         data,
@@ -66,12 +66,12 @@ def push(
     return record
 
 
-def trust_publisher(trust_dir: Path, sign_key: Path) -> None:
+def trust_publisher(trust_dir: Path, sign_key: PathLike) -> None:
     """Trust the public half of a local publisher key.
 
     The local user holds this private key, so the local trust root trusts its
     public half, as a fresh install trusts its own node key."""
-    priv = serialization.load_pem_private_key(sign_key.read_bytes(), password=None)
+    priv = serialization.load_pem_private_key(Path(sign_key).read_bytes(), password=None)
     pem = priv.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
