@@ -8,6 +8,10 @@ context size and the KV-cache type. All of these are pinned at load time and
 recorded in every receipt (:meth:`LlamaModel.runtime_info`); a verifier loads
 the model with the recorded settings and must get the identical answer.
 
+The chat template comes from the model file, so it is hostile input: it is
+rendered in a sandbox bounded in steps, time and size (see ``_llm_template.py``),
+on the node and in every verifier's re-execution alike.
+
 One more source of drift is removed on purpose: llama-cpp-python reuses the KV
 cache of a previous request that shares a prefix with the new one, so the same
 prompt could be evaluated in different batch shapes depending on what ran
@@ -33,11 +37,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 from ._llm_gguf import gguf_signature, is_gguf, read_gguf_metadata
 from ._llm_request import DEFAULT_COMPLETION_TOKENS, ChatRequest
+
+if TYPE_CHECKING:  # imported on use, as llama_cpp is: it loads jinja2 and llama_cpp
+    from ._llm_template import ChatTemplate
 
 ENGINE = "llama.cpp"
 # A node's default ceiling on the context it allocates (the KV cache grows with it)
@@ -206,7 +213,10 @@ class LlamaModel:
         self._pieces: dict[int, bytes] = {}
         self._vocab = self._llm._model.vocab
         self._template = self._llm.metadata.get("tokenizer.chat_template")
-        self._formatter_cache: Any = None
+        # Compiled on first use (a large template costs milliseconds). A refusal is
+        # not kept: each attempt is bounded, and one refused for time on a loaded
+        # machine may compile on the next request.
+        self._compiled: ChatTemplate | None = None
         self._finalizer = weakref.finalize(self, _release, self._llm, self._tmp)
 
     def _materialise(self, model: bytes | Path) -> Path:
@@ -293,40 +303,30 @@ class LlamaModel:
             raise InputError("the prompt is empty")
         return Prompt(text, tuple(tokens))
 
-    def _formatter(self, at: datetime | None) -> Any:
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    def _chat_template(self) -> ChatTemplate:
+        """The model's chat template, compiled within its bounds (see _llm_template.py)."""
+        from ._llm_template import ChatTemplate
 
-        if at is None and self._formatter_cache is not None:
-            return self._formatter_cache  # compiling a large template costs milliseconds
-        model = self._llm._model
-        eos, bos = self._llm.token_eos(), self._llm.token_bos()
-        formatter = Jinja2ChatFormatter(
-            template=str(self._template),
-            eos_token=model.token_get_text(eos) if eos != -1 else "",
-            bos_token=model.token_get_text(bos) if bos != -1 else "",
-            add_generation_prompt=True,
-        )
-        if at is None:
-            self._formatter_cache = formatter
-        else:
-            # A template that prints today's date would make the prompt depend on
-            # when it is rendered; it sees the time the request recorded instead.
-            setattr(formatter, "strftime_now", at.strftime)  # noqa: B010 (instance override)
-        return formatter
+        if self._compiled is None:
+            self._compiled = ChatTemplate(str(self._template))
+        return self._compiled
 
     def _apply_template(self, request: ChatRequest) -> str:
-        from jinja2 import TemplateError
-
         if not self._template:
             raise InputError("this model has no chat template (use a text completion)")
+        # A template that prints today's date would make the prompt depend on when it
+        # is rendered; it sees the time the request recorded instead.
         at = None
         if request.template_time is not None:
             at = datetime.fromisoformat(request.template_time.replace("Z", "+00:00"))
-        messages: Any = [{"role": r, "content": c} for r, c in request.messages]
-        try:
-            return str(self._formatter(at)(messages=messages).prompt)
-        except (TemplateError, ValueError, TypeError) as exc:
-            raise InputError(f"the model's chat template rejected the messages: {exc}") from exc
+        model = self._llm._model
+        eos, bos = self._llm.token_eos(), self._llm.token_bos()
+        return self._chat_template().render(
+            [{"role": r, "content": c} for r, c in request.messages],
+            bos_token=model.token_get_text(bos) if bos != -1 else "",
+            eos_token=model.token_get_text(eos) if eos != -1 else "",
+            at=at,
+        )
 
     # -- generation -----------------------------------------------------------
     def generate(self, request: ChatRequest, prompt: Prompt) -> Generation:
@@ -443,7 +443,10 @@ def _holdback(text: str, stops: tuple[str, ...]) -> int:
 
 
 def _signature_of(path: Path) -> dict[str, Any]:
+    """The file's signature, after checking its chat templates' total size."""
     import mmap
+
+    from ._llm_template import check_template_sources
 
     with open(path, "rb") as fh:
         try:
@@ -452,6 +455,7 @@ def _signature_of(path: Path) -> dict[str, Any]:
             raise InputError("not a GGUF model (the file is empty)") from None
         try:
             sig = gguf_signature(mapped)
+            check_template_sources(read_gguf_metadata(mapped)[2])
         finally:
             mapped.close()
     return sig
@@ -477,19 +481,24 @@ def _resolve(settings: LlamaSettings, signature: dict[str, Any], max_ctx: int) -
 def _load(path: Path, settings: LlamaSettings) -> Any:
     from llama_cpp import Llama
 
+    from ._llm_template import llama_cpp_compiles_no_templates
+
     try:
-        return Llama(
-            str(path),
-            n_gpu_layers=0,
-            n_ctx=settings.n_ctx,
-            n_batch=settings.n_batch,
-            n_ubatch=settings.n_ubatch,
-            n_threads=settings.n_threads,
-            n_threads_batch=settings.n_threads_batch,
-            flash_attn=settings.flash_attn,
-            last_n_tokens_size=PENALTY_LAST_N,
-            verbose=False,
-        )
+        # llama-cpp-python would compile every chat template of the file, unbounded
+        # (see _llm_template.py); the template is compiled and rendered there instead.
+        with llama_cpp_compiles_no_templates():
+            return Llama(
+                str(path),
+                n_gpu_layers=0,
+                n_ctx=settings.n_ctx,
+                n_batch=settings.n_batch,
+                n_ubatch=settings.n_ubatch,
+                n_threads=settings.n_threads,
+                n_threads_batch=settings.n_threads_batch,
+                flash_attn=settings.flash_attn,
+                last_n_tokens_size=PENALTY_LAST_N,
+                verbose=False,
+            )
     except (ValueError, RuntimeError) as exc:
         raise InputError(f"llama.cpp could not load the GGUF model: {exc}") from exc
 
