@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import numpy as np
 
 from .._files import PathLike
 from ..attest import EvidenceProducer, NodeIdentity, software_environment
@@ -146,7 +145,7 @@ class LocalNode:
     def infer(
         self,
         model_ref: ModelRef,
-        inputs: NamedInputs | Mapping[str, np.ndarray],
+        inputs: NamedInputs | Mapping[str, Any],
         *,
         nonce: str | None = None,
         private_input: bool = False,
@@ -155,6 +154,9 @@ class LocalNode:
         progress: Callable[[str], None] | None = None,
     ) -> InferenceResult:
         """Run a model and return its outputs with a signed receipt bundle.
+
+        ``inputs`` maps input names to numpy arrays, or to plain nested lists, which
+        are cast to the model's dtypes when every value fits exactly.
 
         ``mode`` is ``vanilla`` (signature and re-execution), ``zk`` (adds a
         zero-knowledge proof; the model must be set up) or ``tee`` (needs a TEE).

@@ -7,6 +7,7 @@ it, for a private input), its subject the digest of the output tensors.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,7 +18,14 @@ import numpy as np
 from ..errors import InputError
 from ..proofs import ProveContext, Reexecution
 from ..receipts import Bundle, commit_input
-from ..runtime import NamedInputs, commit_output, encode_tensors, engine_info, tensors_digest
+from ..runtime import (
+    NamedInputs,
+    commit_output,
+    encode_tensors,
+    engine_info,
+    parse_json_tensors,
+    tensors_digest,
+)
 from ._issue import Claim, Issuer, utc_now
 from ._models import ModelRef, OnnxModels, model_block
 from ._zk import ZkFlow
@@ -58,9 +66,28 @@ def check_mode(mode: str, issuer: Issuer) -> None:
         raise InputError("mode 'tee' needs a hardware-attested node (see `inferproof node attest`)")
 
 
+def named_inputs(inputs: NamedInputs | Mapping[str, Any]) -> NamedInputs:
+    """Numpy arrays as they are; plain (nested) lists typed later by the model's
+    signature, exactly as the HTTP node and the client type them."""
+    if isinstance(inputs, NamedInputs):
+        return inputs
+    if not isinstance(inputs, Mapping) or not inputs:
+        raise InputError("inputs must be a non-empty mapping of names to tensors")
+    arrays = {k: v for k, v in inputs.items() if isinstance(v, np.ndarray)}
+    plain = {k: v for k, v in inputs.items() if not isinstance(v, np.ndarray)}
+    if not plain:
+        return NamedInputs(arrays)
+    try:
+        text = json.dumps(plain, allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"inputs must be numpy arrays or nested lists of numbers: {exc}") from None
+    parsed = parse_json_tensors(text)
+    return NamedInputs({**arrays, **parsed.tensors}, parsed.untyped)
+
+
 def run(models: OnnxModels, digest: str, inputs: NamedInputs | Mapping[str, Any]) -> _Run:
     """Conform ``inputs`` to the model's signature and run it."""
-    named = inputs if isinstance(inputs, NamedInputs) else NamedInputs(dict(inputs))
+    named = named_inputs(inputs)
     model = models.session(digest)
     tensors = model.conform(named.tensors, named.untyped)
     started = utc_now()
