@@ -45,16 +45,7 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return out
 
 
-KNOWN: tuple[Known, ...] = (
-    Known(
-        "tlog_proof/lone-surrogate-unicode-encode-error.txt",
-        UnicodeEncodeError,
-        "log/_checkpoint.py",
-        "parse",
-        "tlog-proof parser crash: TlogProof.parse raises UnicodeEncodeError for a checkpoint "
-        "holding a lone surrogate (checkpoint.encode()), fixed by the log owner",
-    ),
-)
+KNOWN: tuple[Known, ...] = ()
 
 
 def known(exc: BaseException) -> Known | None:

@@ -207,4 +207,8 @@ class TlogProof:
         if len(hashes) > MAX_PROOF_HASHES:
             raise InputError(f"tlog-proof has {len(hashes)} hashes, over {MAX_PROOF_HASHES}")
         path = tuple(parse_hash(h, "tlog-proof hash") for h in hashes)
-        return cls(index, path, checkpoint.encode(), extra)
+        try:
+            note = checkpoint.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: not text a note can hold
+            raise InputError("tlog-proof checkpoint is not valid UTF-8 text") from None
+        return cls(index, path, note, extra)
