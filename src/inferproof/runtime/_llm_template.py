@@ -61,7 +61,7 @@ from datetime import datetime
 from functools import wraps
 from itertools import chain
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import jinja2.environment
 import jinja2.filters
@@ -255,7 +255,7 @@ def size_of(value: Any, limit: int = MAX_VALUE_SIZE, nesting: int = MAX_NESTING)
             total += len(obj)
             continue
         if kind is int:
-            total += obj.bit_length() * 3 // 10 + 1
+            total += cast(int, obj).bit_length() * 3 // 10 + 1
             continue
         if kind is float:
             total += 24
