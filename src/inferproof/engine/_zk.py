@@ -174,8 +174,9 @@ class ZkFlow:
 
 def _in_dtype(value: np.ndarray, like: np.ndarray | None) -> np.ndarray:
     """The proven value in the model's output dtype when that holds it exactly (the
-    circuit's values are multiples of 2^-scale), else in float64."""
-    if like is not None and like.dtype.kind == "f":
+    circuit's values are multiples of 2^-scale; an integer output's are integers),
+    else in float64."""
+    if like is not None and like.dtype.kind in "fiu":
         cast = value.astype(like.dtype)
         if np.array_equal(cast.astype(np.float64), value):
             return cast

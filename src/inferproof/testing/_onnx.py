@@ -14,8 +14,13 @@ FEATURES = ("income_k", "debt_ratio", "age", "late_payments")
 
 def credit_risk_model(seed: int = 7) -> tuple[bytes, dict[str, Any]]:
     """A logistic-regression credit-risk model trained with scikit-learn on synthetic
-    applicants, converted with skl2onnx. Returns (ONNX bytes, a sample JSON input)."""
-    from skl2onnx import to_onnx
+    applicants. Returns (ONNX bytes, a sample JSON input).
+
+    The trained pipeline (standard scaling, then logistic regression) is written in
+    standard ONNX operators, the scaler folded into the weights: ``probabilities =
+    [1 - p, p]`` with ``p = sigmoid(X @ W + b)``, and ``label = argmax``. skl2onnx
+    would emit ``ai.onnx.ml`` operators (``Scaler``, ``LinearClassifier``), which
+    EZKL cannot prove; these it can, so the same model serves every mode."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -30,9 +35,45 @@ def credit_risk_model(seed: int = 7) -> tuple[bytes, dict[str, Any]]:
     y = (score + rng.normal(0, 0.5, n) > 0).astype(np.int64)
     x = np.stack([income, debt, age, late], axis=1).astype(np.float32)
     pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x, y)
-    onx = to_onnx(pipe, x[:1], options={id(pipe.steps[-1][1]): {"zipmap": False}})
+    scaler, logistic = pipe.steps[0][1], pipe.steps[1][1]
+    # (x - mean) / scale @ coef + intercept  ==  x @ (coef / scale) + (intercept - ...)
+    weights = (logistic.coef_[0] / scaler.scale_).reshape(len(FEATURES), 1)
+    bias = logistic.intercept_[0] - float(np.dot(scaler.mean_ / scaler.scale_, logistic.coef_[0]))
     sample = {"X": [[52.0, 0.41, 34.0, 2.0]]}
-    return onx.SerializeToString(), sample
+    return _logistic_onnx(weights.astype(np.float32), np.float32(bias)), sample
+
+
+def _logistic_onnx(weights: np.ndarray, bias: np.float32) -> bytes:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = [
+        numpy_helper.from_array(weights, "W"),
+        numpy_helper.from_array(np.array([bias], np.float32), "B"),
+        numpy_helper.from_array(np.array([1.0], np.float32), "one"),
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["X", "W"], ["z"]),
+        helper.make_node("Add", ["z", "B"], ["logit"]),
+        helper.make_node("Sigmoid", ["logit"], ["p1"]),
+        helper.make_node("Sub", ["one", "p1"], ["p0"]),
+        helper.make_node("Concat", ["p0", "p1"], ["probabilities"], axis=1),
+        helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "credit_risk",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", len(FEATURES)])],
+        [
+            helper.make_tensor_value_info("label", TensorProto.INT64, ["N"]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 2]),
+        ],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return bytes(model.SerializeToString())
 
 
 def mlp_model(sizes: tuple[int, ...], seed: int = 0) -> bytes:

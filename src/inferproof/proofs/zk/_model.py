@@ -22,6 +22,7 @@ def model_inputs(model_bytes: bytes) -> list[tuple[str, list[int | str]]]:
         model = onnx.load_from_string(model_bytes)
     except Exception as exc:  # protobuf raises DecodeError and others
         raise InputError(f"model is not a readable ONNX file: {exc}") from exc
+    _check_provable(model)
     inits = {t.name for t in model.graph.initializer}
     out: list[tuple[str, list[int | str]]] = []
     for value in model.graph.input:
@@ -34,6 +35,31 @@ def model_inputs(model_bytes: bytes) -> list[tuple[str, list[int | str]]]:
     if not out:
         raise InputError("model has no inputs")
     return out
+
+
+# Operator domains EZKL's ONNX front end (tract-onnx) reads: the standard operators.
+# scikit-learn's converters emit ai.onnx.ml operators (Scaler, LinearClassifier,
+# TreeEnsembleClassifier...), which tract does not implement.
+_PROVABLE_DOMAINS = frozenset({"", "ai.onnx"})
+
+
+def _check_provable(model: onnx.ModelProto) -> None:
+    """Refuse, with what to do, a model EZKL cannot compile (before any work)."""
+    foreign = sorted(
+        {f"{n.domain}.{n.op_type}" for n in model.graph.node if n.domain not in _PROVABLE_DOMAINS}
+    )
+    if not foreign:
+        return
+    ml = any(f.startswith("ai.onnx.ml.") for f in foreign)
+    hint = (
+        "these are scikit-learn's ONNX operators: export the model with standard ONNX "
+        "operators instead (a linear model is MatMul, Add and Sigmoid; see "
+        "inferproof.testing.credit_risk_model for one written that way), or train it "
+        "as a small neural network"
+        if ml
+        else "EZKL proves models made of the standard ONNX operators only"
+    )
+    raise InputError(f"EZKL cannot prove operator(s) {', '.join(foreign)}: {hint}")
 
 
 def resolve_shapes(

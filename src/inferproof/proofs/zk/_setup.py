@@ -76,6 +76,12 @@ def _srs_option(srs_path: Path | None, dev_srs: bool, online_srs: bool) -> str:
             "(download it with EZKL) or dev_srs (development only: its maker can forge proofs)"
         )
     if srs_path is not None:
+        if not Path(srs_path).is_file():  # said before any work, not after compiling
+            raise InputError(
+                f"SRS file {srs_path} does not exist: a public ceremony SRS (kzgK.srs for "
+                "the circuit's logrows K) is fetched with `ezkl get-srs --logrows K`, or by "
+                "setup itself with --online-srs; --dev-srs makes a local one for development"
+            )
         return "public"
     return "dev" if dev_srs else "public"
 

@@ -66,6 +66,14 @@ def public_srs_logrows(digest: str) -> int | None:
 
 def from_file(path: Path, logrows: int, store: BlobStore) -> SrsChoice:
     """Take a user-supplied SRS file, accepted only if it is the public ceremony's."""
+    if not path.is_file():
+        raise InputError(
+            f"SRS file {path} does not exist. The public ceremony SRS for this circuit is "
+            f"kzg{logrows}.srs (Perpetual Powers of Tau, as EZKL packages it): fetch it once "
+            f"with `ezkl get-srs --logrows {logrows}` on a machine with internet access, or "
+            "let setup fetch it (--online-srs); --dev-srs makes a local one for development "
+            "(whoever made it can forge proofs)"
+        )
     data = path.read_bytes()
     digest = sha256_digest(data)
     k = public_srs_logrows(digest)
