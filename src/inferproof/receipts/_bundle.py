@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
+import os
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,9 @@ class Bundle:
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
 
-    def write(self, path: Path) -> None:
-        path.write_text(self.dumps())
+    def write(self, path: str | os.PathLike[str]) -> None:
+        """Write the bundle's JSON to ``path`` (a ``str`` or path object)."""
+        Path(path).write_text(self.dumps())
 
     def with_tlog_entry(self, entry: str) -> Bundle:
         return replace(self, tlog_entry=entry)
@@ -128,7 +130,9 @@ class Bundle:
         return cls.from_json(parse_json(data, "bundle", MAX_BUNDLE_BYTES))
 
     @classmethod
-    def read(cls, path: Path) -> Bundle:
+    def read(cls, path: str | os.PathLike[str]) -> Bundle:
+        """Read and check a bundle file (a ``str`` or path object)."""
+        path = Path(path)
         if not path.is_file():
             raise InputError(f"bundle file {path} does not exist")
         if path.stat().st_size > MAX_BUNDLE_BYTES:
