@@ -62,20 +62,32 @@ _ATTESTATION: dict[str, dict[str, Any]] = {
 
 
 def policy_document(node: LocalNode, platform: str | None) -> dict[str, Any]:
-    """A policy trusting this node, with every requirement spelled out."""
+    """A policy trusting this node, with every requirement spelled out.
+
+    It verifies what the node it was written for produces: the publishers this
+    install trusts are listed, and a model signature is required only when there is
+    one to trust (the comment says what to add otherwise)."""
+    publishers = [p.read_text() for p in sorted((node.home.trust / "publishers").glob("*.pem"))]
+    signature_note = (
+        "Publisher keys (PEM) whose model signatures are accepted: those this install trusts."
+        if publishers
+        else "No publisher is trusted here yet: add the PEM public keys of the publishers "
+        "whose models you accept, then set require.model_signature to true."
+    )
     doc: dict[str, Any] = {
         C: "inferproof verification policy. '$comment' keys are ignored; unknown keys are errors.",
         "version": 1,
         "trust": {
-            C: "Keys listed here replace the verifier's local trust for that kind of key.",
+            C: "Keys listed here replace the verifier's local trust for that kind of key. "
+            + signature_note,
             "node_keys": [base64.b64encode(node.public_key).decode()],
-            "publisher_keys": [],
+            "publisher_keys": publishers,
             "log_keys": [str(node.log.verifier_key)],
             "witness_keys": [],
         },
         "require": {
             C: "What must pass; a check whose material is missing then fails.",
-            "model_signature": True,
+            "model_signature": bool(publishers),
             "input": False,
             "reexecution": False,
             "nonce": False,
