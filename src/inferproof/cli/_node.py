@@ -21,9 +21,10 @@ import typer
 
 from .._files import default_home
 from ..client import DEFAULT_POLICY, Client
+from ..engine import ChatConfig
 from ..errors import Error, InputError
-from ..node import NodeConfig, TokenStore
-from ..runtime import check_upstream
+from ..node import MAX_MODEL_BYTES, NodeConfig, TokenStore
+from ..runtime import DEFAULT_MAX_CTX, LlamaSettings, check_upstream
 from ..verify import load_policy
 from ._common import console, err_console, handle_errors
 
@@ -91,6 +92,22 @@ def serve(
             help="Bearer token for the relay upstream (prefer the environment variable).",
         ),
     ] = None,
+    max_model_bytes: Annotated[
+        int, typer.Option("--max-model-bytes", help="Largest model a push may upload.", min=1)
+    ] = MAX_MODEL_BYTES,
+    chat_threads: Annotated[
+        int, typer.Option("--chat-threads", help="Chat answers generated at once.", min=1)
+    ] = 4,
+    chat_timeout: Annotated[
+        float, typer.Option("--chat-timeout", help="Seconds a chat answer may take.")
+    ] = 600.0,
+    max_context: Annotated[
+        int, typer.Option("--max-context", help="Largest context (tokens) a GGUF runs with.")
+    ] = DEFAULT_MAX_CTX,
+    llama_threads: Annotated[
+        int,
+        typer.Option("--llama-threads", help="llama.cpp threads per answer (0: all cores).", min=0),
+    ] = 0,
 ) -> None:
     """Serve this install's node over HTTP until Ctrl-C (the log is flushed on exit)."""
     from ..node import serve as run
@@ -107,11 +124,17 @@ def serve(
         request_timeout=request_timeout,
         relay_url=check_upstream(relay) if relay is not None else None,
         relay_api_key=relay_api_key,
+        max_model_bytes=max_model_bytes,
+        chat_threads=chat_threads,
+        chat_timeout=chat_timeout,
     )
+    if max_context < 16:
+        raise InputError("--max-context must be at least 16 tokens")
+    chat = ChatConfig(settings=LlamaSettings(n_threads=llama_threads), max_ctx=max_context)
     if relay is not None:
         err_console.print(f"relaying chat for models not held here to {relay}", markup=False)
     err_console.print(f"node home: {default_home()}", markup=False)
-    run(host, port, config=config)
+    run(host, port, config=config, chat=chat)
 
 
 @token_app.command("create")

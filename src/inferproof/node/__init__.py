@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ._app import create_app
 from ._auth import TokenInfo, TokenStore
-from ._config import NodeConfig
+from ._config import MAX_MODEL_BYTES, NodeConfig
 from ._serve import serve
 
-__all__ = ["NodeConfig", "TokenInfo", "TokenStore", "create_app", "serve"]
+__all__ = ["MAX_MODEL_BYTES", "NodeConfig", "TokenInfo", "TokenStore", "create_app", "serve"]

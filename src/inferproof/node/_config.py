@@ -11,6 +11,8 @@ from ..errors import InputError
 # Model uploads: the same cap as `inferproof zk setup` takes (far above what a node
 # serves on one machine, and a guard on memory: the body is held to load the model).
 MAX_MODEL_BYTES = 256 * 1024 * 1024
+# A model-signing bundle (a Sigstore bundle with one DSSE envelope): a few KiB.
+MAX_SIGNATURE_BYTES = 1024 * 1024
 # JSON requests (inference inputs): 16 MiB holds a 1 Mi-element float tensor in JSON.
 MAX_JSON_BODY_BYTES = 16 * 1024 * 1024
 # Per input tensor, below the runtime's own 16 Mi cap: a node shares one process
@@ -81,6 +83,8 @@ class NodeConfig:
             0 <= self.reserved_inflight < self.max_inflight
         ):
             raise InputError("reserved_inflight must be at least 0 and below max_inflight")
+        if self.chat_timeout <= 0 or self.chat_threads < 1 or self.max_model_bytes < 1:
+            raise InputError("chat_timeout must be > 0, chat_threads and max_model_bytes >= 1")
         if min(self.header_timeout, self.body_idle_timeout, self.body_timeout) <= 0:
             raise InputError("header_timeout, body_idle_timeout and body_timeout must be > 0")
 

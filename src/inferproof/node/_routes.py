@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from typing import Annotated, Any
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, BinaryIO
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -12,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from .._canonical import is_digest
 from ..errors import InputError
-from ._config import MAX_MODEL_BYTES
+from ._config import MAX_SIGNATURE_BYTES
 from ._errors import NodeHTTPError, errors, unauthorized
 from ._jobs import JobState
 from ._schemas import (
@@ -38,6 +40,9 @@ bearer = HTTPBearer(
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
 _JSON = "application/json"
 _ID = r"^[0-9a-f]{24}$"
+# FastAPI's route body limit, set out of the way of the node's own model cap (it only
+# takes a constant at import time; the node's cap is configured per server).
+_NO_FRAMEWORK_CAP = 1 << 62
 _BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 _IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 # Answers that need a token are never kept by shared caches.
@@ -91,31 +96,65 @@ _PUSH_BODY: dict[str, Any] = {
 }
 
 
-async def _push_body(request: Request, max_bytes: int) -> tuple[bytes, bytes | None]:
+def _too_large(max_bytes: int) -> NodeHTTPError:
+    return NodeHTTPError(
+        413,
+        f"the model is over this node's {max_bytes}-byte cap (raise it with "
+        "`inferproof serve --max-model-bytes N`)",
+    )
+
+
+async def _spool(chunks: AsyncIterator[bytes], target: BinaryIO, max_bytes: int) -> int:
+    """Copy an upload to disk as it arrives, refusing it past ``max_bytes``."""
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(max_bytes)
+        await asyncio.to_thread(target.write, chunk)
+    return size
+
+
+async def _push_body(
+    request: Request, max_bytes: int, target: BinaryIO
+) -> tuple[int, bytes | None]:
+    """Write the pushed model to ``target`` (never held whole in memory); return its
+    size and the signature part, if any."""
     declared = request.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
-        raise NodeHTTPError(413, f"the body is over this node's {max_bytes}-byte model cap")
+        raise _too_large(max_bytes)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
+        # Starlette spools file parts to disk; the model part is copied from there.
         form = await request.form(max_files=2, max_fields=0)
-        parts = {}
-        for key in ("model", "signature"):
-            value = form.get(key)
-            if isinstance(value, UploadFile):
-                parts[key] = await value.read()
-            elif value is not None:
+        model, signature = form.get("model"), form.get("signature")
+        for key, value in (("model", model), ("signature", signature)):
+            if value is not None and not isinstance(value, UploadFile):
                 raise NodeHTTPError(400, f"multipart part {key!r} must be a file")
-        if "model" not in parts:
+        if not isinstance(model, UploadFile):
             raise NodeHTTPError(400, "multipart body needs a 'model' file part")
-        return parts["model"], parts.get("signature")
-    if kind != "application/octet-stream":
+        size = await _spool(_file_chunks(model), target, max_bytes)
+        sig = (
+            await signature.read(MAX_SIGNATURE_BYTES + 1)
+            if isinstance(signature, UploadFile)
+            else None
+        )
+        if sig is not None and len(sig) > MAX_SIGNATURE_BYTES:
+            raise NodeHTTPError(413, f"the signature is over {MAX_SIGNATURE_BYTES} bytes")
+    elif kind == "application/octet-stream":
+        size, sig = await _spool(request.stream(), target, max_bytes), None
+    else:
         raise NodeHTTPError(
             415, "send the model as application/octet-stream or multipart/form-data"
         )
-    body = await request.body()
-    if not body:
+    if size == 0:
         raise NodeHTTPError(400, "the request body (the model file) is empty")
-    return body, None
+    return size, sig
+
+
+async def _file_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(1 << 20):
+        yield chunk
 
 
 @router.post(
@@ -124,8 +163,10 @@ async def _push_body(request: Request, max_bytes: int) -> tuple[bytes, bytes | N
     response_model=ModelRecordJSON,
     responses=errors(400, 401, 409, 413, 415, 422, 429),
     openapi_extra=_PUSH_BODY,
-    max_body_size=MAX_MODEL_BYTES,
-    summary="Push a model (ONNX), optionally with its publisher's signature",
+    # No framework cap: the node's own (NodeConfig.max_model_bytes, a serve option)
+    # is applied while the upload streams to disk, and named when it is hit.
+    max_body_size=_NO_FRAMEWORK_CAP,
+    summary="Push a model (ONNX or GGUF), optionally with its publisher's signature",
 )
 async def push_model(
     request: Request,
@@ -134,12 +175,10 @@ async def push_model(
     name: Annotated[str, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")],
     version: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")] = None,
 ) -> Response:
-    data, signature = await _push_body(request, svc.config.max_model_bytes)
-    if len(data) > svc.config.max_model_bytes:
-        raise NodeHTTPError(
-            413, f"the model is over this node's {svc.config.max_model_bytes}-byte cap"
-        )
-    record = await svc.in_pool(svc.push, data, name, version, signature)
+    with svc.upload() as (path, target):
+        _size, signature = await _push_body(request, svc.config.max_model_bytes, target)
+        target.flush()
+        record = await svc.in_pool(svc.push, path, name, version, signature)
     return JSONResponse(record.to_json(), 201)
 
 

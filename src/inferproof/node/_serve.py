@@ -12,7 +12,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from ..engine import LocalNode
+from ..engine import ChatConfig, LocalNode
 from ._app import create_app
 from ._config import NodeConfig
 
@@ -99,6 +99,7 @@ def serve(
     *,
     home: Path | None = None,
     config: NodeConfig | None = None,
+    chat: ChatConfig | None = None,
     announce: bool = True,
     log_level: str = "warning",
 ) -> None:
@@ -116,7 +117,7 @@ def serve(
     # thread can stall that long behind a busy one, which dominated request latency.
     sys.setswitchinterval(SWITCH_INTERVAL)
     config = config or NodeConfig()
-    node = LocalNode(home)
+    node = LocalNode(home, chat=chat)
     app = create_app(node, config)
     sock = bind(host, port)
     uv = server_config(app, config, log_level=log_level, access_log=False)

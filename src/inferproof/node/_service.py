@@ -7,11 +7,14 @@ become JSON bytes. The library decides what a model, an input or a receipt is.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO, cast
 
 from .._canonical import canonical_json, sha256_digest
 from ..engine import InferenceResult, LocalNode, opening_json
@@ -144,10 +147,19 @@ class Service:
             out.append(Issued(body, p.opening))
         return out
 
+    @contextlib.contextmanager
+    def upload(self) -> Iterator[tuple[Path, BinaryIO]]:
+        """A temporary file under the node's home for an upload, removed afterwards."""
+        folder = self.node.home.root / "node" / "uploads"
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix="push-", suffix=".part") as fh:
+            yield Path(fh.name), cast(BinaryIO, fh)
+
     def push(
-        self, data: bytes, name: str, version: str | None, signature: bytes | None
+        self, model: Path, name: str, version: str | None, signature: bytes | None
     ) -> ModelRecord:
         """Store a model; with a signature, record it too (the hub checks it names the model)."""
+        data = model.read_bytes()
         if signature is not None:
             # Checked before anything is stored, so a bad signature leaves no trace.
             over = parse_model_signature(signature).model_digest
