@@ -23,7 +23,21 @@ from .._canonical import canonical_json, check_digest, sha256_digest
 from ..errors import InputError
 
 TASKS = ("chat", "completion")
-ROLES = ("system", "user", "assistant")
+# The roles a request may use. ``developer`` is OpenAI's newer name for system
+# messages ("developer messages replace the previous system messages", OpenAI's
+# chat API reference, o1 and later models).
+ROLES = ("system", "developer", "user", "assistant")
+# The roles of a canonical request: ``developer`` is normalised to ``system``. It
+# means the same (above), and the chat templates GGUF files carry know ``system``
+# only: SmolLM2's inserts its own system prompt unless messages[0] is ``system``, and
+# ChatML templates write the role's name, which no model trained before the new name
+# reads as its instructions. Normalising in the canonical request, rather than keeping
+# the caller's word and mapping it at render time, keeps the receipt's promise that
+# the canonical request is exactly what the template saw: a verifier renders it as it
+# stands, verifiers that predate the role re-execute it, and two requests that give
+# the same answer by construction have the same digest.
+CANONICAL_ROLES = ("system", "user", "assistant")
+_ROLE_ALIASES = {"developer": "system"}
 # Caps on untrusted requests. 1 Mi characters of text is far beyond any context
 # window this runtime serves and bounds tokenisation work before the context check.
 MAX_MESSAGES = 1024
@@ -160,7 +174,7 @@ class ChatRequest:
         req = cls(
             task=task,
             model=check_digest(obj.get("model"), "canonical request model"),
-            messages=_messages(obj.get("messages")) if task == "chat" else (),
+            messages=_messages(obj.get("messages"), CANONICAL_ROLES) if task == "chat" else (),
             prompt=_prompt(obj.get("prompt")) if task == "completion" else None,
             max_tokens=max_tokens,
             sampling=fields.sampling,
@@ -251,7 +265,9 @@ def _content(value: Any, where: str) -> str:
     return "".join(parts)
 
 
-def _messages(value: Any) -> tuple[tuple[str, str], ...]:
+def _messages(value: Any, roles: tuple[str, ...] = ROLES) -> tuple[tuple[str, str], ...]:
+    """Checked messages, ``developer`` read as ``system`` (see :data:`CANONICAL_ROLES`);
+    a canonical request (``roles=CANONICAL_ROLES``) must already be normalised."""
     if not isinstance(value, list) or not value:
         raise InputError("messages must be a non-empty list")
     if len(value) > MAX_MESSAGES:
@@ -264,15 +280,15 @@ def _messages(value: Any) -> tuple[tuple[str, str], ...]:
             raise InputError(f"{where} must be an object with role and content")
         _no_unknown(msg, {"role", "content"}, where)
         role = msg.get("role")
-        if role not in ROLES:
-            raise InputError(f"{where}.role must be one of {', '.join(ROLES)} (got {role!r})")
+        if role not in roles:
+            raise InputError(f"{where}.role must be one of {', '.join(roles)} (got {role!r})")
         if "content" not in msg:
             raise InputError(f"{where} has no content")
         content = _content(msg["content"], where)
         total += len(content)
         if total > MAX_TEXT_CHARS:
             raise InputError(f"messages are over the cap of {MAX_TEXT_CHARS} characters")
-        out.append((role, content))
+        out.append((_ROLE_ALIASES.get(str(role), str(role)), content))
     return tuple(out)
 
 

@@ -4,7 +4,10 @@
   applicants, converted to ONNX (the demo's model).
 - :func:`mlp_model`: a float32 MLP of any layer sizes, built with onnx's helpers.
 - :func:`write_tiny_llama` / :func:`tiny_llama_gguf`: a tiny random llama GGUF that
-  llama.cpp loads and answers with (gibberish, but real, deterministic output).
+  llama.cpp loads and answers with (gibberish, but real, deterministic output): for
+  fast unit tests.
+- :func:`smollm2_gguf`: the path of SmolLM2-135M-Instruct (Q4_1), a real small chat
+  model installed from PyPI by the README's commands (the chat demo's model).
 
 Example::
 
@@ -23,14 +26,26 @@ from ._gguf import (
     write_tiny_llama,
 )
 from ._onnx import FEATURES, credit_risk_model, mlp_model
+from ._smollm2 import (
+    SMOLLM2_DIGEST,
+    SMOLLM2_DISTRIBUTION,
+    SMOLLM2_FILE,
+    SMOLLM2_SYSTEM,
+    smollm2_gguf,
+)
 
 __all__ = [
     "CHATML_TEMPLATE",
     "FEATURES",
+    "SMOLLM2_DIGEST",
+    "SMOLLM2_DISTRIBUTION",
+    "SMOLLM2_FILE",
+    "SMOLLM2_SYSTEM",
     "SPECIAL_TOKENS",
     "TinyLlamaConfig",
     "credit_risk_model",
     "mlp_model",
+    "smollm2_gguf",
     "tiny_llama_gguf",
     "write_tiny_llama",
 ]
