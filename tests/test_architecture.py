@@ -218,6 +218,7 @@ PUBLIC = [
     "VerificationError",
     "Verifier",
     "__version__",
+    "verify_openai",
 ]
 
 

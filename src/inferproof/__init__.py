@@ -24,7 +24,7 @@ from ._version import __version__
 from .errors import Error, InputError, VerificationError
 
 if TYPE_CHECKING:
-    from .client import AsyncClient, Client
+    from .client import AsyncClient, Client, verify_openai
     from .engine import LocalNode
     from .receipts import Bundle
     from .verify import Policy, TrustRoot, Verifier
@@ -41,6 +41,7 @@ __all__ = [
     "VerificationError",
     "Verifier",
     "__version__",
+    "verify_openai",
 ]
 
 # Lazy: ``import inferproof`` (and inferproof.errors) must not load onnxruntime,
@@ -53,6 +54,7 @@ _LAZY = {
     "Policy": "verify",
     "TrustRoot": "verify",
     "Verifier": "verify",
+    "verify_openai": "client",
 }
 
 

@@ -13,19 +13,42 @@ use (``INFERPROOF_HOME/known_nodes/``, like SSH's known_hosts) and later receipt
 match the pin; publishers and witnesses come from ``INFERPROOF_HOME/trust/``. Pass an
 explicit :class:`~inferproof.verify.TrustRoot` to trust nothing learned from the node.
 
+Chat (``chat``, ``complete``, and their ``*_stream`` forms) is verified the same way,
+and also: the receipt commits to the request sent (``input.requested``) and signs the
+text shown (``output.digest``). A stream's receipt comes with its last chunk, so its
+text is unverified until the iteration ends without raising (``verified_stream=True``
+holds it back until then). :func:`verify_openai` checks the receipt riding on an
+answer of the official ``openai`` client.
+
+The node's URL and token default to ``INFERPROOF_NODE`` and ``INFERPROOF_TOKEN``.
+
 Example::
 
     from inferproof.client import Client
     with Client("http://127.0.0.1:8080", token=token) as node:
-        node.push(Path("model.onnx"), name="risk", version="1")
+        node.push("model.onnx", name="risk", version="1")
         answer = node.infer("risk:1", {"X": np.array([[52, 0.41, 34, 2]], np.float32)})
         print(answer.outputs, answer.report.verified)
+        said = node.chat("tiny", "What is the capital of France?", temperature=0)
+        print(said.text, said.receipt_digest)
 """
 
 from __future__ import annotations
 
 from ._async import AsyncClient
+from ._chatflows import ChatAnswer
+from ._chatstream import AsyncChatStream, ChatStream
 from ._core import DEFAULT_POLICY, Inference
+from ._openai import verify_openai
 from ._sync import Client
 
-__all__ = ["DEFAULT_POLICY", "AsyncClient", "Client", "Inference"]
+__all__ = [
+    "DEFAULT_POLICY",
+    "AsyncChatStream",
+    "AsyncClient",
+    "ChatAnswer",
+    "ChatStream",
+    "Client",
+    "Inference",
+    "verify_openai",
+]

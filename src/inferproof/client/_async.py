@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast, overload
 
 import httpx
 
@@ -16,6 +17,16 @@ from ..hub import ModelRecord
 from ..log import SignedCheckpoint
 from ..receipts import Bundle
 from ..verify import Material, Policy, TrustRoot, VerificationReport
+from ._chatflows import (
+    ChatAnswer,
+    ChatCall,
+    ChatInput,
+    chat_call,
+    chat_flow,
+    openai_flow,
+    stream_flow,
+)
+from ._chatstream import AsyncChatStream
 from ._core import (
     RETRY_STATUSES,
     ClientCore,
@@ -32,6 +43,7 @@ from ._core import (
     record_of,
     retry_after,
 )
+from ._stream import Emit, Pull, StreamFlow
 
 __all__ = ["AsyncClient"]
 
@@ -47,7 +59,7 @@ class AsyncClient(ClientCore):
 
     def __init__(
         self,
-        url: str,
+        url: str | None = None,
         token: str | None = None,
         policy: Policy | None = None,
         trust: TrustRoot | None = None,
@@ -58,17 +70,23 @@ class AsyncClient(ClientCore):
         retries: int = 3,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        """``transport`` replaces the network (for example ``httpx.ASGITransport(app=...)``
+        """``url`` and ``token`` default to ``INFERPROOF_NODE`` and ``INFERPROOF_TOKEN``.
+        ``transport`` replaces the network (for example ``httpx.ASGITransport(app=...)``
         to run against a node's app in this process)."""
         super().__init__(url, token, policy, trust, verify, home)
         self.retries = retries
         self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout, transport=transport)
 
     async def _send(self, req: Req) -> httpx.Response:
+        """Send ``req``; a streamed response comes back before its body is read."""
         headers, kwargs = prepare(req, self._headers)
         for attempt in range(self.retries + 1):
             try:
-                response = await self._http.request(req.method, req.path, headers=headers, **kwargs)
+                request = self._http.build_request(req.method, req.path, headers=headers, **kwargs)
+                response = await self._http.send(request, stream=req.stream)
+                if req.stream and response.status_code >= 400:
+                    await response.aread()
+                    await response.aclose()
             except httpx.HTTPError as exc:
                 raise Error(f"cannot reach the node at {self.url}: {exc}") from exc
             if response.status_code in RETRY_STATUSES and attempt < self.retries:
@@ -78,18 +96,52 @@ class AsyncClient(ClientCore):
             return response
         raise AssertionError("unreachable")
 
-    async def _run(self, flow: Flow[T]) -> T:
+    async def _drive(
+        self, flow: StreamFlow[T], done: Callable[[T], None]
+    ) -> AsyncGenerator[Any, None]:
+        """Run ``flow`` as ``Client._drive`` does, awaiting each request and pull."""
+        async with contextlib.AsyncExitStack() as opened:
+            body: AsyncIterator[bytes] = _empty()
+            reply: Any = None
+            error: Error | None = None
+            try:
+                while True:
+                    try:
+                        step = flow.send(reply) if error is None else flow.throw(error)
+                    except StopIteration as stop:
+                        done(cast(T, stop.value))
+                        return
+                    reply, error = None, None
+                    if isinstance(step, Emit):
+                        yield step.item
+                    elif isinstance(step, Pull):
+                        reply = await self._pull(body)
+                    else:
+                        try:
+                            reply = await self._send(step)
+                        except Error as exc:
+                            error = exc
+                            continue
+                        if step.stream:
+                            opened.push_async_callback(reply.aclose)
+                            body = reply.aiter_bytes()
+            finally:
+                flow.close()
+
+    async def _pull(self, body: AsyncIterator[bytes]) -> bytes:
         try:
-            request = next(flow)
-            while True:
-                try:
-                    response = await self._send(request)
-                except Error as exc:
-                    request = flow.throw(exc)
-                    continue
-                request = flow.send(response)
-        except StopIteration as stop:
-            return cast(T, stop.value)
+            async for chunk in body:
+                if chunk:
+                    return chunk
+        except httpx.HTTPError as exc:
+            raise Error(f"the stream from the node at {self.url} broke: {exc}") from exc
+        return b""
+
+    async def _run(self, flow: Flow[T]) -> T:
+        result: list[T] = []
+        async for _ in self._drive(flow, result.append):
+            raise AssertionError("a flow without a stream emitted an item")
+        return result[0]
 
     async def identity(self) -> dict[str, Any]:
         return cast(dict[str, Any], await self._run(get_flow("/v1/identity")))
@@ -145,6 +197,96 @@ class AsyncClient(ClientCore):
             self._batch_flow(model, batch, nonces, (private_input, private_output))
         )
 
+    async def chat(
+        self,
+        model: str,
+        messages: ChatInput,
+        *,
+        nonce: str | None = None,
+        private: bool = False,
+        **params: Any,
+    ) -> ChatAnswer:
+        """:meth:`Client.chat`, awaited."""
+        call = chat_call("chat", model, messages, params, nonce=nonce, private=private,
+                         stream=False)  # fmt: skip
+        return await self._run(chat_flow(self, call))
+
+    async def complete(
+        self, model: str, prompt: ChatInput, *, nonce: str | None = None, private: bool = False,
+        **params: Any,
+    ) -> ChatAnswer:  # fmt: skip
+        """:meth:`Client.complete`, awaited."""
+        call = chat_call("completion", model, prompt, params, nonce=nonce, private=private,
+                         stream=False)  # fmt: skip
+        return await self._run(chat_flow(self, call))
+
+    @overload
+    def chat_stream(
+        self, model: str, messages: ChatInput, *, chunks: Literal[False] = False,
+        nonce: str | None = None, private: bool = False, verified_stream: bool = False,
+        **params: Any,
+    ) -> AsyncChatStream[str]: ...  # fmt: skip
+    @overload
+    def chat_stream(
+        self, model: str, messages: ChatInput, *, chunks: Literal[True],
+        nonce: str | None = None, private: bool = False, verified_stream: bool = False,
+        **params: Any,
+    ) -> AsyncChatStream[dict[str, Any]]: ...  # fmt: skip
+    def chat_stream(
+        self, model: str, messages: ChatInput, *, chunks: bool = False,
+        nonce: str | None = None, private: bool = False, verified_stream: bool = False,
+        **params: Any,
+    ) -> AsyncChatStream[str] | AsyncChatStream[dict[str, Any]]:  # fmt: skip
+        """:meth:`Client.chat_stream` as an async iterator (``async for``); not awaited.
+
+        Example::
+
+            async with client.chat_stream("tiny", "Hi") as stream:
+                async for delta in stream:
+                    print(delta, end="")
+            print(stream.answer.receipt_digest)
+        """
+        call = chat_call("chat", model, messages, params, nonce=nonce, private=private,
+                         stream=True)  # fmt: skip
+        return self._stream(call, chunks, verified_stream)
+
+    @overload
+    def complete_stream(
+        self, model: str, prompt: ChatInput, *, chunks: Literal[False] = False,
+        nonce: str | None = None, private: bool = False, verified_stream: bool = False,
+        **params: Any,
+    ) -> AsyncChatStream[str]: ...  # fmt: skip
+    @overload
+    def complete_stream(
+        self, model: str, prompt: ChatInput, *, chunks: Literal[True],
+        nonce: str | None = None, private: bool = False, verified_stream: bool = False,
+        **params: Any,
+    ) -> AsyncChatStream[dict[str, Any]]: ...  # fmt: skip
+    def complete_stream(
+        self, model: str, prompt: ChatInput, *, chunks: bool = False,
+        nonce: str | None = None, private: bool = False, verified_stream: bool = False,
+        **params: Any,
+    ) -> AsyncChatStream[str] | AsyncChatStream[dict[str, Any]]:  # fmt: skip
+        """:meth:`Client.complete_stream` as an async iterator."""
+        call = chat_call("completion", model, prompt, params, nonce=nonce, private=private,
+                         stream=True)  # fmt: skip
+        return self._stream(call, chunks, verified_stream)
+
+    def _stream(self, call: ChatCall, chunks: bool, hold: bool) -> AsyncChatStream[Any]:
+        flow = stream_flow(self, call, chunks, hold)
+        return AsyncChatStream(lambda done: self._drive(flow, done))
+
+    async def verify_openai(
+        self,
+        response: Any,
+        *,
+        nonce: str | None = None,
+        model: str | None = None,
+        request: Mapping[str, Any] | None = None,
+    ) -> VerificationReport:
+        """:meth:`Client.verify_openai`, awaited."""
+        return await self._run(openai_flow(self, response, nonce, model, request))
+
     async def bundle(self, bundle_id: str) -> Bundle:
         return Bundle.from_json(await self._run(get_flow(f"/v1/bundles/{bundle_id_of(bundle_id)}")))
 
@@ -169,3 +311,10 @@ class AsyncClient(ClientCore):
 
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
+
+
+async def _empty() -> AsyncIterator[bytes]:
+    """No body (a pull before any streamed request answers that the body ended)."""
+    nothing: tuple[bytes, ...] = ()
+    for chunk in nothing:
+        yield chunk

@@ -13,6 +13,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import os
 import re
 import secrets
 import time
@@ -49,6 +50,8 @@ DEFAULT_POLICY = Policy(require_log=True, require_nonce=True, require_input=True
 # batch holds at most a few hundred.
 MAX_RESPONSE_BYTES = 256 * 1024 * 1024
 RETRY_STATUSES = (429, 503)
+# Read when Client(url=None) or Client(token=None), as the CLI's --node and --token do.
+NODE_ENV, TOKEN_ENV = "INFERPROOF_NODE", "INFERPROOF_TOKEN"
 # Seconds a job poll waits on the node for the job to finish.
 JOB_POLL_SECONDS = 10
 _MODEL_REF = re.compile(
@@ -103,8 +106,9 @@ def raise_for(response: httpx.Response) -> None:
         return
     try:
         err = json.loads(response.content)["error"]
-        text = f"{err['code']}: {err['message']}"
-    except (ValueError, KeyError, TypeError):
+        # The node's {"code", "message"}, or OpenAI's (chat) whose code may be null.
+        text = f"{err.get('code') or err.get('type')}: {err['message']}"
+    except (ValueError, KeyError, TypeError, AttributeError):
         text = response.text[:300]
     what = f"node answered {response.status_code} {text}"
     raise InputError(what) if response.status_code < 500 else Error(what)
@@ -120,10 +124,14 @@ def retry_after(response: httpx.Response, attempt: int) -> float:
 
 @dataclass(frozen=True)
 class Req:
+    """One HTTP request of a flow. ``stream=True`` asks the driver to send the response
+    before reading its body; the flow then pulls the body (see ``_stream``)."""
+
     method: str
     path: str
     auth: bool = False
     kwargs: dict[str, Any] | None = None
+    stream: bool = False
 
 
 # A flow yields requests, is sent each response, and returns its result: one
@@ -131,7 +139,7 @@ class Req:
 Flow = Generator[Req, httpx.Response, T]
 
 
-def _body(response: httpx.Response) -> Any:
+def body_of(response: httpx.Response) -> Any:
     return parse_json(response.content, "node answer", MAX_RESPONSE_BYTES)
 
 
@@ -140,15 +148,14 @@ class ClientCore:
 
     def __init__(
         self,
-        url: str,
+        url: str | None,
         token: str | None,
         policy: Policy | None,
         trust: TrustRoot | None,
         verify: bool,
         home: Path | None,
     ) -> None:
-        if not url.startswith(("http://", "https://")):
-            raise InputError(f"node URL {url!r} must start with http:// or https://")
+        url, token = from_environment(url, token)
         self.url = url.rstrip("/")
         self.policy = policy or DEFAULT_POLICY
         self.verify_answers = verify
@@ -177,7 +184,7 @@ class ClientCore:
         if path.is_file():
             pin = parse_json(path.read_bytes(), f"pinned identity {path}", 64 * 1024)
         else:
-            pin = _pin(self.url, _body((yield Req("GET", "/v1/identity"))))
+            pin = _pin(self.url, body_of((yield Req("GET", "/v1/identity"))))
             with contextlib.suppress(FileExistsError):  # another client pinned it first
                 write_private(path, json.dumps(pin).encode())
             pin = parse_json(path.read_bytes(), f"pinned identity {path}", 64 * 1024)
@@ -192,7 +199,7 @@ class ClientCore:
     def _record_flow(self, ref: str) -> Flow[ModelRecord]:
         record = self._records.get(ref)
         if record is None:
-            record = record_of(_body((yield Req("GET", f"/v1/models/{_ref(ref)}"))))
+            record = record_of(body_of((yield Req("GET", f"/v1/models/{check_ref(ref)}"))))
             if is_digest(ref) or (":" in ref and not ref.endswith(":latest")):
                 self._records[ref] = record  # immutable refs only
         return record
@@ -215,10 +222,10 @@ class ClientCore:
         if self.verify_answers:
             yield from self._trust_flow()
         tensors = yield from self._typed_flow(model, inputs)
-        sent = _Sent(model, tensors, nonce or _new_nonce())
-        body = {"model": _ref(model), "mode": mode, **_item(tensors, sent.nonce, private)}
+        sent = _Sent(model, tensors, nonce or new_nonce())
+        body = {"model": check_ref(model), "mode": mode, **_item(tensors, sent.nonce, private)}
         response = yield Req("POST", "/v1/infer", True, {"json": body})
-        obj = _body(response)
+        obj = body_of(response)
         if response.status_code == 202:
             obj = yield from self._job_flow(obj, progress)
         return (yield from self._finish_flow(obj, sent))
@@ -233,10 +240,10 @@ class ClientCore:
         sents = []
         for i, inputs in enumerate(batch):
             tensors = yield from self._typed_flow(model, inputs)
-            sents.append(_Sent(model, tensors, nonces[i] if nonces else _new_nonce()))
+            sents.append(_Sent(model, tensors, nonces[i] if nonces else new_nonce()))
         items = [_item(s.tensors, s.nonce, private) for s in sents]
-        body = {"model": _ref(model), "items": items}
-        results = _body((yield Req("POST", "/v1/infer/batch", True, {"json": body})))
+        body = {"model": check_ref(model), "items": items}
+        results = body_of((yield Req("POST", "/v1/infer/batch", True, {"json": body})))
         results = results.get("results") if isinstance(results, dict) else None
         if not isinstance(results, list) or len(results) != len(sents):
             raise InputError("the node's batch answer does not have one result per item")
@@ -265,7 +272,7 @@ class ClientCore:
                 text = f"job {job['id']} failed: {err.get('code')}: {err.get('message')}"
                 raise InputError(text) if err.get("code") != "internal" else Error(text)
             params = {"wait": JOB_POLL_SECONDS}
-            job = _body((yield Req("GET", f"/v1/jobs/{job['id']}", True, {"params": params})))
+            job = body_of((yield Req("GET", f"/v1/jobs/{job['id']}", True, {"params": params})))
 
     def _finish_flow(self, obj: Any, sent: _Sent) -> Flow[Inference]:
         if not isinstance(obj, dict) or not isinstance(obj.get("bundle"), dict):
@@ -299,7 +306,7 @@ class ClientCore:
             material = replace(material or Material(), model_bytes=model)
         report = verifier.check(bundle, material)
         if ref is not None:
-            report = _with(report, _requested(bundle, ref))
+            report = with_checks(report, requested_check(bundle, ref))
         inclusion = next((c for c in report.checks if c.name == "log.inclusion"), None)
         if bundle.tlog_entry is None or inclusion is None or not inclusion.passed:
             return report
@@ -311,7 +318,7 @@ class ClientCore:
                 self._opened.clear()
             opened = self._opened[note] = (open_checkpoint(note, key), key)
         check = yield from self._consistency_flow(*opened)
-        return _with(report, check)
+        return with_checks(report, check)
 
     def _consistency_flow(self, cp: SignedCheckpoint, key: VerifierKey) -> Flow[Check]:
         for _ in range(PROOF_ATTEMPTS):  # the latest may move under concurrent requests
@@ -328,7 +335,9 @@ class ClientCore:
 
     def _proof_flow(self, old: int, new: int) -> Flow[list[bytes]]:
         params = {"old": old, "new": new}
-        return _hashes(_body((yield Req("GET", "/v1/log/consistency", False, {"params": params}))))
+        return _hashes(
+            body_of((yield Req("GET", "/v1/log/consistency", False, {"params": params})))
+        )
 
     def _persist_flow(self, checkpoints: list[SignedCheckpoint]) -> Flow[None]:
         """Add this client's latest checkpoints to the memory on disk that other
@@ -396,7 +405,7 @@ class ClientCore:
         else:
             sig = read_content(signature, "signature file")
             kwargs["files"] = {"model": ("model", data), "signature": ("model.sig", sig)}
-        return record_of(_body((yield Req("POST", "/v1/models", True, kwargs))))
+        return record_of(body_of((yield Req("POST", "/v1/models", True, kwargs))))
 
     def _checkpoint_flow(self) -> Flow[SignedCheckpoint]:
         verifier = yield from self._trust_flow()
@@ -416,8 +425,20 @@ class ClientCore:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+def from_environment(url: str | None, token: str | None) -> tuple[str, str | None]:
+    """The node URL and token given, else ``INFERPROOF_NODE`` and ``INFERPROOF_TOKEN``
+    (as the CLI's ``--node`` and ``--token`` read them); an empty variable is unset."""
+    url = url if url is not None else (os.environ.get(NODE_ENV) or None)
+    if url is None:
+        raise InputError(f"no node URL: pass url=... or set {NODE_ENV}")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise InputError(f"node URL {url!r:.200} must start with http:// or https://")
+    token = token if token is not None else (os.environ.get(TOKEN_ENV) or None)
+    return url, token
+
+
 def get_flow(path: str, auth: bool = False) -> Flow[Any]:
-    return _body((yield Req("GET", path, auth)))
+    return body_of((yield Req("GET", path, auth)))
 
 
 def prepare(req: Req, auth: dict[str, str]) -> tuple[dict[str, str], dict[str, Any]]:
@@ -426,7 +447,7 @@ def prepare(req: Req, auth: dict[str, str]) -> tuple[dict[str, str], dict[str, A
     return headers, kwargs
 
 
-def _ref(ref: str) -> str:
+def check_ref(ref: str) -> str:
     if not isinstance(ref, str) or not _MODEL_REF.match(ref):
         raise InputError(f"model {ref!r:.80} is not sha256:DIGEST or NAME[:VERSION]")
     return ref
@@ -493,7 +514,7 @@ def _trust_from_pin(pin: dict[str, Any], trust: Path) -> TrustRoot:
     )
 
 
-def _requested(bundle: Bundle, ref: str) -> Check:
+def requested_check(bundle: Bundle, ref: str) -> Check:
     """The receipt names the model the client asked for (by digest, or name and version)."""
     name, m = "model.requested", bundle.receipt.model
     if is_digest(ref):
@@ -507,14 +528,14 @@ def _requested(bundle: Bundle, ref: str) -> Check:
     return passed(name, f"the receipt names the model asked for: {got}")
 
 
-def _with(report: VerificationReport, *checks: Check) -> VerificationReport:
-    """``report`` with ``checks`` added, replacing checks of the same name."""
-    names = {c.name for c in checks}
-    merged = tuple(c for c in report.checks if c.name not in names) + checks
+def with_checks(report: VerificationReport, *checks: Check) -> VerificationReport:
+    """``report`` with ``checks`` added, each replacing the check of its name in place."""
+    new = {c.name: c for c in checks}
+    merged = tuple(new.pop(c.name, c) for c in report.checks) + tuple(new.values())
     ok = all(c.status is not CheckStatus.FAILED for c in merged)
     return VerificationReport(ok, merged, report.receipt)
 
 
-def _new_nonce() -> str:
+def new_nonce() -> str:
     # 128 random bits: a fresh nonce per request makes a replayed receipt fail.
     return secrets.token_hex(16)

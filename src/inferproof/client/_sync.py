@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast, overload
 
 import httpx
 
@@ -16,6 +17,16 @@ from ..hub import ModelRecord
 from ..log import SignedCheckpoint
 from ..receipts import Bundle
 from ..verify import Material, Policy, TrustRoot, VerificationReport
+from ._chatflows import (
+    ChatAnswer,
+    ChatCall,
+    ChatInput,
+    chat_call,
+    chat_flow,
+    openai_flow,
+    stream_flow,
+)
+from ._chatstream import ChatStream
 from ._core import (
     RETRY_STATUSES,
     ClientCore,
@@ -32,6 +43,7 @@ from ._core import (
     record_of,
     retry_after,
 )
+from ._stream import Emit, Pull, StreamFlow
 
 __all__ = ["Client"]
 
@@ -47,7 +59,7 @@ class Client(ClientCore):
 
     def __init__(
         self,
-        url: str,
+        url: str | None = None,
         token: str | None = None,
         policy: Policy | None = None,
         trust: TrustRoot | None = None,
@@ -58,17 +70,23 @@ class Client(ClientCore):
         retries: int = 3,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        """``transport`` replaces the network (any httpx transport: ``MockTransport``,
+        """``url`` and ``token`` default to ``INFERPROOF_NODE`` and ``INFERPROOF_TOKEN``.
+        ``transport`` replaces the network (any httpx transport: ``MockTransport``,
         ``WSGITransport``...); by default httpx's own HTTP/1.1 pool is used."""
         super().__init__(url, token, policy, trust, verify, home)
         self.retries = retries
         self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
 
     def _send(self, req: Req) -> httpx.Response:
+        """Send ``req``; a streamed response comes back before its body is read."""
         headers, kwargs = prepare(req, self._headers)
         for attempt in range(self.retries + 1):
             try:
-                response = self._http.request(req.method, req.path, headers=headers, **kwargs)
+                request = self._http.build_request(req.method, req.path, headers=headers, **kwargs)
+                response = self._http.send(request, stream=req.stream)
+                if req.stream and response.status_code >= 400:
+                    response.read()
+                    response.close()
             except httpx.HTTPError as exc:
                 raise Error(f"cannot reach the node at {self.url}: {exc}") from exc
             if response.status_code in RETRY_STATUSES and attempt < self.retries:
@@ -78,18 +96,49 @@ class Client(ClientCore):
             return response
         raise AssertionError("unreachable")
 
-    def _run(self, flow: Flow[T]) -> T:
+    def _drive(self, flow: StreamFlow[T], done: Callable[[T], None]) -> Generator[Any, None, None]:
+        """Run ``flow``: send its requests, pull its streamed bodies, yield what it
+        emits; ``done`` receives its result. Errors of a request are thrown into the
+        flow (it may handle them: a missing proof is a check)."""
+        with contextlib.ExitStack() as opened:
+            body: Iterator[bytes] = iter(())
+            reply: Any = None
+            error: Error | None = None
+            try:
+                while True:
+                    try:
+                        step = flow.send(reply) if error is None else flow.throw(error)
+                    except StopIteration as stop:
+                        done(cast(T, stop.value))
+                        return
+                    reply, error = None, None
+                    if isinstance(step, Emit):
+                        yield step.item
+                    elif isinstance(step, Pull):
+                        reply = self._pull(body)
+                    else:
+                        try:
+                            reply = self._send(step)
+                        except Error as exc:
+                            error = exc
+                            continue
+                        if step.stream:
+                            opened.callback(reply.close)
+                            body = reply.iter_bytes()
+            finally:
+                flow.close()
+
+    def _pull(self, body: Iterator[bytes]) -> bytes:
         try:
-            request = next(flow)
-            while True:
-                try:
-                    response = self._send(request)
-                except Error as exc:  # the flow may handle it (a missing proof is a check)
-                    request = flow.throw(exc)
-                    continue
-                request = flow.send(response)
-        except StopIteration as stop:
-            return cast(T, stop.value)
+            return next((chunk for chunk in body if chunk), b"")
+        except httpx.HTTPError as exc:
+            raise Error(f"the stream from the node at {self.url} broke: {exc}") from exc
+
+    def _run(self, flow: Flow[T]) -> T:
+        result: list[T] = []
+        for _ in self._drive(flow, result.append):
+            raise AssertionError("a flow without a stream emitted an item")
+        return result[0]
 
     def identity(self) -> dict[str, Any]:
         """The node's identity document (keys, measurement, attestation)."""
@@ -151,6 +200,112 @@ class Client(ClientCore):
     ) -> list[Inference]:
         """Several inferences in one request; each has its own receipt, all are verified."""
         return self._run(self._batch_flow(model, batch, nonces, (private_input, private_output)))
+
+    def chat(
+        self,
+        model: str,
+        messages: ChatInput,
+        *,
+        nonce: str | None = None,
+        private: bool = False,
+        **params: Any,
+    ) -> ChatAnswer:
+        """Ask a chat model through ``/v1/chat/completions``; return the answer only once
+        its receipt verified (module docs; a failed check raises VerificationError).
+
+        ``messages`` is a user message, OpenAI's messages, or a whole OpenAI request
+        body; ``params`` are OpenAI's (``temperature``, ``max_tokens``, ``seed``,
+        ``stop``...). ``private`` makes the receipt commit to salted digests of the
+        request and answer: ``answer.opening`` opens them.
+
+        Example::
+
+            answer = client.chat("tiny", "What is the capital of France?", temperature=0)
+            print(answer.text, answer.receipt_digest)
+        """
+        call = chat_call("chat", model, messages, params, nonce=nonce, private=private,
+                         stream=False)  # fmt: skip
+        return self._run(chat_flow(self, call))
+
+    def complete(
+        self, model: str, prompt: ChatInput, *, nonce: str | None = None, private: bool = False,
+        **params: Any,
+    ) -> ChatAnswer:  # fmt: skip
+        """A text completion (``/v1/completions``), verified as :meth:`chat` is."""
+        call = chat_call("completion", model, prompt, params, nonce=nonce, private=private,
+                         stream=False)  # fmt: skip
+        return self._run(chat_flow(self, call))
+
+    @overload
+    def chat_stream(
+        self, model: str, messages: ChatInput, *, chunks: Literal[False] = False,
+        nonce: str | None = None, private: bool = False, verified_stream: bool = False,
+        **params: Any,
+    ) -> ChatStream[str]: ...  # fmt: skip
+    @overload
+    def chat_stream(
+        self, model: str, messages: ChatInput, *, chunks: Literal[True],
+        nonce: str | None = None, private: bool = False, verified_stream: bool = False,
+        **params: Any,
+    ) -> ChatStream[dict[str, Any]]: ...  # fmt: skip
+    def chat_stream(
+        self, model: str, messages: ChatInput, *, chunks: bool = False,
+        nonce: str | None = None, private: bool = False, verified_stream: bool = False,
+        **params: Any,
+    ) -> ChatStream[str] | ChatStream[dict[str, Any]]:  # fmt: skip
+        """A streamed chat answer: iterate it for the text deltas (``chunks=True``:
+        OpenAI's chunk dicts). The receipt comes last, so the answer is verified at the
+        end: items are unverified until the iteration ends without raising, and
+        ``stream.answer`` is set only then; ``verified_stream=True`` yields nothing
+        before the receipt verified (see :class:`ChatStream`).
+
+        Example::
+
+            with client.chat_stream("tiny", "Hi", temperature=0) as stream:
+                for delta in stream:
+                    print(delta, end="")
+            print(stream.answer.report.verified)
+        """
+        call = chat_call("chat", model, messages, params, nonce=nonce, private=private,
+                         stream=True)  # fmt: skip
+        return self._stream(call, chunks, verified_stream)
+
+    @overload
+    def complete_stream(
+        self, model: str, prompt: ChatInput, *, chunks: Literal[False] = False,
+        nonce: str | None = None, private: bool = False, verified_stream: bool = False,
+        **params: Any,
+    ) -> ChatStream[str]: ...  # fmt: skip
+    @overload
+    def complete_stream(
+        self, model: str, prompt: ChatInput, *, chunks: Literal[True],
+        nonce: str | None = None, private: bool = False, verified_stream: bool = False,
+        **params: Any,
+    ) -> ChatStream[dict[str, Any]]: ...  # fmt: skip
+    def complete_stream(
+        self, model: str, prompt: ChatInput, *, chunks: bool = False,
+        nonce: str | None = None, private: bool = False, verified_stream: bool = False,
+        **params: Any,
+    ) -> ChatStream[str] | ChatStream[dict[str, Any]]:  # fmt: skip
+        """A streamed text completion, verified as :meth:`chat_stream` is."""
+        call = chat_call("completion", model, prompt, params, nonce=nonce, private=private,
+                         stream=True)  # fmt: skip
+        return self._stream(call, chunks, verified_stream)
+
+    def _stream(self, call: ChatCall, chunks: bool, hold: bool) -> ChatStream[Any]:
+        return ChatStream(lambda done: self._drive(stream_flow(self, call, chunks, hold), done))
+
+    def verify_openai(
+        self,
+        response: Any,
+        *,
+        nonce: str | None = None,
+        model: str | None = None,
+        request: Mapping[str, Any] | None = None,
+    ) -> VerificationReport:
+        """Verify the receipt on an official ``openai`` client's answer with this
+        client's trust, policy and checkpoint memory (see :func:`verify_openai`)."""
+        return self._run(openai_flow(self, response, nonce, model, request))
 
     def bundle(self, bundle_id: str) -> Bundle:
         return Bundle.from_json(self._run(get_flow(f"/v1/bundles/{bundle_id_of(bundle_id)}")))
