@@ -129,7 +129,7 @@ def chat_call(
     if body.setdefault("model", model) != model:
         raise InputError(f"the request names model {body['model']!r:.80}, not {model!r:.80}")
     if body.setdefault("stream", stream) is not stream:
-        method = "chat_stream/complete_stream" if stream else "chat/complete"
+        method = "chat/complete" if stream else "chat_stream/complete_stream"
         raise InputError(f"stream is {body['stream']!r} in the request: use {method}")
     if not isinstance(private, bool):
         raise InputError("private must be True or False")
@@ -151,14 +151,15 @@ def chat_flow(core: ClientCore, call: ChatCall) -> Flow[ChatAnswer]:
 
 def stream_flow(
     core: ClientCore, call: ChatCall, chunks: bool, hold: bool
-) -> StreamFlow[ChatAnswer]:
+) -> StreamFlow[tuple[ChatAnswer, list[Any]]]:
     """A streamed answer: text deltas (or the chunks) emitted as they come, or, with
-    ``hold``, only once the receipt verified; the verified answer is the result."""
+    ``hold``, held back; the result is the verified answer and the items held back
+    (handed out once the answer is known to be verified)."""
     if core.verify_answers:
         yield from core._trust_flow()
     response = yield call.req()
     bundle_id = response.headers.get(BUNDLE_ID_HEADER)
-    parser, assembly, held = SseParser(), Assembly(), []
+    parser, assembly, held = SseParser(), Assembly(), list[Any]()
     extra = None
     while extra is None:
         data = yield from pull()
@@ -179,9 +180,7 @@ def stream_flow(
                 break
     got = receipted(extra)
     answer = yield from _finish_flow(core, call, assembly.shown(got.output), got, bundle_id)
-    for item in held:
-        yield Emit(item)
-    return answer
+    return answer, held
 
 
 def _finish_flow(

@@ -17,8 +17,9 @@ a stream cut before its receipt) means the text yielded so far is not verified.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import AsyncGenerator, Callable, Generator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ..errors import InputError
 from ._chatflows import ChatAnswer
@@ -26,9 +27,11 @@ from ._chatflows import ChatAnswer
 __all__ = ["AsyncChatStream", "ChatStream"]
 
 I = TypeVar("I")  # noqa: E741 - the item type: str (deltas) or dict (chunks)
-# Opens the items, given the callback that receives the verified answer at the end.
-Opener = Callable[[Callable[[ChatAnswer], None]], Generator[I, None, None]]
-AsyncOpener = Callable[[Callable[[ChatAnswer], None]], AsyncGenerator[I, None]]
+# The end of a stream: the verified answer, and the items held back until it verified.
+Ending = tuple[ChatAnswer, list[Any]]
+# Opens the items, given the callback that receives the ending.
+Opener = Callable[[Callable[[Ending], None]], Generator[I, None, None]]
+AsyncOpener = Callable[[Callable[[Ending], None]], AsyncGenerator[I, None]]
 _NOT_YET = (
     "the stream has not ended verified: iterate it to its end (a failed check raises "
     "VerificationError there)"
@@ -36,13 +39,16 @@ _NOT_YET = (
 
 
 class _Ending:
-    """The verified answer, once the stream has ended without a failure."""
+    """The verified answer, once the stream has ended without a failure, and the items
+    held back until then (``verified_stream=True``), handed out after it is set."""
 
     def __init__(self) -> None:
         self._answer: ChatAnswer | None = None
+        self._held: deque[Any] = deque()
 
-    def _finish(self, answer: ChatAnswer) -> None:
-        self._answer = answer
+    def _finish(self, ending: Ending) -> None:
+        self._answer, held = ending
+        self._held.extend(held)
 
     @property
     def verified(self) -> bool:
@@ -76,7 +82,13 @@ class ChatStream(_Ending, Generic[I]):
         return self
 
     def __next__(self) -> I:
-        return next(self._items)
+        try:
+            return next(self._items)
+        except StopIteration:
+            if self._held:
+                item: I = self._held.popleft()
+                return item
+            raise
 
     def close(self) -> None:
         """Stop reading (the node stops generating; nothing is verified)."""
@@ -108,7 +120,13 @@ class AsyncChatStream(_Ending, Generic[I]):
         return self
 
     async def __anext__(self) -> I:
-        return await anext(self._items)
+        try:
+            return await anext(self._items)
+        except StopAsyncIteration:
+            if self._held:
+                item: I = self._held.popleft()
+                return item
+            raise
 
     async def aclose(self) -> None:
         await self._items.aclose()
