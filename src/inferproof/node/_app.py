@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from .._version import __version__
 from ..engine import LocalNode
 from . import _chatroutes, _logroutes, _routes
+from ._bundleroutes import router as bundle_routes
 from ._chatservice import ChatService
 from ._config import NodeConfig
 from ._errors import install_handlers
@@ -73,6 +74,7 @@ def create_app(
     _chatroutes.mount(app, chat, config.max_body_bytes)
     app.include_router(_routes.router, max_body_size=config.max_body_bytes)
     app.include_router(_logroutes.router)
+    app.include_router(bundle_routes)  # GET /v1/bundles: the caller's own
     app.add_middleware(
         Guard,
         metrics=svc.metrics,

@@ -233,11 +233,11 @@ def _job_json(svc: Service, job: JobState, owner: str | None) -> dict[str, Any]:
 async def infer(body: InferRequest, svc: Svc, owner: Writer) -> Response:
     if body.mode in svc.config.job_modes:
         # Inputs and model are checked before a job exists: a bad request is a 4xx.
-        call: Call = await svc.in_pool(svc.prepare, body.model, body.mode, body)
+        call: Call = await svc.in_pool(svc.prepare, body.model, body.mode, body, owner)
         job = svc.jobs.submit(body.mode, owner, lambda progress: svc.run(call, progress))
         headers = {"Location": f"/v1/jobs/{job.id}"}
         return JSONResponse(_job_json(svc, job, owner), 202, headers=headers)
-    issued: Issued = await svc.in_pool(svc.prepare_and_run, body.model, body.mode, body)
+    issued: Issued = await svc.in_pool(svc.prepare_and_run, body.model, body.mode, body, owner)
     return Response(issued.json(True), media_type=_JSON)
 
 
@@ -247,7 +247,7 @@ async def infer(body: InferRequest, svc: Svc, owner: Writer) -> Response:
     responses=errors(400, 401, 404, 413, 422, 429, 504),
     summary="Run several inferences of one model; each item gets its own receipt",
 )
-async def infer_batch(body: BatchRequest, svc: Svc, _: Writer) -> Response:
+async def infer_batch(body: BatchRequest, svc: Svc, owner: Writer) -> Response:
     if len(body.items) > svc.config.max_batch_items:
         raise NodeHTTPError(
             413, f"{len(body.items)} items, over this node's cap of {svc.config.max_batch_items}"
@@ -263,6 +263,7 @@ async def infer_batch(body: BatchRequest, svc: Svc, _: Writer) -> Response:
             item.nonce,
             item.private_input,
             item.private_output,
+            owner,
         )
         for item in body.items
     ]

@@ -44,6 +44,8 @@ class Call:
     nonce: str | None
     private_input: bool
     private_output: bool | None = None
+    # The hash of the token that asked (its bundle is listed to that token only).
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class _Pending:
     index: int | None
     outputs: dict[str, Any]
     opening: dict[str, Any] | None
+    owner: str | None = None
 
 
 class Service:
@@ -105,14 +108,16 @@ class Service:
         except InputError as exc:
             raise NodeHTTPError(404, str(exc), "model_not_found") from exc
 
-    def prepare(self, model: str, mode: str, item: InferItem) -> Call:
+    def prepare(self, model: str, mode: str, item: InferItem, owner: str | None = None) -> Call:
         self.check_model(model)
         return Call(model, self.parse_inputs(item.inputs), mode, item.nonce, item.private_input,
-                    item.private_output)  # fmt: skip
+                    item.private_output, owner)  # fmt: skip
 
-    def prepare_and_run(self, model: str, mode: str, item: InferItem) -> Issued:
+    def prepare_and_run(
+        self, model: str, mode: str, item: InferItem, owner: str | None = None
+    ) -> Issued:
         """Both steps in one worker-thread hop (each hop costs GIL hand-offs)."""
-        return self.run(self.prepare(model, mode, item))
+        return self.run(self.prepare(model, mode, item, owner))
 
     # -- running ------------------------------------------------------------------------
     def run(self, call: Call, progress: Callable[[str], None] | None = None) -> Issued:
@@ -135,10 +140,12 @@ class Service:
         index = TlogProof.parse(bundle.tlog_entry).index if bundle.tlog_entry else None
         opening = opening_json(result.salt, bundle, result.outputs) if result.salt else None
         self.metrics.inferences.labels(call.mode).inc()
-        return _Pending(data, digest, index, bundle.outputs, opening)
+        return _Pending(data, digest, index, bundle.outputs, opening, call.owner)
 
     def _store(self, issued: list[_Pending]) -> list[Issued]:
-        ids = self.bundles.add_many([(p.digest, p.index, p.data) for p in issued])
+        ids = self.bundles.add_many(
+            [(p.digest, p.index, p.data) for p in issued], owners=[p.owner for p in issued]
+        )
         out = []
         for bundle_id, p in zip(ids, issued, strict=True):
             rest = {"bundle_id": bundle_id, "log_index": p.index, "outputs": p.outputs,
