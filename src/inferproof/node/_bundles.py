@@ -233,7 +233,8 @@ class IssuedBundles:
 
 def _where(query: BundleQuery) -> tuple[str, list[Any]]:
     """The WHERE clause of a query: fixed SQL text, every value a bound parameter."""
-    clauses, args = ["owner = ?"], [query.owner]
+    clauses: list[str] = ["owner = ?"]
+    args: list[Any] = [query.owner]
     if query.model is not None:
         if is_digest(query.model):
             clauses.append("model_digest = ?")
