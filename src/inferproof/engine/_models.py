@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from .._files import read_content
+from ..errors import InputError
 from ..hub import Hub, ModelRecord
-from ..runtime import OnnxModel
+from ..runtime import OnnxModel, is_gguf
 
 __all__ = ["ModelRef", "OnnxModels", "model_block", "read_model"]
 
@@ -45,6 +46,21 @@ def model_block(
     return full, signature
 
 
+def not_onnx(what: str, fmt: str, ref: str) -> InputError:
+    """The refusal of a model that is not ONNX, naming what to use instead.
+
+    Without it the ONNX parser met the GGUF bytes and said only ``INVALID_PROTOBUF``
+    (issue 12); the hub record's format is checked before any byte is parsed."""
+    if fmt == "gguf":
+        hint = (
+            f'chat with it instead: `inferproof chat {ref} "..."`, or a node\'s '
+            "POST /v1/chat/completions"
+        )
+    else:
+        hint = "tensor inference runs ONNX models only"
+    return InputError(f"model {what} is a {fmt.upper()} model, not ONNX: {hint}")
+
+
 class OnnxModels:
     """ONNX models by digest, ``name[:version]`` or file path, loaded once.
 
@@ -70,6 +86,8 @@ class OnnxModels:
         if not isinstance(ref, str):
             path = Path(ref)
             data = read_model(path)
+            if is_gguf(data):
+                raise not_onnx(f"file {path.name}", "gguf", str(path))
             model = OnnxModel(data)  # checked before anything is stored
             digest = self.hub.blobs.put(data)
             self.keep(digest, model)
@@ -81,6 +99,8 @@ class OnnxModels:
             # (forget() drops one when this process adds a signature.)
             with self._lock:
                 self._records[record.digest] = record
+        if record.format != "onnx":
+            raise not_onnx(repr(ref), record.format, ref)
         self.session(record.digest)
         return record, {"digest": record.digest, "name": record.name, "version": record.version}
 

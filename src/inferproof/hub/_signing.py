@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -67,10 +67,51 @@ def _hash_for(key: ec.EllipticCurvePublicKey) -> hashes.HashAlgorithm:
     return hashes.SHA384() if key.curve.name == "secp384r1" else hashes.SHA256()
 
 
+# The curves a publisher key may use: those this module verifies (model-signing also
+# signs with P-521, which the verifier above does not take).
+_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384"}
+_KEY_HINT = "make one with `inferproof key generate -o publisher.pem`"
+
+
+def check_signing_key(pem: bytes, source: str = "key") -> ec.EllipticCurvePrivateKey:
+    """Load a publisher's private key and refuse what model-signing cannot sign with.
+
+    model-signing's key mode takes an unencrypted PEM ECDSA private key; an Ed25519 or
+    RSA key made it fail deep inside (``AttributeError: ... has no attribute 'curve'``,
+    a traceback from the CLI: issue 12), so the key type is checked first and named.
+    """
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except TypeError:
+        raise InputError(
+            f"{source} is encrypted: model-signing needs an unencrypted PEM key ({_KEY_HINT})"
+        ) from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise InputError(f"{source} is not a PEM private key ({_KEY_HINT})") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name not in _CURVES:
+        kind = _key_kind(key)
+        raise InputError(
+            f"{source} is {kind} key: model-signing takes ECDSA P-256 or P-384 keys ({_KEY_HINT})"
+        )
+    return key
+
+
+def _key_kind(key: object) -> str:
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return f"an ECDSA {key.curve.name}"
+    names = {"Ed25519PrivateKey": "an Ed25519", "Ed448PrivateKey": "an Ed448",
+             "RSAPrivateKey": "an RSA", "DSAPrivateKey": "a DSA"}  # fmt: skip
+    for cls in type(key).__mro__:
+        if cls.__name__ in names:
+            return names[cls.__name__]
+    return f"a {type(key).__name__}"
+
+
 def sign_model(model_bytes: bytes, private_key_file: Path) -> bytes:
     """Sign a single-file model with an ECDSA key; return the Sigstore bundle JSON bytes."""
     import model_signing  # heavy import, only when signing
 
+    check_signing_key(Path(private_key_file).read_bytes(), str(private_key_file))
     with tempfile.TemporaryDirectory() as tmp:
         model = Path(tmp) / "model.onnx"
         model.write_bytes(model_bytes)
