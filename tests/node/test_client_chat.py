@@ -390,6 +390,28 @@ def _error_event(events: list[Any]) -> list[Any]:
     return [*events[:2], {"error": error}]
 
 
+def _invalid_error_event(events: list[Any]) -> list[Any]:
+    error = {"message": "max_tokens is too big", "type": "invalid_request_error", "code": None}
+    return [*events[:2], {"error": error}]
+
+
+def _odd_error_event(events: list[Any]) -> list[Any]:
+    return [*events[:2], {"error": "boom"}]
+
+
+def _not_an_object(events: list[Any]) -> list[Any]:
+    return [events[0], [1, 2], *events[1:]]
+
+
+def _not_json(events: list[Any]) -> list[Any]:
+    return [events[0], "{not json", *events[1:]]
+
+
+def _mixed_tasks(events: list[Any]) -> list[Any]:
+    events[1]["object"] = "text_completion"
+    return events
+
+
 def _receipt_twice(events: list[Any]) -> list[Any]:
     extra = next(e for e in events if isinstance(e, dict) and "inferproof" in e)
     return [*events[:-2], {**events[1], "inferproof": extra["inferproof"]}, *events[-2:]]
@@ -401,6 +423,11 @@ def _receipt_twice(events: list[Any]) -> list[Any]:
         (_cut_before_receipt, VerificationError, "receipt: the stream ended before its receipt"),
         (_cut_short, VerificationError, "receipt: the stream ended before its receipt"),
         (_error_event, Error, "unavailable: the node is stopping"),
+        (_invalid_error_event, InputError, "invalid_request_error: max_tokens is too big"),
+        (_odd_error_event, Error, "malformed error event"),
+        (_not_an_object, InputError, "event that is not a JSON object"),
+        (_not_json, InputError, "stream event"),
+        (_mixed_tasks, InputError, "mixes chat and text completion chunks"),
         (_receipt_twice, VerificationError, "output.digest"),
     ],
 )
@@ -471,17 +498,24 @@ def test_another_models_receipt_fails_model_requested(app_node: Any, tmp_path: P
     assert "asked for tiny" in exc.value.detail and "other" in exc.value.detail
 
 
-def test_a_dropped_privacy_fails_input_requested(app_node: Any, tmp_path: Path) -> None:
-    def public(_body: dict[str, Any], headers: dict[str, str]) -> None:
-        headers["inferproof-private"] = "false"
+@pytest.mark.parametrize(
+    ("asked", "what"),
+    [(True, "asked for a private receipt, got a public one"),
+     (False, "asked for a public receipt, got a private one")],
+)  # fmt: skip
+def test_a_switched_privacy_fails_input_requested(
+    app_node: Any, tmp_path: Path, asked: bool, what: str
+) -> None:
+    def flip(_body: dict[str, Any], headers: dict[str, str]) -> None:
+        headers["inferproof-private"] = "false" if asked else "true"
 
     with (
-        _hostile(app_node, tmp_path, ask=_rewrite(public)) as client,
+        _hostile(app_node, tmp_path, ask=_rewrite(flip)) as client,
         pytest.raises(VerificationError) as exc,
     ):
-        client.chat("tiny", "my secret", private=True, **GREEDY)
+        client.chat("tiny", "my secret", private=asked, **GREEDY)
     assert exc.value.check == "input.requested"
-    assert "asked for a private receipt, got a public one" in exc.value.detail
+    assert what in exc.value.detail
 
 
 def test_another_nodes_receipt_fails_the_signature(app_node: Any, tmp_path: Path) -> None:
@@ -506,7 +540,12 @@ def test_another_nodes_receipt_fails_the_signature(app_node: Any, tmp_path: Path
         (lambda b: b["inferproof"].pop("bundle"), "has no bundle"),
         (lambda b: b["inferproof"].update(bundle_id="0" * 24), "two bundle ids"),
         (lambda b: b.update(choices=[]), "has no choice"),
+        (lambda b: b.update(choices=b["choices"] * 2), r"one choice \(n=1\)"),
+        (lambda b: b.update(choices=["text"]), "choice is not an object"),
+        (lambda b: b["choices"][0]["message"].update(content=5), "text is not a string"),
         (lambda b: b.update(object="embedding"), "not an OpenAI answer"),
+        (lambda b: b["inferproof"].update(opening={"salt": "00"}), "not a chat opening"),
+        (lambda b: b["inferproof"].update(bundle={"mediaType": "x"}), "bundle"),
     ],
 )
 def test_a_malformed_answer_is_refused(
@@ -532,6 +571,78 @@ def test_a_malformed_bundle_id_is_refused(app_node: Any, tmp_path: Path) -> None
         pytest.raises(InputError, match=r"malformed bundle id '\.\./\.\./etc'"),
     ):
         client.chat("tiny", "Hi", **GREEDY)
+
+
+def test_a_busy_node_is_retried_before_the_stream_starts(app_node: Any, tmp_path: Path) -> None:
+    busy: list[str] = []
+
+    def edit(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        if request.url.path.startswith("/v1/chat") and len(busy) < 2:
+            busy.append(request.url.path)
+            return httpx.Response(429, headers={"retry-after": "0"}, json={"error": {
+                "code": "busy", "message": "too many requests"}})  # fmt: skip
+        return response
+
+    with _hostile(app_node, tmp_path, edit=edit) as client:
+        deltas = list(stream := client.chat_stream("tiny", "Hi", **GREEDY))
+    assert len(busy) == 2 and stream.verified and "".join(deltas) == stream.answer.text
+
+
+class _Broken(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A body that breaks after its first event, as a dropped connection does."""
+
+    def __init__(self, first: bytes) -> None:
+        self.first = first
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.first
+        raise httpx.ReadError("connection reset")
+
+    async def __aiter__(self) -> Any:
+        yield self.first
+        raise httpx.ReadError("connection reset")
+
+
+def _breaking(app: TestClient) -> httpx.MockTransport:
+    forward = _forwarder(app)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        response = forward.handle_request(request)
+        if not request.url.path.startswith("/v1/chat"):
+            return response
+        first = response.read().split(b"\n\n")[0] + b"\n\n"
+        return httpx.Response(200, headers=response.headers, stream=_Broken(first))
+
+    return httpx.MockTransport(handle)
+
+
+def test_a_broken_connection_mid_stream_is_an_error(app_node: Any, tmp_path: Path) -> None:
+    tc, _ = app_node
+    with Client(URL, home=tmp_path / "c", transport=_breaking(tc)) as client:
+        stream = client.chat_stream("tiny", "Hi", **GREEDY)
+        with pytest.raises(Error, match=r"the stream from the node at .* broke"):
+            list(stream)
+    assert not stream.verified
+
+
+def test_async_a_broken_connection_mid_stream_is_an_error(app_node: Any, tmp_path: Path) -> None:
+    tc, _ = app_node
+    sync = _breaking(tc)
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        return sync.handle_request(request)
+
+    async def main() -> Any:
+        transport = httpx.MockTransport(handle)
+        async with AsyncClient(URL, home=tmp_path / "c", transport=transport) as client:
+            stream = client.chat_stream("tiny", "Hi", **GREEDY)
+            with pytest.raises(Error, match=r"the stream from the node at .* broke"):
+                async for _ in stream:
+                    pass
+            return stream
+
+    assert not asyncio.run(main()).verified
 
 
 def test_async_client_catches_an_edited_stream(tmp_path: Path) -> None:

@@ -193,9 +193,14 @@ def test_a_private_answer_verifies_with_its_opening(chat_node: Running, tmp_path
         del without["inferproof"]["opening"]
         with pytest.raises(VerificationError) as exc:
             verify_openai(without, client=client, nonce=nonce, request=ASK)
+        with pytest.raises(VerificationError) as unopened:
+            verify_openai(without, trust=client.trust_root(), policy=Policy(), request=ASK)
     assert report.verified and _statuses(report)["input.requested"] == "passed"
     assert report.receipt.input_commitment is not None
     assert exc.value.check == "input"  # the policy requires the request: give the opening
+    # A policy not requiring it leaves "input" not checked, but the request sent cannot
+    # be compared either: the answer is not returned as verified.
+    assert unopened.value.check == "input.requested"
 
 
 @pytest.mark.parametrize(
