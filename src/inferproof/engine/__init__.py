@@ -1,7 +1,7 @@
 """The node's logic without HTTP: :class:`LocalNode` over one receipt-issuing path.
 
 The embedded default runs in one process on SQLite and a folder under
-``INFERPROOF_HOME``. Every flow (tensor inference, ZK proofs, chat, relay)
+``INFERPROOF_HOME``. Every flow (tensor inference, ZK proofs, chat, embeddings, relay)
 states what it computed and hands it to the :class:`Issuer`, which signs,
 bundles and logs it; :class:`LocalNode` is the facade the CLI, the HTTP node and
 library users call.
@@ -20,6 +20,7 @@ from __future__ import annotations
 from ._chat import ChatResult, ChatStream
 from ._chatmodels import ChatConfig
 from ._chatreceipt import receipt_digest
+from ._embed import EmbeddingResult
 from ._home import Home
 from ._issue import Claim, Issuer, utc_now
 from ._local import LocalNode
@@ -34,6 +35,7 @@ __all__ = [
     "ChatResult",
     "ChatStream",
     "Claim",
+    "EmbeddingResult",
     "Home",
     "InferenceResult",
     "Issuer",

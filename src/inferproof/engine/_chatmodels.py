@@ -2,6 +2,8 @@
 
 A model is loaded by path (memory-mapped) after its file is hashed against the
 digest, or from the hub's checked bytes when the blob store has no local file.
+A model asked for embeddings gets a second instance in llama.cpp's embedding mode
+(a context made for chat does not return pooled vectors), kept beside the first.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,10 @@ from .._canonical import sha256_digest
 from ..errors import BlobCorruptError, InputError, ModelNotFound
 from ..hub import LATEST, Hub, ModelRecord
 from ..runtime import (
+    DEFAULT_EMBED_CTX,
     DEFAULT_MAX_CTX,
     MAX_TOKENS_CAP,
+    LlamaEmbedder,
     LlamaModel,
     LlamaSettings,
     gguf_file_digest,
@@ -34,11 +38,20 @@ _PATH = re.compile(r"(?<![\w.])/[^\s:'\"]+")
 
 @dataclass(frozen=True)
 class ChatConfig:
-    """How a node runs GGUF models: llama.cpp settings and the caps on requests."""
+    """How a node runs GGUF models: llama.cpp settings and the caps on requests.
+
+    ``embed_ctx`` is the context of an embedding instance (the longest input it takes);
+    its batch sizes follow it, and its thread counts are those of ``settings``."""
 
     settings: LlamaSettings = field(default_factory=LlamaSettings)
     max_tokens_cap: int = MAX_TOKENS_CAP
     max_ctx: int = DEFAULT_MAX_CTX
+    embed_ctx: int = DEFAULT_EMBED_CTX
+
+    def embed_settings(self) -> LlamaSettings:
+        """The whole input in one micro-batch (see runtime/_llm_embed.py)."""
+        ctx = self.embed_ctx
+        return replace(self.settings, n_ctx=0, n_batch=ctx, n_ubatch=ctx)
 
 
 class ChatModels:
@@ -54,6 +67,7 @@ class ChatModels:
         self.hub = hub
         self.config = config or ChatConfig()
         self._loaded: dict[str, LlamaModel] = {}
+        self._embedders: dict[str, LlamaEmbedder] = {}
         self._lock = threading.Lock()
 
     def configure(self, config: ChatConfig) -> None:
@@ -65,8 +79,10 @@ class ChatModels:
     def unload(self) -> None:
         """Free every loaded llama.cpp model."""
         with self._lock:
-            loaded = list(self._loaded.values())
+            loaded: list[LlamaModel | LlamaEmbedder] = [*self._loaded.values()]
+            loaded += self._embedders.values()
             self._loaded.clear()
+            self._embedders.clear()
         for model in loaded:
             model.close()
 
@@ -89,6 +105,22 @@ class ChatModels:
                 raise InputError(_PATH.sub("<file>", str(exc))) from None
             self._loaded[digest] = model
             return model
+
+    def load_embedder(self, digest: str) -> LlamaEmbedder:
+        """The model ``digest`` in embedding mode, loaded once (checked as :meth:`load`)."""
+        with self._lock:
+            embedder = self._embedders.get(digest)
+            if embedder is not None:
+                return embedder
+            cfg = self.config
+            try:
+                embedder = LlamaEmbedder(
+                    self._source(digest), cfg.embed_settings(), max_ctx=cfg.embed_ctx
+                )
+            except InputError as exc:
+                raise InputError(_PATH.sub("<file>", str(exc))) from None
+            self._embedders[digest] = embedder
+            return embedder
 
     def _source(self, digest: str) -> bytes | Path:
         path = self.hub.blobs.path(digest)
@@ -113,6 +145,19 @@ class ChatModels:
     ) -> tuple[ModelRecord | None, dict[str, Any], LlamaModel]:
         """Find a GGUF model by digest or ``name[:version]`` (a ``str``), or a file (a
         path object: a ``str`` is never taken for a path); load it once."""
+        record, block = self.locate(ref)
+        return record, block, self.load(str(block["digest"]))
+
+    def resolve_embedder(
+        self, ref: str | os.PathLike[str]
+    ) -> tuple[ModelRecord | None, dict[str, Any], LlamaEmbedder]:
+        """As :meth:`resolve`, the model in embedding mode."""
+        record, block = self.locate(ref)
+        return record, block, self.load_embedder(str(block["digest"]))
+
+    def locate(self, ref: str | os.PathLike[str]) -> tuple[ModelRecord | None, dict[str, Any]]:
+        """The hub record (None for a file, which is stored in the blob store) and the
+        receipt's model block of a GGUF model."""
         if not isinstance(ref, str):
             path = Path(ref)
             if not path.is_file():
@@ -121,16 +166,14 @@ class ChatModels:
             if not is_gguf(data):
                 raise InputError(f"{path} is not a GGUF model")
             digest = self.hub.blobs.put(data)
-            block = {"digest": digest, "name": path.stem, "version": None}
-            return None, block, self.load(digest)
+            return None, {"digest": digest, "name": path.stem, "version": None}
         try:
             record = self.hub.resolve(ref)
         except InputError as exc:
             raise ModelNotFound(str(exc)) from None
         if record.format != "gguf":
             raise InputError(f"model {ref!r} is an {record.format} model, not a GGUF chat model")
-        block = {"digest": record.digest, "name": record.name, "version": record.version}
-        return record, block, self.load(record.digest)
+        return record, {"digest": record.digest, "name": record.name, "version": record.version}
 
     def listing(self) -> dict[str, Any]:
         """The hub's GGUF models as OpenAI's ``GET /v1/models`` list."""

@@ -2,7 +2,7 @@
 
 :class:`LocalNode` is a thin facade: it owns the stores, the issuer and the model
 caches, and each method hands them to one flow (``_onnx``, ``_zk``, ``_chat``,
-``_relay``, ``_push``). The flows never see the facade.
+``_embed``, ``_relay``, ``_push``). The flows never see the facade.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from ..hub import BlobStore, Hub, MemoryBlobStore, ModelRecord
 from ..log import Log
 from ..runtime import LlamaModel, NamedInputs
 from ..verify import Policy, TrustRoot, Verifier
-from . import _chat, _onnx, _push, _relay
+from . import _chat, _embed, _onnx, _push, _relay
 from ._chat import ChatResult, ChatStream
 from ._chatmodels import ChatConfig, ChatModels
+from ._embed import EmbeddingResult
 from ._home import Home
 from ._issue import Issuer
 from ._models import ModelRef, OnnxModels
@@ -260,6 +261,27 @@ class LocalNode:
             self.issuer, self.hub, upstream, request, api_key=api_key, private=private,
             nonce=nonce, timeout=timeout, transport=transport,
         )  # fmt: skip
+
+    def embed(
+        self,
+        model_ref: ModelRef,
+        request: Mapping[str, Any],
+        *,
+        private: bool = False,
+        nonce: str | None = None,
+    ) -> EmbeddingResult:
+        """Embed an OpenAI-shaped request (``{"input": str | [str], "encoding_format"?}``)
+        with the GGUF model ``model_ref``; sign and log the receipt. The response is
+        OpenAI's embedding ``list``, the receipt in its ``inferproof`` field; a
+        verifier re-runs the inputs and requires identical float32 bytes.
+
+        ``private=True`` commits to salted digests of the inputs and the vectors; the
+        opening is in :attr:`EmbeddingResult.opening`. Bad requests raise
+        :class:`InputError`.
+        """
+        return _embed.embed(
+            self.issuer, self._chat, model_ref, request, private=private, nonce=nonce
+        )
 
     def chat_model(self, model_ref: ModelRef) -> LlamaModel:
         """Load the GGUF model ``model_ref`` now (it is kept loaded for later answers)."""

@@ -1,4 +1,4 @@
-"""OpenAI-style errors for the chat endpoints.
+"""OpenAI-style errors for the chat and embedding endpoints.
 
 OpenAI's clients read ``{"error": {"message", "type", "param", "code"}}`` and raise
 the exception class that matches the HTTP status (``BadRequestError`` for 400,
@@ -32,7 +32,8 @@ _FIELDS = frozenset(
     {
         "model", "messages", "prompt", "max_tokens", "max_completion_tokens", "temperature",
         "top_p", "top_k", "min_p", "repeat_penalty", "presence_penalty", "frequency_penalty",
-        "seed", "stop", "n", "stream", "stream_options", "user", "nonce",
+        "seed", "stop", "n", "stream", "stream_options", "user", "nonce", "input",
+        "encoding_format",
     }
 )  # fmt: skip
 # Messages may quote the caller's input; one line, bounded, as the node's other errors.
@@ -79,7 +80,8 @@ def chat_unauthorized() -> ChatError:
 def _param_of(message: str, task: str) -> tuple[str | None, str | None]:
     """(param, code) for a refusal message of the request parser or the runtime."""
     if message.startswith("context overflow"):
-        return ("messages" if task == "chat" else "prompt"), "context_length_exceeded"
+        where = {"chat": "messages", "embedding": "input"}.get(task, "prompt")
+        return where, "context_length_exceeded"
     m = _FIELD.match(message)
     unsupported = _UNSUPPORTED.search(message)
     if unsupported is not None:

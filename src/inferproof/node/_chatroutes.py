@@ -1,5 +1,6 @@
-"""OpenAI-compatible routes: ``POST /v1/chat/completions``, ``POST /v1/completions``
-and ``GET /v1/models`` (one listing for both the inferproof client and OpenAI's).
+"""OpenAI-compatible routes: ``POST /v1/chat/completions``, ``POST /v1/completions``,
+``POST /v1/embeddings`` and ``GET /v1/models`` (one listing for both the inferproof
+client and OpenAI's).
 
 The official ``openai`` client works unchanged with ``base_url`` set to the
 node's ``/v1`` and a node token as its ``api_key`` (it sends it as a bearer
@@ -23,9 +24,12 @@ from ._chaterrors import ChatError, chat_unauthorized
 from ._chatschemas import (
     BUNDLE_ID_HEADER,
     ChatCompletion,
+    EmbeddingList,
     ModelListing,
     TextCompletion,
+    embeddings_body,
     error_responses,
+    json_response,
     ok_response,
     request_body,
 )
@@ -111,6 +115,25 @@ async def completions(
     request: Request, chat: Chat, _: Writer, nonce: Nonce = None, private: Private = None
 ) -> Response:
     return await _answer(request, chat, "completion", nonce, private)
+
+
+@router.post(
+    "/embeddings",
+    response_model=None,
+    responses={**json_response(EmbeddingList), **error_responses(400, 401, 404, 413, 429, 504)},
+    openapi_extra=embeddings_body(),
+    summary="OpenAI embeddings of a GGUF model with a receipt",
+)
+async def embeddings(
+    request: Request, chat: Chat, _: Writer, nonce: Nonce = None, private: Private = None
+) -> Response:
+    try:
+        body = parse_json(await request.body(), "request body", chat.svc.config.max_body_bytes)
+        ask = chat.parse_embedding(body, nonce, _private(private))
+    except InputError as exc:
+        raise _chaterrors.chat_error(exc, "embedding") from exc
+    data, bundle_id = await chat.embed(ask)
+    return Response(data, media_type=_JSON, headers={BUNDLE_ID_HEADER: bundle_id})
 
 
 @router.get(

@@ -1,11 +1,11 @@
 """Shapes of the OpenAI-compatible endpoints, for the OpenAPI document.
 
-Request bodies are not validated by these: the library's strict parser
-(``inferproof.runtime.parse_request``) is the one authority on what a chat
-request is, and its refusals become OpenAI error bodies. The JSON Schemas here
+Request bodies are not validated by these: the library's strict parsers
+(``inferproof.runtime.parse_request``, ``parse_embedding_request``) are the one
+authority on what a request is, and its refusals become OpenAI error bodies. The JSON Schemas here
 describe the same rules for readers and for schemathesis. Responses follow
 OpenAI's API reference (``chat.completion``, ``text_completion``, ``list`` of
-``model``) plus the ``inferproof`` field that carries the receipt.
+``model`` or of ``embedding``) plus the ``inferproof`` field that carries the receipt.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..runtime import MAX_SEED, MAX_STOP, MAX_STOP_CHARS, ROLES
+from ..runtime import ENCODING_FORMATS, MAX_EMBED_INPUTS, MAX_SEED, MAX_STOP, MAX_STOP_CHARS, ROLES
 from ._schemas import MAX_NONCE, ModelRecordJSON
 
 # Response headers and request headers of the chat endpoints.
@@ -96,6 +96,28 @@ class TextCompletion(_Open):
     system_fingerprint: str | None
     choices: list[TextChoice]
     usage: Usage
+    inferproof: ReceiptField
+
+
+class EmbeddingUsage(_Open):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingObject(_Open):
+    object: Literal["embedding"]
+    index: int
+    embedding: list[float] | str = Field(
+        description="The vector: numbers (`encoding_format` float), or base64 of its "
+        "little-endian float32 bytes (base64)."
+    )
+
+
+class EmbeddingList(_Open):
+    object: Literal["list"]
+    data: list[EmbeddingObject]
+    model: str
+    usage: EmbeddingUsage
     inferproof: ReceiptField
 
 
@@ -211,6 +233,41 @@ def request_body(task: str) -> dict[str, Any]:
     }
 
 
+_EMBED_TEXT = {"type": "string", "minLength": 1}
+
+
+def embeddings_body() -> dict[str, Any]:
+    """``openapi_extra`` documenting a ``/v1/embeddings`` body."""
+    schema = {
+        "type": "object",
+        "required": ["model", "input"],
+        "additionalProperties": False,
+        "properties": {
+            "model": {
+                "type": "string",
+                "minLength": 1,
+                "description": "A GGUF model on this node (NAME[:VERSION] or sha256:DIGEST).",
+            },
+            "input": {
+                "anyOf": [
+                    _EMBED_TEXT,
+                    {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": MAX_EMBED_INPUTS,
+                        "items": _EMBED_TEXT,
+                    },
+                ]
+            },
+            "encoding_format": {"type": "string", "enum": list(ENCODING_FORMATS)},
+            "user": {"type": "string"},
+        },
+    }
+    # The chat body's headers (nonce, private), this body.
+    content = {"application/json": {"schema": schema}}
+    return {**request_body("chat"), "requestBody": {"required": True, "content": content}}
+
+
 # One server-sent event, as OpenAPI 3.1 documents a text/event-stream item (3.2 would
 # call it itemSchema): a JSON chunk, an error object, or the final "[DONE]".
 _SSE_EVENT = {
@@ -241,6 +298,13 @@ def ok_response(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
             },
         }
     }
+
+
+def json_response(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    """The 200 answer of a JSON-only endpoint, naming its bundle in a header."""
+    headers = ok_response(model)[200]["headers"]
+    description = "The answer, its receipt in the `inferproof` field."
+    return {200: {"model": model, "description": description, "headers": headers}}
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""Chat requests on the node: library calls on worker threads, events to the event loop.
+"""Chat and embedding requests on the node: library calls on worker threads, events to
+the event loop.
 
 A request is checked by the library's parser on arrival, then answered on a chat
 thread: by the node's own GGUF model when the hub holds one under that name, else
@@ -25,10 +26,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ..engine import ChatResult, ChatStream
+from ..engine import ChatResult, ChatStream, EmbeddingResult
 from ..errors import InputError, ModelNotFound
 from ..log import TlogProof
-from ..runtime import check_upstream, parse_request
+from ..runtime import check_upstream, parse_embedding_request, parse_request
 from ..runtime import openai_shapes as oai
 from ._bundles import new_id
 from ._chaterrors import ChatError, chat_error
@@ -49,6 +50,16 @@ class Ask:
     model: str
     stream: bool
     include_usage: bool
+    nonce: str | None
+    private: bool
+
+
+@dataclass(frozen=True)
+class EmbedAsk:
+    """One checked embedding request: the body as sent, and the receipt options."""
+
+    body: dict[str, Any]
+    model: str
     nonce: str | None
     private: bool
 
@@ -110,6 +121,13 @@ class ChatService:
         return Ask(task, body, parsed.model_ref, parsed.stream, parsed.include_usage,
                    nonce, private)  # fmt: skip
 
+    def parse_embedding(self, body: Any, nonce: str | None, private: bool) -> EmbedAsk:
+        """Check an embeddings body with the library's parser."""
+        parsed = parse_embedding_request(body)
+        if nonce is not None and not 0 < len(nonce) <= MAX_NONCE:
+            raise InputError(f"nonce must be 1 to {MAX_NONCE} characters")
+        return EmbedAsk(body, parsed.model_ref, nonce, private)
+
     def _open(self, ask: Ask, deadline: float) -> ChatStream | ChatResult:
         """A local stream, or the whole relayed answer. Only a hub reference (never a
         file path: names come from the network) is looked up in the hub."""
@@ -131,14 +149,16 @@ class ChatService:
             transport=self._relay_transport,
         )  # fmt: skip
 
-    def _store(self, result: ChatResult, bundle_id: str) -> None:
+    def _store(self, result: ChatResult | EmbeddingResult, bundle_id: str) -> None:
         """Keep the bundle under ``bundle_id`` and name it in the receipt field."""
         bundle = result.bundle
         data = json.dumps(bundle.to_json(), separators=(",", ":")).encode()
         index = TlogProof.parse(bundle.tlog_entry).index if bundle.tlog_entry else None
         self.svc.bundles.add(result.receipt_digest, index, data, bundle_id)
         result.response[oai.EXTRA_FIELD]["bundle_id"] = bundle_id
-        mode = "relay" if result.bundle.receipt.parameters.get("mode") == "relay" else "chat"
+        params = result.bundle.receipt.parameters
+        mode = "relay" if params.get("mode") == "relay" else "chat"
+        mode = "embedding" if isinstance(result, EmbeddingResult) else mode
         self.svc.metrics.inferences.labels(mode).inc()
 
     def _check(self, cancel: threading.Event, deadline: float) -> None:
@@ -175,6 +195,30 @@ class ChatService:
             raise chat_error(exc, ask.task) from exc
         finally:
             cancel.set()  # no effect once the answer is complete
+        return data, bundle_id
+
+    # -- embeddings --------------------------------------------------------------------
+    def _embed(self, ask: EmbedAsk, bundle_id: str, deadline: float) -> bytes:
+        # Checked once before the work starts: llama.cpp cannot be stopped inside a
+        # decode, and every input of a request is one receipt, so an embedding that
+        # has begun runs to its end (the 504 still comes at the deadline).
+        self._check(threading.Event(), deadline)
+        if not _REF.match(ask.model):
+            raise ModelNotFound(f"no embedding model {ask.model!r} on this node")
+        result = self.node.embed(ask.model, ask.body, private=ask.private, nonce=ask.nonce)
+        self._store(result, bundle_id)
+        return json.dumps(result.response, separators=(",", ":")).encode()
+
+    async def embed(self, ask: EmbedAsk) -> tuple[bytes, str]:
+        """The embeddings' JSON and their bundle id; errors raise :class:`ChatError`."""
+        deadline, bundle_id = time.monotonic() + self.timeout, new_id()
+        future = self.pool.submit(self._embed, ask, bundle_id, deadline)
+        try:
+            data: bytes = await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
+        except TimeoutError:
+            raise _timeout(self.timeout) from None
+        except Exception as exc:
+            raise chat_error(exc, "embedding") from exc
         return data, bundle_id
 
     # -- streams -----------------------------------------------------------------------

@@ -34,7 +34,7 @@ __all__ = ["Guard"]
 # Paths that stay answerable when the node is at its in-flight limit.
 _UNGUARDED = ("/healthz", "/metrics")
 # The OpenAI-compatible routes answer errors in OpenAI's shape.
-_CHAT = ("/v1/chat/", "/v1/completions")
+_CHAT = ("/v1/chat/", "/v1/completions", "/v1/embeddings")
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 

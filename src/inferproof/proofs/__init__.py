@@ -1,12 +1,14 @@
 """Proof systems: one module each, behind :class:`ProofSystem`.
 
 ``reexec`` re-runs an ONNX model; ``llm_reexec`` re-runs a chat request in
-llama.cpp; ``zk`` (imported on use: it loads EZKL) proves and checks Halo2 proofs.
+llama.cpp and ``embed_reexec`` an embedding request; ``zk`` (imported on use: it
+loads EZKL) proves and checks Halo2 proofs.
 """
 
 from __future__ import annotations
 
 from ._base import ProofSystem, ProveContext, VerifyContext
+from .embed_reexec import embedding_checks, is_embedding_receipt
 from .llm_reexec import chat_checks, is_chat_receipt
 from .reexec import Reexecution
 
@@ -16,5 +18,7 @@ __all__ = [
     "Reexecution",
     "VerifyContext",
     "chat_checks",
+    "embedding_checks",
     "is_chat_receipt",
+    "is_embedding_receipt",
 ]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .._canonical import sha256_digest
 from .._checks import Check, failed, not_checked, passed
@@ -201,7 +202,11 @@ def _compare(llm: LlamaModel, receipt: Receipt, request: ChatRequest, output: Ch
                 f"receipt says {output.finish_reason!r}",
             )
         return passed(CHECK, f"re-executed: identical ({gen.completion_tokens} tokens)")
-    return failed(CHECK, _first_difference(llm, gen.token_ids, output.text) + _where(receipt, llm))
+    return failed(
+        CHECK,
+        _first_difference(llm, gen.token_ids, output.text)
+        + where_it_ran(receipt, llm.runtime_info()),
+    )
 
 
 def _first_difference(llm: LlamaModel, tokens: tuple[int, ...], claimed: str) -> str:
@@ -233,8 +238,10 @@ def _expected_token(llm: LlamaModel, rest: str) -> str:
     return repr(llm.token_text(tokens[0])) if tokens else repr(rest[:16])
 
 
-def _where(receipt: Receipt, llm: LlamaModel) -> str:
-    node, here = receipt.runtime, llm.runtime_info()
+def where_it_ran(receipt: Receipt, here: dict[str, Any]) -> str:
+    """Both sides' llama.cpp build and CPU, for a re-execution that differs (``here`` is
+    the verifier's runtime block)."""
+    node = receipt.runtime
     if all(node.get(k) == here.get(k) for k in ("version", "llama_cpp", "cpu_features", "machine")):
         return " (same llama.cpp build and CPU features as the node)"
     return (

@@ -1,15 +1,28 @@
 """Deterministic model execution and tensor encoding (no signing, no logging).
 
 ONNX models run in onnxruntime with pinned settings; GGUF language models in
-llama.cpp with pinned, recorded settings. Requests, outputs and OpenAI shapes of
-LLM answers live here too, as do the relay's upstream calls: everything about
-running a model, nothing about vouching for it.
+llama.cpp with pinned, recorded settings (chat, completions and embeddings).
+Requests, outputs and OpenAI shapes of LLM answers live here too, as do the relay's
+upstream calls: everything about running a model, nothing about vouching for it.
 """
 
 from __future__ import annotations
 
 from . import _llm_openai as openai_shapes
 from ._llm import DEFAULT_MAX_CTX, ENGINE, MAX_TOKENS_CAP, LlamaModel, LlamaSettings, Prompt
+from ._llm_embed import (
+    DEFAULT_EMBED_CTX,
+    EMBEDDING_TASK,
+    ENCODING_FORMATS,
+    MAX_EMBED_INPUTS,
+    EmbeddingMode,
+    EmbeddingOpening,
+    EmbeddingOutput,
+    EmbeddingRequest,
+    LlamaEmbedder,
+    ParsedEmbedding,
+    parse_embedding_request,
+)
 from ._llm_gguf import file_digest as gguf_file_digest
 from ._llm_gguf import gguf_signature, is_gguf, read_gguf_metadata
 from ._llm_output import SALT_BYTES as CHAT_SALT_BYTES
@@ -50,9 +63,13 @@ from ._tensors import (
 __all__ = [
     "CHAT_SALT_BYTES",
     "CHAT_SALT_SCHEME",
+    "DEFAULT_EMBED_CTX",
     "DEFAULT_MAX_CTX",
     "DETERMINISM",
+    "EMBEDDING_TASK",
+    "ENCODING_FORMATS",
     "ENGINE",
+    "MAX_EMBED_INPUTS",
     "MAX_SEED",
     "MAX_STOP",
     "MAX_STOP_CHARS",
@@ -62,11 +79,17 @@ __all__ = [
     "ChatOpening",
     "ChatOutput",
     "ChatRequest",
+    "EmbeddingMode",
+    "EmbeddingOpening",
+    "EmbeddingOutput",
+    "EmbeddingRequest",
+    "LlamaEmbedder",
     "LlamaModel",
     "LlamaSettings",
     "NamedInputs",
     "OnnxModel",
     "ParsedBody",
+    "ParsedEmbedding",
     "Prompt",
     "TensorSpec",
     "Tensors",
@@ -83,6 +106,7 @@ __all__ = [
     "load_tensors",
     "openai_shapes",
     "output_opens",
+    "parse_embedding_request",
     "parse_json_tensors",
     "parse_npz_tensors",
     "parse_request",

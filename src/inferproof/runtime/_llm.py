@@ -203,12 +203,11 @@ class LlamaModel:
         max_tokens_cap: int = MAX_TOKENS_CAP,
         max_ctx: int = DEFAULT_MAX_CTX,
     ) -> None:
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        path = self._materialise(model)
-        self.signature = _signature_of(path)
+        path, self._tmp = materialise(model)
+        self.signature = signature_of(path)
         self.max_tokens_cap = max_tokens_cap
-        self.settings = _resolve(settings or LlamaSettings(), self.signature, max_ctx)
-        self._llm = _load(path, self.settings)
+        self.settings = resolve_settings(settings or LlamaSettings(), self.signature, max_ctx)
+        self._llm = load_llama(path, self.settings)
         self._lock = threading.Lock()
         self._pieces: dict[int, bytes] = {}
         self._vocab = self._llm._model.vocab
@@ -217,21 +216,7 @@ class LlamaModel:
         # not kept: each attempt is bounded, and one refused for time on a loaded
         # machine may compile on the next request.
         self._compiled: ChatTemplate | None = None
-        self._finalizer = weakref.finalize(self, _release, self._llm, self._tmp)
-
-    def _materialise(self, model: bytes | Path) -> Path:
-        # llama.cpp loads from a path; bytes go to a private temporary file that
-        # lives as long as the model (it is memory-mapped).
-        if isinstance(model, Path):
-            if not model.is_file():
-                raise InputError(f"model file {model} does not exist")
-            return model
-        if not is_gguf(model):
-            raise InputError("not a GGUF model (missing the GGUF magic)")
-        self._tmp = tempfile.TemporaryDirectory(prefix="inferproof-gguf-")
-        path = Path(self._tmp.name) / "model.gguf"
-        path.write_bytes(model)
-        return path
+        self._finalizer = weakref.finalize(self, release, self._llm, self._tmp)
 
     def close(self) -> None:
         """Free the llama.cpp model and context now (otherwise at garbage collection);
@@ -442,7 +427,22 @@ def _holdback(text: str, stops: tuple[str, ...]) -> int:
     return best
 
 
-def _signature_of(path: Path) -> dict[str, Any]:
+def materialise(model: bytes | Path) -> tuple[Path, tempfile.TemporaryDirectory[str] | None]:
+    """A path llama.cpp can load: the file itself, or the bytes written to a private
+    temporary file that must live as long as the model (it is memory-mapped)."""
+    if isinstance(model, Path):
+        if not model.is_file():
+            raise InputError(f"model file {model} does not exist")
+        return model, None
+    if not is_gguf(model):
+        raise InputError("not a GGUF model (missing the GGUF magic)")
+    tmp = tempfile.TemporaryDirectory(prefix="inferproof-gguf-")
+    path = Path(tmp.name) / "model.gguf"
+    path.write_bytes(model)
+    return path, tmp
+
+
+def signature_of(path: Path) -> dict[str, Any]:
     """The file's signature, after checking its chat templates' total size."""
     import mmap
 
@@ -461,7 +461,9 @@ def _signature_of(path: Path) -> dict[str, Any]:
     return sig
 
 
-def _resolve(settings: LlamaSettings, signature: dict[str, Any], max_ctx: int) -> LlamaSettings:
+def resolve_settings(
+    settings: LlamaSettings, signature: dict[str, Any], max_ctx: int
+) -> LlamaSettings:
     trained = int(signature["context_length"])
     n_ctx = settings.n_ctx or min(trained, max_ctx)
     if n_ctx > trained:
@@ -478,7 +480,8 @@ def _resolve(settings: LlamaSettings, signature: dict[str, Any], max_ctx: int) -
     )
 
 
-def _load(path: Path, settings: LlamaSettings) -> Any:
+def load_llama(path: Path, settings: LlamaSettings, **extra: Any) -> Any:
+    """``llama_cpp.Llama`` with ``settings`` (``extra``: embedding mode and pooling)."""
     from llama_cpp import Llama
 
     from ._llm_template import llama_cpp_compiles_no_templates
@@ -498,12 +501,13 @@ def _load(path: Path, settings: LlamaSettings) -> Any:
                 flash_attn=settings.flash_attn,
                 last_n_tokens_size=PENALTY_LAST_N,
                 verbose=False,
+                **extra,
             )
     except (ValueError, RuntimeError) as exc:
         raise InputError(f"llama.cpp could not load the GGUF model: {exc}") from exc
 
 
-def _release(llm: Any, tmp: tempfile.TemporaryDirectory[str] | None) -> None:
+def release(llm: Any, tmp: tempfile.TemporaryDirectory[str] | None) -> None:
     llm.close()
     if tmp is not None:
         tmp.cleanup()

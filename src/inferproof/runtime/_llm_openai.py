@@ -1,7 +1,8 @@
-"""OpenAI's response shapes for chat and text completions (no HTTP here).
+"""OpenAI's response shapes for chat and text completions and embeddings (no HTTP here).
 
 Shapes follow OpenAI's API reference for ``chat.completion``,
-``chat.completion.chunk`` and ``text_completion`` objects and its error body,
+``chat.completion.chunk``, ``text_completion`` and embedding ``list`` objects and its
+error body,
 so the official clients parse them unchanged. The receipt rides along in one
 extra top-level field, ``inferproof``, which the clients keep as an extra
 attribute and otherwise ignore.
@@ -9,11 +10,15 @@ attribute and otherwise ignore.
 
 from __future__ import annotations
 
+import base64
 import secrets
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
 from .._canonical import canonical_json, sha256_digest
+from ._llm_embed import EmbeddingOutput
 from ._llm_output import ChatOutput
 
 EXTRA_FIELD = "inferproof"
@@ -144,4 +149,28 @@ def models_list(entries: Iterable[tuple[str, int, str]]) -> dict[str, Any]:
             {"id": mid, "object": "model", "created": created, "owned_by": owner}
             for mid, created, owner in entries
         ],
+    }
+
+
+def embeddings(
+    model: str, output: EmbeddingOutput, encoding_format: str, extra: dict[str, Any]
+) -> dict[str, Any]:
+    """``POST /v1/embeddings``: a ``list`` of ``embedding`` objects. ``float`` gives each
+    vector as JSON numbers (float32 values written as the binary64 numbers they are, so
+    they parse back exactly); ``base64`` as its little-endian float32 bytes, which is
+    what the official Python client asks for by default."""
+    data = []
+    for i, row in enumerate(np.ascontiguousarray(output.vectors, dtype="<f4")):
+        vector: Any = (
+            base64.b64encode(row.tobytes()).decode()
+            if encoding_format == "base64"
+            else row.astype(np.float64).tolist()
+        )
+        data.append({"object": "embedding", "index": i, "embedding": vector})
+    return {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": output.prompt_tokens, "total_tokens": output.prompt_tokens},
+        EXTRA_FIELD: extra,
     }

@@ -75,6 +75,9 @@ class TinyLlamaConfig:
     seed: int = 0
     weight_scale: float = 0.08
     chat_template: str | None = CHATML_TEMPLATE
+    # ``llama.pooling_type`` (llama.h, enum llama_pooling_type: 1 mean, 2 CLS, 3 last,
+    # 4 rank), as embedding models declare it; None writes no key, as chat models.
+    pooling_type: int | None = None
 
 
 def _byte_alphabet() -> list[str]:
@@ -169,6 +172,8 @@ def write_tiny_llama(path: str | os.PathLike[str], config: TinyLlamaConfig | Non
     writer.add_eos_token_id(tokens.index("<|im_end|>"))
     writer.add_pad_token_id(tokens.index("<|endoftext|>"))
     writer.add_add_bos_token(False)
+    if cfg.pooling_type is not None:
+        writer.add_uint32("llama.pooling_type", cfg.pooling_type)
     if cfg.chat_template is not None:
         writer.add_chat_template(cfg.chat_template)
     for name, array in _weights(cfg, len(tokens)):

@@ -23,9 +23,24 @@ from ..attest import (
 from ..errors import InputError, VerificationError
 from ..hub import BlobStore, verify_model_signature
 from ..log import CheckpointMemory, VerifierKey
-from ..proofs import Reexecution, VerifyContext, chat_checks, is_chat_receipt
+from ..proofs import (
+    Reexecution,
+    VerifyContext,
+    chat_checks,
+    embedding_checks,
+    is_chat_receipt,
+    is_embedding_receipt,
+)
 from ..receipts import Bundle, Receipt, opens, verify_envelope
-from ..runtime import ChatOpening, OnnxModel, decode_tensors, output_opens, tensors_digest
+from ..runtime import (
+    ChatOpening,
+    EmbeddingOpening,
+    EmbeddingOutput,
+    OnnxModel,
+    decode_tensors,
+    output_opens,
+    tensors_digest,
+)
 from ._logcheck import ConsistencySource, log_checks
 from ._policy import Policy, TrustRoot
 from ._zkcheck import ZkResolver, zk_checks
@@ -50,6 +65,7 @@ class Material:
     nonce: str | None = None
     now: datetime | None = None
     chat_opening: ChatOpening | None = None
+    embedding_opening: EmbeddingOpening | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +157,16 @@ class Verifier:
     def _answer_checks(self, bundle: Bundle, m: Material) -> list[Check]:
         """Output, model, environment, input and output proofs, chat or tensors."""
         r = bundle.receipt
+        if is_embedding_receipt(r):
+            out_c, in_c, proof_c = embedding_checks(
+                bundle,
+                model=m.model_bytes,
+                opening=m.embedding_opening,
+                require_input=self.policy.require_input,
+                require_reexecution=self.policy.require_reexecution,
+            )
+            env = self._environment(bundle)
+            return [out_c, _model_digest(r, m), self._model_signature(bundle), env, in_c, proof_c]
         if not is_chat_receipt(r):
             return self._tensor_checks(bundle, m)
         env = self._environment(bundle)
@@ -213,10 +239,7 @@ class Verifier:
         bad = report.first_failure
         if bad is not None:
             raise VerificationError(bad.name, bad.detail)
-        outputs = (
-            {} if is_chat_receipt(bundle.receipt) else decode_tensors(bundle.outputs, "outputs")
-        )
-        return VerifiedReceipt(report.receipt, report.checks, outputs)
+        return VerifiedReceipt(report.receipt, report.checks, _verified_outputs(bundle, material))
 
     def _signature(self, bundle: Bundle) -> Check:
         try:
@@ -386,6 +409,19 @@ class Verifier:
         if age > limit:
             return failed(name, f"receipt is {age:.0f} s old, over the policy's {limit:.0f} s")
         return passed(name, f"receipt is {max(age, 0):.0f} s old (limit {limit:.0f} s)")
+
+
+def _verified_outputs(bundle: Bundle, m: Material | None) -> dict[str, np.ndarray]:
+    """The outputs of a verified bundle: tensors, an embedding receipt's vectors (from
+    the bundle or the opening) as ``embeddings``, nothing for a chat answer."""
+    r = bundle.receipt
+    if is_embedding_receipt(r):
+        opening = m.embedding_opening if m else None
+        vectors = (
+            opening.output if opening is not None else EmbeddingOutput.from_json(bundle.outputs)
+        )
+        return {"embeddings": vectors.vectors}
+    return {} if is_chat_receipt(r) else decode_tensors(bundle.outputs, "outputs")
 
 
 def _proof(r: Receipt, kind: str) -> dict[str, Any] | None:
