@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from .._version import __version__
 from ..engine import LocalNode
-from . import _chatroutes, _logroutes, _routes
+from . import _chatroutes, _logroutes, _routes, _zkroutes
 from ._bundleroutes import router as bundle_routes
 from ._chatservice import ChatService
 from ._config import NodeConfig
@@ -75,6 +75,7 @@ def create_app(
     app.include_router(_routes.router, max_body_size=config.max_body_bytes)
     app.include_router(_logroutes.router)
     app.include_router(bundle_routes)  # GET /v1/bundles: the caller's own
+    app.include_router(_zkroutes.router, max_body_size=config.max_body_bytes)
     app.add_middleware(
         Guard,
         metrics=svc.metrics,

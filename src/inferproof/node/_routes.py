@@ -208,7 +208,7 @@ def get_blob(svc: Svc, digest: Annotated[str, Path(pattern=DIGEST)]) -> Response
 
 
 # -- inference ---------------------------------------------------------------------------
-def _job_json(svc: Service, job: JobState, owner: str | None) -> dict[str, Any]:
+def job_json(svc: Service, job: JobState, owner: str | None) -> dict[str, Any]:
     snap = svc.jobs.snapshot(job)
     out: dict[str, Any] = {
         "id": snap.id, "mode": snap.mode, "status": snap.status, "created": snap.created,
@@ -216,6 +216,8 @@ def _job_json(svc: Service, job: JobState, owner: str | None) -> dict[str, Any]:
     }  # fmt: skip
     if isinstance(snap.result, Issued):
         out["result"] = json.loads(snap.result.json(owner == snap.owner))
+    elif isinstance(snap.result, dict):  # a ZK setup: public facts about a model
+        out["result"] = snap.result
     if snap.error is not None:
         out["error"] = {"code": snap.error[0], "message": snap.error[1]}
     return out
@@ -236,7 +238,7 @@ async def infer(body: InferRequest, svc: Svc, owner: Writer) -> Response:
         call: Call = await svc.in_pool(svc.prepare, body.model, body.mode, body, owner)
         job = svc.jobs.submit(body.mode, owner, lambda progress: svc.run(call, progress))
         headers = {"Location": f"/v1/jobs/{job.id}"}
-        return JSONResponse(_job_json(svc, job, owner), 202, headers=headers)
+        return JSONResponse(job_json(svc, job, owner), 202, headers=headers)
     issued: Issued = await svc.in_pool(svc.prepare_and_run, body.model, body.mode, body, owner)
     return Response(issued.json(True), media_type=_JSON)
 
@@ -282,7 +284,7 @@ async def get_job(
     if job is None:
         raise NodeHTTPError(404, f"no job {job_id} (finished jobs are kept for a while only)")
     await svc.jobs.wait(job, min(wait, svc.config.max_wait))
-    return _job_json(svc, job, owner)
+    return job_json(svc, job, owner)
 
 
 # -- issued bundles ----------------------------------------------------------------------

@@ -92,6 +92,31 @@ class BatchResponse(_Strict):
     results: list[BatchItemResult]
 
 
+class ZkSetupRequest(_Strict):
+    model: str = Field(pattern=MODEL_REF, description="sha256:DIGEST or NAME[:VERSION].")
+    samples: list[dict[str, Any]] = Field(
+        min_length=1, max_length=64, description="Sample inputs (named tensors) to calibrate on."
+    )
+    srs: str = Field(
+        pattern=r"^(dev|online|sha256:[0-9a-f]{64})$",
+        description="dev (a local SRS: development only, its maker can forge proofs), online "
+        "(EZKL downloads the public one), or the digest of a public ceremony SRS file "
+        "already in this node's blob store.",
+    )
+    target: Literal["resources", "accuracy"] = "resources"
+    input_visibility: Literal["public", "hashed"] = "public"
+    param_visibility: Literal["fixed", "hashed"] = "fixed"
+
+
+class ZkSetupResult(_Strict):
+    setup: str = Field(description="The setup record's digest (receipts name it).")
+    model: str
+    logrows: int
+    srs: str = Field(description="public or dev")
+    input_visibility: str
+    param_visibility: str
+
+
 class Job(_Strict):
     id: str
     mode: str
@@ -100,7 +125,7 @@ class Job(_Strict):
     started: float | None
     finished: float | None
     progress: list[str]
-    result: InferResponse | None = None
+    result: InferResponse | ZkSetupResult | None = None
     error: ErrorBody | None = None
 
 
