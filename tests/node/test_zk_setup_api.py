@@ -65,3 +65,19 @@ def test_bad_setup_requests_are_refused_before_a_job(running: Running) -> None:
             assert needle in got.text
     with running.http(auth=False) as anonymous:
         assert anonymous.post("/v1/zk/setups", json=cases[0][0]).status_code == 401
+
+
+def test_the_client_sets_up_and_proves(running: Running, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from inferproof.client import DEFAULT_POLICY, Client
+
+    pushed(running, credit_risk_model()[0], name="credit-risk", version="1")
+    lines: list[str] = []
+    policy = replace(DEFAULT_POLICY, require_zk=True, allow_dev_srs=True)
+    with Client(running.url, token=running.token, policy=policy, home=tmp_path / "c") as client:
+        info = client.zk_setup("credit-risk:1", [SAMPLE], srs="dev", progress=lines.append)
+        answer = client.infer("credit-risk:1", SAMPLE, mode="zk")
+    assert info.srs == "dev" and info.logrows > 0 and lines
+    assert answer.report is not None and answer.report.verified
+    assert next(p for p in answer.bundle.receipt.proofs if p["type"] == "zk")["setup"] == info.setup

@@ -38,7 +38,7 @@ from __future__ import annotations
 from ._async import AsyncClient
 from ._chatflows import ChatAnswer
 from ._chatstream import AsyncChatStream, ChatStream
-from ._core import DEFAULT_POLICY, Inference
+from ._core import DEFAULT_POLICY, Inference, ZkSetupInfo
 from ._openai import verify_openai
 from ._sync import Client
 
@@ -50,5 +50,6 @@ __all__ = [
     "ChatStream",
     "Client",
     "Inference",
+    "ZkSetupInfo",
     "verify_openai",
 ]

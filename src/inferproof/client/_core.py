@@ -82,6 +82,31 @@ class Inference:
 
 
 @dataclass(frozen=True)
+class ZkSetupInfo:
+    """What a node reports of a ZK setup it made: the setup record's digest (which
+    receipts of its proofs name), the model, the circuit size and the SRS kind."""
+
+    setup: str
+    model: str
+    logrows: int
+    srs: str
+    input_visibility: str
+    param_visibility: str
+
+    @classmethod
+    def from_json(cls, obj: Any) -> ZkSetupInfo:
+        try:
+            info = cls(
+                check_digest(obj["setup"], "setup digest"), check_digest(obj["model"], "model"),
+                int(obj["logrows"]), str(obj["srs"]), str(obj["input_visibility"]),
+                str(obj["param_visibility"]),
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"the node sent a malformed zk setup result: {exc}") from exc
+        return info
+
+
+@dataclass(frozen=True)
 class _Sent:
     model: str
     tensors: dict[str, np.ndarray]
@@ -254,6 +279,19 @@ class ClientCore:
                 raise InputError(f"batch item {i}: {err.get('code')}: {err.get('message')}")
             out.append((yield from self._finish_flow(item["result"], sent)))
         return out
+
+    def _zk_setup_flow(
+        self, model: str, samples: Sequence[Inputs], options: dict[str, str],
+        progress: Progress | None,
+    ) -> Flow[ZkSetupInfo]:  # fmt: skip
+        if not samples:
+            raise InputError("a zk setup needs at least one sample input")
+        tensors = []
+        for sample in samples:
+            tensors.append(encode_tensors((yield from self._typed_flow(model, sample))))
+        body = {"model": check_ref(model), "samples": tensors, **options}
+        job = body_of((yield Req("POST", "/v1/zk/setups", True, {"json": body})))
+        return ZkSetupInfo.from_json((yield from self._job_flow(job, progress)))
 
     def _job_flow(self, job: Any, progress: Progress | None) -> Flow[Any]:
         seen = 0

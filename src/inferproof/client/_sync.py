@@ -36,6 +36,7 @@ from ._core import (
     Progress,
     Req,
     T,
+    ZkSetupInfo,
     bundle_id_of,
     get_flow,
     prepare,
@@ -188,6 +189,30 @@ class Client(ClientCore):
         return self._run(
             self._infer_flow(model, inputs, mode, nonce, (private_input, private_output), progress)
         )
+
+    def zk_setup(
+        self,
+        model: str,
+        samples: Sequence[Inputs],
+        *,
+        srs: str = "online",
+        target: str = "resources",
+        input_visibility: str = "public",
+        param_visibility: str = "fixed",
+        progress: Progress | None = None,
+    ) -> ZkSetupInfo:
+        """Have the node set ``model`` up for ZK proofs (a job: ``progress`` gets its
+        lines). ``srs`` is ``online`` (EZKL fetches the public SRS), ``dev`` (local,
+        development only) or the digest of a public SRS file the node holds.
+
+        Example::
+
+            info = client.zk_setup("credit-risk:1", [{"X": [[52, 0.41, 34, 2]]}], srs="dev")
+            answer = client.infer("credit-risk:1", {"X": [[52, 0.41, 34, 2]]}, mode="zk")
+        """
+        options = {"srs": srs, "target": target, "input_visibility": input_visibility,
+                   "param_visibility": param_visibility}  # fmt: skip
+        return self._run(self._zk_setup_flow(model, samples, options, progress))
 
     def infer_batch(
         self,
