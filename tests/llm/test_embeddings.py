@@ -176,6 +176,10 @@ def test_tampering_fails_naming_the_check(embed_node, gguf_bytes: bytes, edit, c
         )
     )  # fmt: skip
     assert checks[check][0] is CheckStatus.FAILED, checks[check]
+    # Nothing to re-run, and the reason is the failed check, not a missing opening.
+    assert checks["output.reexecution"] == (
+        CheckStatus.FAILED, f"required by the policy, but not re-executed: {check} failed",
+    )  # fmt: skip
 
 
 def test_a_flipped_value_fails_the_verifier(embed_node, gguf_bytes: bytes) -> None:

@@ -23,6 +23,7 @@ from inferproof._checks import CheckStatus
 from inferproof.engine._chatreceipt import ChatIssue, sign_chat
 from inferproof.errors import InputError
 from inferproof.proofs import chat_checks
+from inferproof.receipts import Bundle
 from inferproof.runtime import read_gguf_metadata
 from inferproof.testing import SMOLLM2_DIGEST, SMOLLM2_FILE, SMOLLM2_SYSTEM, smollm2_gguf
 
@@ -159,6 +160,16 @@ def test_an_edited_answer_is_named_by_its_first_differing_token(smol_node, answe
         f"re-executed: first differing token at position {position} "
         f"(expected {expected!r}, got ' Paris')"
     ), detail
+
+
+def test_a_tampered_bundle_is_not_re_executed_and_says_why(answer) -> None:
+    obj = answer.bundle.to_json()
+    obj["outputs"] = {**obj["outputs"], "text": answer.text.replace("Paris", "Lyon")}
+    checks = {c.name: (c.status, c.detail) for c in chat_checks(Bundle.from_json(obj))}
+    assert checks["output.digest"][0] is CheckStatus.FAILED
+    assert checks["output.reexecution"] == (
+        CheckStatus.NOT_CHECKED, "not re-executed: output.digest failed",
+    )  # fmt: skip
 
 
 def test_developer_is_read_as_system(smol_node, answer) -> None:

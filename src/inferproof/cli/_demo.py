@@ -13,11 +13,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..client import Client
 from ..engine import LocalNode
+from ..errors import InputError
 from ..hub import sign_model
 from ..node import TokenStore
 from ..receipts import Bundle
 from ..runtime import parse_json_tensors
-from ..testing import credit_risk_model
+from ..testing import SMOLLM2_SYSTEM, credit_risk_model, smollm2_gguf
 from ..verify import Material, Policy
 from ._common import EXIT_VERIFY_FAILED, console, handle_errors
 from ._node import start_node, stop_node
@@ -50,13 +51,22 @@ def demo(
     node: Annotated[
         bool, typer.Option("--node", help="Run it through an HTTP node on loopback.")
     ] = False,
+    chat: Annotated[
+        bool, typer.Option("--chat", help="Chat with SmolLM2 instead (a real small LLM).")
+    ] = False,
 ) -> None:
     """Train, sign and push a credit-risk model, infer, verify, then tamper and fail.
 
     With --node: start a node on loopback, push, infer through the verifying client,
-    verify, stop."""
+    verify, stop. With --chat: ask SmolLM2-135M-Instruct a question, verify the answer's
+    receipt by re-running it, then tamper with the answer and fail."""
+    if node and chat:
+        raise InputError("--node and --chat are two demos: give one of them")
     if node:
         node_demo(workdir)
+        return
+    if chat:
+        chat_demo(workdir)
         return
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -171,3 +181,61 @@ def _demo_flow(url: str, token: str, workdir: Path, client_home: Path) -> None:
             raise typer.Exit(1)
         cp = client.checkpoint()
         console.print(f"log checkpoint: size {cp.size}, consistent with what this client saw")
+
+
+# The chat demo's question, asked greedily (temperature 0) with SMOLLM2_SYSTEM as the
+# system message; SmolLM2 answers "The capital of France is Paris."
+CHAT_QUESTION = "What is the capital of France?"
+CHAT_NONCE = "demo-chat-nonce-7"
+
+
+def chat_demo(workdir: Path) -> None:
+    """Push SmolLM2, ask it a question greedily, verify the receipt by re-running the
+    request in llama.cpp, then tamper with the answer and watch verification fail."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    with LocalNode() as local:
+        _step("Finding SmolLM2-135M-Instruct (Q4_1 GGUF, 98 MB, Apache-2.0; from PyPI)")
+        path = smollm2_gguf()
+        record = local.push(path, name="smollm2")
+        console.print(f"model {record.ref} = {record.digest}", markup=False)
+        _step(f"Asking it {CHAT_QUESTION!r} greedily (temperature 0, nonce {CHAT_NONCE!r})")
+        request = {
+            "messages": [
+                {"role": "system", "content": SMOLLM2_SYSTEM},
+                {"role": "user", "content": CHAT_QUESTION},
+            ],
+            "temperature": 0,
+            "max_tokens": 48,
+        }
+        result = local.chat(record.ref, request, nonce=CHAT_NONCE)
+        console.print(f"SmolLM2: {result.text}", markup=False)
+        bundle_path = workdir / "chat-bundle.json"
+        result.bundle.write(bundle_path)
+        console.print(f"bundle written to {bundle_path}", markup=False)
+        _chat_verify(local, bundle_path, path.read_bytes())
+
+
+def _chat_verify(local: LocalNode, bundle_path: Path, model: bytes) -> None:
+    _step("Verifying it offline: the request is re-run in llama.cpp with the recorded settings")
+    policy = Policy(
+        require_input=True, require_reexecution=True, require_nonce=True, max_age_seconds=3600
+    )
+    material = Material(model_bytes=model, nonce=CHAT_NONCE)
+    report = local.verifier(policy).check(Bundle.read(bundle_path), material)
+    print_report(report)
+    if not report.verified:
+        raise typer.Exit(EXIT_VERIFY_FAILED)
+    _step("Tampering with a copy: the answer now names another city")
+    tampered = json.loads(bundle_path.read_text())
+    text = tampered["outputs"]["text"]
+    tampered["outputs"]["text"] = text.replace("Paris", "Lyon") if "Paris" in text else "Lyon."
+    tampered_path = bundle_path.with_name("chat-bundle-tampered.json")
+    tampered_path.write_text(json.dumps(tampered, indent=2))
+    bad = local.verifier(policy).check(Bundle.read(tampered_path), material)
+    print_report(bad)
+    if bad.verified:
+        raise typer.Exit(EXIT_VERIFY_FAILED)
+    console.print(
+        f"\n[bold]Done.[/bold] Try: inferproof verify {bundle_path}  and  "
+        f"inferproof verify {tampered_path}"
+    )

@@ -36,7 +36,7 @@ from ..runtime import (
     LlamaSettings,
 )
 from ..runtime import gguf_file_digest as file_digest
-from .llm_reexec import where_it_ran
+from .llm_reexec import failed_material, where_it_ran
 
 __all__ = ["embedding_checks", "is_embedding_receipt"]
 
@@ -218,5 +218,8 @@ def embedding_checks(
     r = bundle.receipt
     output, out_check = output_check(bundle, opening)
     request, in_check = input_check(bundle, opening, require_input)
+    broken = failed_material(out_check, in_check)
+    if broken is not None:
+        return [out_check, in_check, _absent(require_reexecution, broken)]
     last = reexecution_check(r, request, output, model, require_reexecution)
     return [out_check, in_check, last]

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .._canonical import sha256_digest
-from .._checks import Check, failed, not_checked, passed
+from .._checks import Check, CheckStatus, failed, not_checked, passed
 from ..errors import InputError
 from ..receipts import Bundle, Receipt, opens
 from ..runtime import (
@@ -281,6 +281,16 @@ def chat_checks(
     request, in_check = input_check(bundle, opening, require_input)
     if is_relayed(r):
         last = relay_check(r, accept_relayed, hardware_attested)
+    elif (broken := failed_material(out_check, in_check)) is not None:
+        last = _absent(require_reexecution, broken)
     else:
         last = reexecution_check(r, request, output, model, require_reexecution)
     return [out_check, in_check, last]
+
+
+def failed_material(out_check: Check, in_check: Check) -> str | None:
+    """Why there is nothing to re-run when the answer or the request failed its own
+    check (rather than "not available", which would send a verifier looking for an
+    opening the receipt does not need)."""
+    bad = [c.name for c in (out_check, in_check) if c.status is CheckStatus.FAILED]
+    return f"not re-executed: {' and '.join(bad)} failed" if bad else None
