@@ -81,3 +81,25 @@ def test_the_client_sets_up_and_proves(running: Running, tmp_path: Path) -> None
     assert info.srs == "dev" and info.logrows > 0 and lines
     assert answer.report is not None and answer.report.verified
     assert next(p for p in answer.bundle.receipt.proofs if p["type"] == "zk")["setup"] == info.setup
+
+
+def test_cli_zk_setup_through_a_node(running: Running, tmp_path: Path) -> None:
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from inferproof.cli import app
+
+    pushed(running, credit_risk_model()[0], name="credit-risk", version="1")
+    inp = tmp_path / "x.json"
+    inp.write_text(_json.dumps(SAMPLE))
+    base = ["zk", "setup", "credit-risk:1", "--sample-input", str(inp), "--node", running.url,
+            "--token", running.token]  # fmt: skip
+    both = CliRunner().invoke(app, [*base, "--dev-srs", "--online-srs"])
+    assert both.exit_code == 2 and "exactly one SRS" in both.stderr
+    done = CliRunner().invoke(
+        app, [*base, "--dev-srs"], env={"INFERPROOF_HOME": str(tmp_path / "h")}
+    )
+    assert done.exit_code == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1].startswith("sha256:")
+    assert "SRS dev" in done.stdout

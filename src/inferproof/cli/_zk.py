@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from .._canonical import sha256_digest
+from ..errors import InputError
 from ..proofs import zk
-from ..runtime import load_tensors
-from ._common import console, err_console, handle_errors, is_tty, model_ref
+from ..runtime import NamedInputs, load_tensors
+from ._common import console, err_console, handle_errors, is_tty, model_ref, step_progress
+from ._node import NodeOpt, TokenOpt, node_client
 
 zk_app = typer.Typer(help="Zero-knowledge proofs of inference (EZKL, Halo2-KZG).")
 
@@ -76,12 +79,21 @@ def setup(
     input_visibility: Annotated[InputVis, typer.Option(help="Inputs public or hashed.")] = (
         InputVis.public
     ),
+    node_url: NodeOpt = None,
+    token: TokenOpt = None,
 ) -> None:
-    """Set up a model for zero-knowledge proofs, once; print the setup record digest."""
+    """Set up a model for zero-knowledge proofs, once; print the setup record digest.
+
+    With --node the node sets its hub model up (a job); --srs then names a public SRS
+    file the node holds, by the digest of this local copy."""
+    samples = [load_tensors(p) for p in sample_input]
+    if node_url:
+        _node_setup(node_url, token, model, samples, srs, dev_srs, online_srs,
+                    target.value, input_visibility.value, param_visibility.value)  # fmt: skip
+        return
     from ..engine import LocalNode  # imported here: loading the engine takes a second
 
     node = LocalNode()
-    samples = [load_tensors(p) for p in sample_input]
     ran: list[str] = []
     with Progress(
         TextColumn("{task.description}"),
@@ -121,3 +133,36 @@ def setup(
         markup=False,
     )
     console.print(record.digest(), markup=False)
+
+
+def _node_setup(
+    url: str, token: str | None, model: str, samples: list[NamedInputs], srs: Path | None,
+    dev_srs: bool, online_srs: bool, target: str, inputs: str, params: str,
+) -> None:  # fmt: skip
+    if sum((srs is not None, dev_srs, online_srs)) != 1:
+        raise InputError("choose exactly one SRS: --srs FILE, --online-srs or --dev-srs")
+    choice = "dev" if dev_srs else "online" if online_srs else sha256_digest(_read(srs))
+    with node_client(url, token) as client, step_progress("zk setup (on the node)") as progress:
+        info = client.zk_setup(
+            model, [_plain(s) for s in samples], srs=choice, target=target,
+            input_visibility=inputs, param_visibility=params, progress=progress,
+        )  # fmt: skip
+    if info.srs == "dev":
+        err_console.print("warning: dev SRS: whoever generated it can forge proofs")
+    console.print(
+        f"model {info.model}\nlogrows {info.logrows}, params {info.param_visibility}, "
+        f"inputs {info.input_visibility}, SRS {info.srs}",
+        markup=False,
+    )
+    console.print(info.setup, markup=False)
+
+
+def _read(path: Path | None) -> bytes:
+    if path is None or not path.is_file():
+        raise InputError(f"SRS file {path} does not exist")
+    return path.read_bytes()
+
+
+def _plain(named: NamedInputs) -> dict[str, Any]:
+    # Plain JSON lists stay lists, typed by the node's model as the local path types them.
+    return {k: (v.tolist() if k in named.untyped else v) for k, v in named.tensors.items()}
