@@ -42,7 +42,7 @@ def test_push_list_show_infer_verify(
     assert out2.strip().splitlines()[-1] == digest
     code, out, _ = run("model", "list")
     assert code == 0 and "risk" in out
-    code, out, _ = run("model", "show", "risk:1")
+    code, out, _ = run("model", "show", "risk:1", "--json")
     assert json.loads(out)["digest"] == digest
     bundle = tmp_path / "b.json"
     for ref in ("risk:1", digest, str(model)):

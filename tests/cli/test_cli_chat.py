@@ -18,7 +18,7 @@ def test_push_chat_verify(home: Path, tmp_path: Path) -> None:
     gguf.write_bytes(tiny_llama_gguf())
     pushed = runner.invoke(app, ["model", "push", str(gguf), "--name", "tiny"])
     assert pushed.exit_code == 0, pushed.stderr
-    shown = json.loads(runner.invoke(app, ["model", "show", "tiny"]).stdout)
+    shown = json.loads(runner.invoke(app, ["model", "show", "tiny", "--json"]).stdout)
     assert shown["format"] == "gguf"
     out = tmp_path / "chat.json"
     said = runner.invoke(

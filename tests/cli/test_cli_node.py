@@ -54,7 +54,7 @@ def test_push_infer_verify_through_a_node(
     digest = pushed.stdout.strip().splitlines()[-1]
     listed = runner.invoke(app, ["model", "list", "--node", url])
     assert "risk" in listed.stdout
-    shown = runner.invoke(app, ["model", "show", "risk:1", "--node", url])
+    shown = runner.invoke(app, ["model", "show", "risk:1", "--node", url, "--json"])
     assert json.loads(shown.stdout)["digest"] == digest
     out = tmp_path / "b.json"
     inferred = runner.invoke(

@@ -1,26 +1,22 @@
-"""`inferproof model ...`, `infer` and `verify`."""
+"""`inferproof model push` and `infer`."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from ..client import Client, Inference
-from ..engine import InferenceResult, LocalNode, load_opening, save_opening
+from ..client import Inference
+from ..engine import InferenceResult, LocalNode, receipt_digest, save_opening
 from ..errors import InputError
 from ..hub import sign_model
-from ..proofs import is_chat_receipt
 from ..receipts import Bundle
-from ..runtime import ChatOpening, NamedInputs, encode_tensors, load_tensors
-from ..verify import Material, Policy, load_policy
-from ._common import EXIT_VERIFY_FAILED, console, handle_errors, model_ref, step_progress
+from ..runtime import NamedInputs, encode_tensors, load_tensors
+from ._common import console, handle_errors, model_ref, step_progress
 from ._node import NodeOpt, TokenOpt, node_client
-from ._render import print_report
+from ._view import log_entry
 
 model_app = typer.Typer(help="Push, list and show models in the hub.", no_args_is_help=True)
 
@@ -28,7 +24,7 @@ model_app = typer.Typer(help="Push, list and show models in the hub.", no_args_i
 @model_app.command("push")
 @handle_errors
 def model_push(
-    file: Annotated[Path, typer.Argument(help="An ONNX model file.")],
+    file: Annotated[Path, typer.Argument(help="A model file: ONNX, or GGUF (an LLM, for chat).")],
     name: Annotated[str, typer.Option("--name", help="Model name.")],
     version: Annotated[str | None, typer.Option("--version", help="Version (immutable).")] = None,
     sign_key: Annotated[
@@ -72,37 +68,6 @@ def model_push(
     if record.publisher:
         console.print(f"signed by publisher {record.publisher}", style="dim")
     console.print(record.digest)
-
-
-@model_app.command("list")
-@handle_errors
-def model_list(node_url: NodeOpt = None) -> None:
-    """List the models in the hub (or on a node)."""
-    if node_url:
-        with node_client(node_url) as client:
-            records = client.models()
-    else:
-        records = LocalNode().hub.list()
-    table = Table("name", "version", "digest", "size", "signed")
-    for r in records:
-        signed = "verified" if r.publisher else ("unverified" if r.signature_digest else "no")
-        table.add_row(r.name, r.version, r.digest, str(r.size), signed)
-    console.print(table)
-
-
-@model_app.command("show")
-@handle_errors
-def model_show(
-    ref: Annotated[str, typer.Argument(help="NAME[:VERSION] or sha256:DIGEST")],
-    node_url: NodeOpt = None,
-) -> None:
-    """Show one model: digest, signature, tensor signature."""
-    if node_url:
-        with node_client(node_url) as client:
-            record = client.model(ref)
-    else:
-        record = LocalNode().hub.resolve(ref)
-    console.print_json(json.dumps(record.to_json()))
 
 
 @handle_errors
@@ -155,98 +120,20 @@ def infer(
         save_opening(opening, result.salt, result.bundle, result.outputs)
         console.print(f"opening (keep it private) written to {opening}", style="dim")
     console.print_json(json.dumps(encode_tensors(result.outputs)))
+    _print_receipt(result.bundle)
     console.print(f"bundle written to {output}", style="dim")
 
 
-@handle_errors
-def verify(
-    bundle_file: Annotated[Path, typer.Argument(metavar="BUNDLE", help="A receipt bundle.")],
-    policy: Annotated[Path | None, typer.Option("--policy", help="A policy JSON file.")] = None,
-    model: Annotated[Path | None, typer.Option("--model", help="The model file.")] = None,
-    input_file: Annotated[Path | None, typer.Option("--input", help="The input.")] = None,
-    opening: Annotated[
-        Path | None, typer.Option("--opening", help="Opening of a private input.")
-    ] = None,
-    nonce: Annotated[str | None, typer.Option("--nonce", help="The expected nonce.")] = None,
-    allow_dev_srs: Annotated[
-        bool,
-        typer.Option("--allow-dev-srs", help="Accept ZK proofs over a locally generated SRS."),
-    ] = False,
-    srs: Annotated[
-        Path | None,
-        typer.Option("--srs", help="The SRS file of a ZK receipt (a public ceremony file)."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    node_url: NodeOpt = None,
-) -> None:
-    """Verify a bundle offline and print every check; exit 0 only if the policy holds.
-
-    With --node the node's pinned keys are trusted and consistency proofs come from it."""
-    bundle = Bundle.read(bundle_file)
-    node = LocalNode()
-    material = _material(node, bundle, model, input_file, opening, nonce)
-    if node_url:
-        if srs is not None:
-            raise InputError("--srs applies to offline verification, not with --node")
-        # A bundle checked after the fact: the library's default policy (not the
-        # client's, which requires the fresh nonce it sends with each request).
-        extra = Policy(allow_dev_srs=allow_dev_srs)
-        client = (
-            node_client(node_url, None, policy, allow_dev_srs)
-            if policy
-            else Client(node_url, policy=extra)
-        )
-        with client:
-            report = client.check(bundle, material)
-        print_report(report, as_json)
-        if not report.verified:
-            raise typer.Exit(EXIT_VERIFY_FAILED)
-        return
-    trust = node.trust_root()
-    trust, pol = load_policy(policy, trust) if policy else (trust, Policy())
-    if allow_dev_srs:
-        pol = replace(pol, allow_dev_srs=True)
-    srs_bytes = srs.read_bytes() if srs is not None else None
-    report = node.verifier(pol, trust, srs=srs_bytes).check(bundle, material)
-    print_report(report, as_json)
-    if not report.verified:
-        raise typer.Exit(EXIT_VERIFY_FAILED)
-
-
-def _material(
-    node: LocalNode,
-    bundle: Bundle,
-    model: Path | None,
-    input_file: Path | None,
-    opening: Path | None,
-    nonce: str | None,
-) -> Material:
-    """What the user gave beside the bundle (the model defaults to the local hub's copy)."""
-    if model is not None:
-        if not model.is_file():
-            raise FileNotFoundError(2, "model file does not exist", str(model))
-        model_bytes: bytes | None = model.read_bytes()
-    else:
-        model_bytes = node.model_bytes(bundle.receipt.model_digest)
-    if is_chat_receipt(bundle.receipt):
-        # A chat receipt's request and answer come from the bundle or the opening.
-        if input_file is not None:
-            raise InputError(
-                "--input applies to tensor receipts; a chat receipt's request is in the "
-                "bundle, or in its opening (--opening) for a private request"
-            )
-        chat_opening = ChatOpening.load(opening) if opening else None
-        return Material(model_bytes=model_bytes, nonce=nonce, chat_opening=chat_opening)
-    named = load_tensors(input_file) if input_file else None
-    opened = load_opening(opening) if opening else None
-    return Material(
-        model_bytes=model_bytes,
-        inputs=named.tensors if named else None,
-        untyped=named.untyped if named else frozenset(),
-        salt=opened.salt if opened else None,
-        outputs=opened.outputs if opened else None,
-        nonce=nonce,
-    )
+def _print_receipt(bundle: Bundle) -> None:
+    """The receipt's digest, its log index and the nonce it carries (the client draws a
+    fresh one when none is given): what a later `log search` or `verify --nonce` needs."""
+    log = log_entry(bundle.tlog_entry)
+    index = log.get("index", "?") if log else "none (not logged)"
+    nonce = bundle.receipt.nonce or "none"
+    console.print(
+        f"receipt {receipt_digest(bundle)}, log index {index}, nonce {nonce}",
+        style="dim", markup=False, soft_wrap=True,
+    )  # fmt: skip
 
 
 def _client_inputs(named: NamedInputs) -> dict[str, Any]:

@@ -6,9 +6,11 @@ import json
 import re
 
 from rich.table import Table
+from rich.text import Text
 
 from ..verify import CheckStatus, VerificationReport
 from ._common import console
+from ._view import plain
 
 _MARK = {
     CheckStatus.PASSED: "[green]passed[/green]",
@@ -34,11 +36,14 @@ def print_report(report: VerificationReport, as_json: bool = False) -> None:
     table.add_column("status")
     table.add_column("detail", overflow="fold")
     for check in report.checks:
-        table.add_row(check.name, _MARK[check.status], _short(check.detail))
+        # Names and details quote the bundle (a nonce, a model name): plain text, never
+        # markup ("[/]" in a nonce raised Rich's MarkupError, a traceback).
+        table.add_row(plain(check.name), _MARK[check.status], plain(_short(check.detail)))
     console.print(table)
     if report.verified:
         console.print("[bold green]VERIFIED[/bold green]: the policy is satisfied")
     else:
         bad = report.first_failure
         reason = f"{bad.name}: {bad.detail}" if bad else "the policy is not satisfied"
-        console.print(f"[bold red]NOT VERIFIED[/bold red] ({reason})", soft_wrap=True)
+        line = Text.assemble(("NOT VERIFIED", "bold red"), " (", plain(reason), ")")
+        console.print(line, soft_wrap=True)
