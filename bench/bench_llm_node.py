@@ -134,12 +134,15 @@ def _load_direct(path: Path, settings: LlamaSettings) -> Any:
     )
 
 
-def measure(rounds: int, tokens: int) -> dict[str, Any]:
+def measure(rounds: int, tokens: int, model: Path | None = None) -> dict[str, Any]:
+    """Every path, interleaved, on ``model`` (a GGUF file; by default the fixture model
+    is written here). bench_smollm2.py runs this on SmolLM2."""
     from openai import OpenAI
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bench.gguf"
-        write_tiny_llama(path, CONFIG)
+        path = model or Path(tmp) / "bench.gguf"
+        if model is None:
+            write_tiny_llama(path, CONFIG)
         home = Path(tmp) / "node-home"
         token = TokenStore(home).create("bench")
         proc, url = start_node(home)
@@ -180,7 +183,13 @@ def _settings_of(envelope: dict[str, Any]) -> LlamaSettings:
     return LlamaSettings.from_json(statement["predicate"]["runtime"]["settings"])
 
 
-def table(m: dict[str, Any], rounds: int) -> str:
+def fixture_model_line() -> str:
+    return (
+        f"fixture llama GGUF, {CONFIG.n_layer} layers x {CONFIG.n_embd} wide, ff {CONFIG.n_ff}, F32"
+    )
+
+
+def table(m: dict[str, Any], rounds: int, model_line: str | None = None) -> str:
     dw, ds, nw, ns, no = m["dw"], m["ds"], m["nw"], m["ns"], m["no"]
     n = dw[0][2]
     # llama-cpp-python decodes invalid UTF-8 with errors="ignore", the node with
@@ -194,8 +203,8 @@ def table(m: dict[str, Any], rounds: int) -> str:
 
     s: LlamaSettings = m["settings"]
     lines = [
-        f"Model: fixture llama GGUF, {CONFIG.n_layer} layers x {CONFIG.n_embd} wide, ff "
-        f"{CONFIG.n_ff}, F32; {platform.machine()}, n_threads={s.n_threads}, n_threads_batch="
+        f"Model: {model_line or fixture_model_line()}; {platform.machine()}, "
+        f"n_threads={s.n_threads}, n_threads_batch="
         f"{s.n_threads_batch}, n_batch={s.n_batch}; {n}-token greedy answer, best of {rounds} "
         "interleaved runs per cell; the node is a separate process on 127.0.0.1 (uvicorn), the "
         "client this one; ratios against the direct whole answer.",
