@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 
 from inferproof.cli import app
 from inferproof.engine import receipt_digest
+from inferproof.log import verify_consistency, verify_tlog_proof
 from inferproof.node import TokenStore
 from inferproof.receipts import Bundle
 
@@ -206,5 +208,43 @@ def test_log_commands_reject_bad_input_in_one_line(
     local_log: list[str], args: list[str], needle: str
 ) -> None:
     code, _, err = run(*args)
+    assert code == 2
+    assert_one_line_error(code, err, needle)
+
+
+def test_log_info_proof_and_consistency_through_the_node(
+    served: tuple[Running, list[str]], tmp_path: Path
+) -> None:
+    running, _ = served
+    log = running.node.log
+    info = ok("log", "info", "--node", running.url)
+    assert f"origin: {log.origin}" in info and "size: 2" in info
+    assert f"verifier key: {log.verifier_key}" in info
+    proof = ok("log", "proof", "1", "--node", running.url)
+    result = verify_tlog_proof(proof, log.entry(1), log.verifier_key)
+    assert result.index == 1 and result.checkpoint.size == 2
+    hashes = ok("log", "consistency", "1", "2", "--node", running.url).split()
+    proof_hashes = [base64.b64decode(h) for h in hashes]
+    assert proof_hashes == log.consistency_proof(1, 2)
+    verify_consistency(1, 2, log.root(1), log.root(2), proof_hashes)
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (
+            ["log", "proof", "0", "--size", "1"],
+            "--size must be the node's latest checkpoint size 2",
+        ),
+        (["log", "proof", "5"], "index 5 is outside the log of size 2"),
+        (["log", "consistency", "1", "3"], "NEW must be the node's latest checkpoint size 2"),
+        (["log", "consistency", "3", "2"], "old size 3 is outside 0..2"),
+    ],
+)
+def test_log_node_proofs_reject_bad_input(
+    served: tuple[Running, list[str]], args: list[str], needle: str
+) -> None:
+    running, _ = served
+    code, _, err = run(*args, "--node", running.url)
     assert code == 2
     assert_one_line_error(code, err, needle)

@@ -28,6 +28,8 @@ from ..log import (
     open_default_log,
 )
 from ._common import console, err_console, handle_errors, is_tty
+from ._logfind import node_consistency, node_info, node_proof
+from ._node import NodeOpt
 
 log_app = typer.Typer(help="The transparency log: info, proofs, audit, tiles, witnesses.")
 witness_app = typer.Typer(help="A tlog-witness cosigning service.")
@@ -50,8 +52,14 @@ def _out(text: str) -> None:
 
 @log_app.command("info")
 @handle_errors
-def info() -> None:
-    """Print the log's origin, size, root hash and verifier key (signed-note form)."""
+def info(node_url: NodeOpt = None) -> None:
+    """Print the log's origin, size, root hash and verifier key (signed-note form).
+
+    With --node: that node's latest checkpoint, checked against its pinned log key."""
+    if node_url:
+        for line in node_info(node_url):
+            console.print(line, markup=False, soft_wrap=True)
+        return
     with open_default_log(_home()) as log:
         cp = log.checkpoint()
         console.print(f"origin: {log.origin}", markup=False)
@@ -65,8 +73,12 @@ def info() -> None:
 def proof(
     index: Annotated[int, typer.Argument(help="Entry index.")],
     size: Annotated[int | None, typer.Option(help="Tree size (default: latest).")] = None,
+    node_url: NodeOpt = None,
 ) -> None:
-    """Print a c2sp.org/tlog-proof for entry INDEX."""
+    """Print a c2sp.org/tlog-proof for entry INDEX (with --node: from the node's tiles)."""
+    if node_url:
+        _out(node_proof(node_url, index, size))
+        return
     with open_default_log(_home()) as log:
         _out(log.tlog_proof(index, size).encode())
 
@@ -76,8 +88,14 @@ def proof(
 def consistency(
     old: Annotated[int, typer.Argument(help="Old tree size.")],
     new: Annotated[int, typer.Argument(help="New tree size.")],
+    node_url: NodeOpt = None,
 ) -> None:
-    """Print the RFC 9162 consistency proof from OLD to NEW, one base64 hash a line."""
+    """Print the RFC 9162 consistency proof from OLD to NEW, one base64 hash a line.
+
+    With --node NEW is the node's latest size, and the proof is made from its tiles."""
+    if node_url:
+        _out("".join(b64encode(h) + "\n" for h in node_consistency(node_url, old, new)))
+        return
     with open_default_log(_home()) as log:
         _out("".join(b64encode(h) + "\n" for h in log.consistency_proof(old, new)))
 

@@ -32,9 +32,13 @@ from ..log import (
     Log,
     SignedCheckpoint,
     TileClient,
+    TlogProof,
     b64encode,
+    consistency_proof,
     hash_leaf,
     open_default_log,
+    root_hash,
+    verify_consistency,
     verify_inclusion,
 )
 from ..receipts import BUNDLE_MEDIA_TYPE, Bundle, Receipt
@@ -42,7 +46,14 @@ from ._common import console, handle_errors
 from ._node import NodeOpt
 from ._view import plain, print_summary, receipt_summary
 
-__all__ = ["entry_receipt", "log_get", "log_search"]
+__all__ = [
+    "entry_receipt",
+    "log_get",
+    "log_search",
+    "node_consistency",
+    "node_info",
+    "node_proof",
+]
 
 # A log entry is at most this large (the log's own cap on entries is 1 MiB).
 _MAX_ENTRY = 1024 * 1024
@@ -98,6 +109,7 @@ class _NodeLog:
             key = client.trust_root().log_keys.get(self.checkpoint.origin)
         if key is None:
             raise VerificationError("log.checkpoint_signature", "the node's log is not pinned")
+        self.key = key
         self._http = httpx.Client(base_url=f"{self.url}/v1/log/", timeout=30)
         self.tiles = TileClient(self._fetch, key, self.checkpoint.encode())
 
@@ -116,6 +128,53 @@ class _NodeLog:
 
     def close(self) -> None:
         self._http.close()
+
+
+# -- log info, proof and consistency with --node --------------------------------------------
+def node_info(url: str) -> list[str]:
+    """``log info`` of a node: its latest checkpoint, checked, and its pinned log key."""
+    remote = _NodeLog(url)
+    remote.close()
+    cp = remote.checkpoint
+    return [f"origin: {cp.origin}", f"size: {cp.size}", f"root: {b64encode(cp.root_hash)}",
+            f"verifier key: {remote.key}"]  # fmt: skip
+
+
+def node_proof(url: str, index: int, size: int | None) -> str:
+    """A c2sp.org/tlog-proof for entry ``index`` of a node's log, made from its tiles and
+    checked against its latest checkpoint (the only one a node serves)."""
+    remote = _NodeLog(url)
+    try:
+        _latest_only(remote.checkpoint, size, "--size")
+        entry = remote.entry(index)
+    finally:
+        remote.close()
+    return TlogProof(entry.index, entry.proof, entry.checkpoint.encode()).encode()
+
+
+def node_consistency(url: str, old: int, new: int) -> list[bytes]:
+    """The RFC 9162 consistency proof from ``old`` to a node's latest checkpoint, made
+    from its tiles and checked: the old tree they hash to is a prefix of the signed one."""
+    remote = _NodeLog(url)
+    try:
+        cp = remote.checkpoint
+        _latest_only(cp, new, "NEW")
+        if not 0 <= old <= new:
+            raise InputError(f"old size {old} is outside 0..{new}")
+        nodes = remote.tiles.nodes
+        proof = consistency_proof(nodes, old, new)
+        verify_consistency(old, new, root_hash(nodes, old), cp.root_hash, proof)
+    finally:
+        remote.close()
+    return proof
+
+
+def _latest_only(cp: SignedCheckpoint, size: int | None, what: str) -> None:
+    if size is not None and size != cp.size:
+        raise InputError(
+            f"with --node, {what} must be the node's latest checkpoint size {cp.size}, "
+            f"not {size} (a node serves only its latest checkpoint)"
+        )
 
 
 # -- log get ----------------------------------------------------------------------------
