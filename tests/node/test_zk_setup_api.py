@@ -103,3 +103,23 @@ def test_cli_zk_setup_through_a_node(running: Running, tmp_path: Path) -> None:
     assert done.exit_code == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1].startswith("sha256:")
     assert "SRS dev" in done.stdout
+
+
+def test_cli_push_with_zk_sample_through_a_node(running: Running, tmp_path: Path) -> None:
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from inferproof.cli import app
+
+    model, inp = tmp_path / "credit.onnx", tmp_path / "x.json"
+    model.write_bytes(credit_risk_model()[0])
+    inp.write_text(_json.dumps(SAMPLE))
+    env = {"INFERPROOF_HOME": str(tmp_path / "h")}
+    args = ["model", "push", str(model), "--name", "credit-risk", "--node", running.url,
+            "--token", running.token, "--zk-sample-input", str(inp)]  # fmt: skip
+    both = CliRunner().invoke(app, [*args, "--zk-dev-srs", "--zk-srs", str(inp)], env=env)
+    assert both.exit_code == 2 and "not both" in both.stderr
+    done = CliRunner().invoke(app, [*args, "--zk-dev-srs"], env=env)
+    assert done.exit_code == 0, done.stderr
+    assert "zk setup sha256:" in done.stdout and "dev SRS" in done.stdout

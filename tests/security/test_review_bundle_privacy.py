@@ -120,3 +120,19 @@ def test_cli_opening_opens_input_and_output(
     assert revealed.exit_code == 0 and Bundle.read(out).outputs != {}
     lone = run(app, ["infer", str(model), "--input", str(inp), "-o", str(out), "--public-output"])
     assert lone.exit_code == 2 and "--public-output applies with --private-input" in lone.stderr
+
+
+def test_by_digest_only_the_token_it_was_issued_under(running: Running, small_model: bytes) -> None:
+    """The digest is public (log entries): another token holder must not read by it."""
+    from inferproof.node import TokenStore
+
+    pushed(running, small_model)
+    other = TokenStore(running.home).create("another caller")
+    with running.http() as http:
+        body = http.post("/v1/infer", json={"model": "mlp:1", "inputs": {"x": X.tolist()}}).json()
+        digest = body["receipt_digest"]
+        mine = http.get(f"/v1/receipts/{digest}/bundle")
+    with running.http(auth=False) as http:
+        theirs = http.get(f"/v1/receipts/{digest}/bundle",
+                          headers={"Authorization": f"Bearer {other}"})  # fmt: skip
+    assert mine.status_code == 200 and theirs.status_code == 404

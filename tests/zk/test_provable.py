@@ -42,7 +42,7 @@ def test_a_missing_srs_file_says_where_srs_files_come_from(tmp_path: Path) -> No
     model, sample = credit_risk_model()
     with LocalNode(tmp_path / "n") as node:
         node.push(model, name="credit")
-        with pytest.raises(InputError, match="ezkl get-srs.*--online-srs.*--dev-srs"):
+        with pytest.raises(InputError, match=r"ezkl get-srs.*--online-srs.*--dev-srs"):
             node.zk_setup("credit", [NamedInputs({"X": np.array(sample["X"], np.float32)})],
                           srs_path=tmp_path / "kzg15.srs")  # fmt: skip
 

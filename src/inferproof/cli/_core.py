@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ..client import Inference
+from .._canonical import sha256_digest
+from ..client import Client, Inference
 from ..engine import InferenceResult, LocalNode, receipt_digest, save_opening
 from ..errors import InputError
 from ..hub import sign_model
@@ -51,6 +52,8 @@ def model_push(
         sig = sign_model(data, sign_key) if sign_key else None
         with node_client(node_url, token) as client:
             remote = client.push(data, name=name, version=version, signature=sig)
+            if zk_sample:
+                _node_zk_setup(client, remote.digest, zk_sample, zk_srs, zk_dev_srs)
         console.print(remote.digest)
         return
     node = LocalNode()
@@ -68,6 +71,22 @@ def model_push(
     if record.publisher:
         console.print(f"signed by publisher {record.publisher}", style="dim")
     console.print(record.digest)
+
+
+def _node_zk_setup(
+    client: Client, digest: str, samples: list[Path], srs: Path | None, dev_srs: bool
+) -> None:
+    """The node sets the pushed model up (a job): a dev SRS, or the public SRS file it
+    holds (named by this local copy's digest); without either, EZKL fetches it."""
+    if srs is not None and dev_srs:
+        raise InputError("give --zk-srs or --zk-dev-srs, not both")
+    if srs is not None and not srs.is_file():
+        raise InputError(f"SRS file {srs} does not exist")
+    choice = "dev" if dev_srs else sha256_digest(srs.read_bytes()) if srs else "online"
+    plain = [_client_inputs(load_tensors(p)) for p in samples]
+    with step_progress("zk setup (on the node)") as progress:
+        info = client.zk_setup(digest, plain, srs=choice, progress=progress)
+    console.print(f"zk setup {info.setup} (logrows {info.logrows}, {info.srs} SRS)")
 
 
 @handle_errors

@@ -201,10 +201,16 @@ class IssuedBundles:
             return None
         return self._one("SELECT bundle FROM bundles WHERE id = ?", bundle_id)
 
-    def by_digest(self, receipt_digest: str) -> bytes | None:
+    def by_digest(self, receipt_digest: str, owner: str) -> bytes | None:
+        """The bundle of a receipt, for the token it was issued under only: receipt
+        digests are public (the log's entries), so the digest is no capability."""
         if not is_digest(receipt_digest):
             return None
-        return self._one("SELECT bundle FROM bundles WHERE receipt_digest = ?", receipt_digest)
+        return self._one(
+            "SELECT bundle FROM bundles WHERE receipt_digest = ? AND owner = ?",
+            receipt_digest,
+            owner,
+        )
 
     def find(self, query: BundleQuery) -> tuple[list[BundleSummary], int | None]:
         """One page of the owner's bundles, newest first, and the cursor of the next
@@ -221,9 +227,9 @@ class IssuedBundles:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM bundles").fetchone()[0])
 
-    def _one(self, sql: str, key: str) -> bytes | None:
+    def _one(self, sql: str, *keys: str) -> bytes | None:
         with self._lock:
-            row = self._db.execute(sql, (key,)).fetchone()
+            row = self._db.execute(sql, keys).fetchone()
         return bytes(row[0]) if row else None
 
     def close(self) -> None:

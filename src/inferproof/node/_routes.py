@@ -306,11 +306,11 @@ async def bundle_by_id(
     summary="The bundle of a receipt, by the digest of its envelope (its log entry); needs a token",
 )
 async def bundle_by_digest(
-    svc: Svc, _: Writer, digest: Annotated[str, Path(pattern=DIGEST)]
+    svc: Svc, owner: Writer, digest: Annotated[str, Path(pattern=DIGEST)]
 ) -> Response:
     # Log entries are public, so their digests are too: reading a bundle by one needs
-    # a token (review finding 11.6); the bundle id is the unguessable capability.
-    data = svc.bundles.by_digest(digest) if is_digest(digest) else None
+    # the token it was issued under (review finding 11.6); its id is the capability.
+    data = svc.bundles.by_digest(digest, owner) if is_digest(digest) else None
     if data is None:
         raise NodeHTTPError(404, f"no bundle for receipt {digest} on this node")
     return Response(data, media_type=_JSON, headers=_PRIVATE)

@@ -8,8 +8,8 @@ digests), the publisher's model signature, proofs, and the log entry.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
 import os
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
