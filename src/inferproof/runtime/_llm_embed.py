@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import math
 import mmap
@@ -220,9 +219,6 @@ class EmbeddingOutput:
     @property
     def digest(self) -> str:
         return sha256_digest(canonical_json(self.to_json()))
-
-    def same_bytes(self, other: EmbeddingOutput) -> bool:
-        return self.to_json() == other.to_json()
 
     @classmethod
     def from_json(cls, obj: Any) -> EmbeddingOutput:
@@ -437,8 +433,3 @@ class LlamaEmbedder:
                     raise InputError(f"input tokenised to {used} tokens, expected {n}")
                 rows.append(l2_normalise(list(values)))
         return EmbeddingOutput(np.stack(rows), sum(counts))
-
-
-def vectors_sha256(output: EmbeddingOutput) -> str:
-    """Hex ``sha256`` of the vectors' little-endian float32 bytes (for messages)."""
-    return hashlib.sha256(np.ascontiguousarray(output.vectors, "<f4").tobytes()).hexdigest()
