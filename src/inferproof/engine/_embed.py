@@ -31,14 +31,13 @@ from ..runtime import (
     parse_embedding_request,
 )
 from ..runtime import openai_shapes as oai
+from ._chat import REEXECUTION_PROOF
 from ._chatmodels import ChatModels
 from ._chatreceipt import check_nonce, receipt_digest
 from ._issue import Claim, Issuer, utc_now
 from ._models import ModelRef, model_block
 
 __all__ = ["EmbeddingResult", "embed"]
-
-REEXECUTION_PROOF = "reexecution"
 
 
 @dataclass(frozen=True)
