@@ -142,6 +142,9 @@ def node_demo(
 def _demo_flow(url: str, token: str, workdir: Path, client_home: Path) -> None:
     _step("Training a credit-risk model (scikit-learn -> ONNX) and signing it (model-signing)")
     model_bytes, sample = credit_risk_model()
+    # Kept beside the bundles: the README's tour goes on from these files.
+    (workdir / "credit-risk.onnx").write_bytes(model_bytes)
+    (workdir / "input.json").write_text(json.dumps(sample))
     key_path = _publisher_key(workdir / "publisher.key")
     signature = sign_model(model_bytes, key_path)
     # The client trusts this publisher: its public key goes under the client's trust/.
