@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -54,6 +55,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Wait (60 s at most) until a URL answers at all: a server started in the background.
+_WAIT = (
+    "import sys, time, urllib.request, urllib.error\n"
+    "for _ in range(600):\n"
+    "    try:\n"
+    "        urllib.request.urlopen(sys.argv[1], timeout=1); break\n"
+    "    except urllib.error.HTTPError: break\n"
+    "    except OSError: time.sleep(0.1)\n"
+)
+
+
 def _background(match: re.Match[str]) -> str:
     command = match.group(1).split("#", 1)[0].strip()
     port = re.search(r"--port (\d+)", command)
@@ -61,7 +73,7 @@ def _background(match: re.Match[str]) -> str:
     probe = "/healthz" if "witness" not in command else "/"
     return (
         f'{command} > /dev/null 2>&1 &\nSERVERS="$SERVERS $!"\n'
-        f"for _ in $(seq 600); do curl -s -o /dev/null {url}{probe} && break; sleep 0.1; done\n"
+        f"python -c {shlex.quote(_WAIT)} {url}{probe}\n"
     )
 
 
