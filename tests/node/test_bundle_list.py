@@ -214,3 +214,19 @@ def test_an_old_database_keeps_working(
         assert reopened.count() == 2
     finally:
         reopened.close()
+
+
+def test_chat_and_embedding_bundles_belong_to_their_caller(
+    make_node: Callable[..., Running],
+) -> None:
+    from ._chat import serving, tiny_gguf
+
+    running = serving(make_node, tiny_gguf())
+    other = TokenStore(running.home).create("other")
+    ask = {"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+    with running.http() as http:
+        chat_id = http.post("/v1/chat/completions", json=ask).headers["inferproof-bundle-id"]
+        mine = [b["id"] for b in http.get("/v1/bundles").json()["bundles"]]
+    with httpx.Client(base_url=running.url, headers={"Authorization": f"Bearer {other}"}) as http:
+        theirs = [b["id"] for b in http.get("/v1/bundles").json()["bundles"]]
+    assert chat_id in mine and chat_id not in theirs

@@ -75,12 +75,17 @@ def _private(value: str | None) -> bool:
 
 
 async def _answer(
-    request: Request, chat: ChatService, task: str, nonce: str | None, private: str | None
+    request: Request,
+    chat: ChatService,
+    task: str,
+    nonce: str | None,
+    private: str | None,
+    owner: str,
 ) -> Response:
     try:
         # The strict parser: no duplicate keys, no NaN (the route's cap bounds the body).
         body = parse_json(await request.body(), "request body", chat.svc.config.max_body_bytes)
-        ask = chat.parse(task, body, nonce, _private(private))
+        ask = chat.parse(task, body, nonce, _private(private), owner)
     except InputError as exc:
         raise _chaterrors.chat_error(exc, task) from exc
     if ask.stream:
@@ -99,9 +104,9 @@ async def _answer(
     summary="OpenAI chat completion with a receipt (stream or not)",
 )
 async def chat_completions(
-    request: Request, chat: Chat, _: Writer, nonce: Nonce = None, private: Private = None
+    request: Request, chat: Chat, owner: Writer, nonce: Nonce = None, private: Private = None
 ) -> Response:
-    return await _answer(request, chat, "chat", nonce, private)
+    return await _answer(request, chat, "chat", nonce, private, owner)
 
 
 @router.post(
@@ -112,9 +117,9 @@ async def chat_completions(
     summary="OpenAI text completion with a receipt (stream or not)",
 )
 async def completions(
-    request: Request, chat: Chat, _: Writer, nonce: Nonce = None, private: Private = None
+    request: Request, chat: Chat, owner: Writer, nonce: Nonce = None, private: Private = None
 ) -> Response:
-    return await _answer(request, chat, "completion", nonce, private)
+    return await _answer(request, chat, "completion", nonce, private, owner)
 
 
 @router.post(
@@ -125,11 +130,11 @@ async def completions(
     summary="OpenAI embeddings of a GGUF model with a receipt",
 )
 async def embeddings(
-    request: Request, chat: Chat, _: Writer, nonce: Nonce = None, private: Private = None
+    request: Request, chat: Chat, owner: Writer, nonce: Nonce = None, private: Private = None
 ) -> Response:
     try:
         body = parse_json(await request.body(), "request body", chat.svc.config.max_body_bytes)
-        ask = chat.parse_embedding(body, nonce, _private(private))
+        ask = chat.parse_embedding(body, nonce, _private(private), owner)
     except InputError as exc:
         raise _chaterrors.chat_error(exc, "embedding") from exc
     data, bundle_id = await chat.embed(ask)

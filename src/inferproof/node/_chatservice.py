@@ -52,6 +52,8 @@ class Ask:
     include_usage: bool
     nonce: str | None
     private: bool
+    # The hash of the token that asked: its bundle is listed to that token only.
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class EmbedAsk:
     model: str
     nonce: str | None
     private: bool
+    owner: str | None = None
 
 
 class _Stopped(Exception):
@@ -113,20 +116,24 @@ class ChatService:
         self._closing = threading.Event()
 
     # -- requests ----------------------------------------------------------------------
-    def parse(self, task: str, body: Any, nonce: str | None, private: bool) -> Ask:
+    def parse(
+        self, task: str, body: Any, nonce: str | None, private: bool, owner: str | None = None
+    ) -> Ask:
         """Check the body with the library's parser (bad requests raise InputError)."""
         parsed = parse_request(body, task)
         if nonce is not None and not 0 < len(nonce) <= MAX_NONCE:
             raise InputError(f"nonce must be 1 to {MAX_NONCE} characters")
         return Ask(task, body, parsed.model_ref, parsed.stream, parsed.include_usage,
-                   nonce, private)  # fmt: skip
+                   nonce, private, owner)  # fmt: skip
 
-    def parse_embedding(self, body: Any, nonce: str | None, private: bool) -> EmbedAsk:
+    def parse_embedding(
+        self, body: Any, nonce: str | None, private: bool, owner: str | None = None
+    ) -> EmbedAsk:
         """Check an embeddings body with the library's parser."""
         parsed = parse_embedding_request(body)
         if nonce is not None and not 0 < len(nonce) <= MAX_NONCE:
             raise InputError(f"nonce must be 1 to {MAX_NONCE} characters")
-        return EmbedAsk(body, parsed.model_ref, nonce, private)
+        return EmbedAsk(body, parsed.model_ref, nonce, private, owner)
 
     def _open(self, ask: Ask, deadline: float) -> ChatStream | ChatResult:
         """A local stream, or the whole relayed answer. Only a hub reference (never a
@@ -149,12 +156,15 @@ class ChatService:
             transport=self._relay_transport,
         )  # fmt: skip
 
-    def _store(self, result: ChatResult | EmbeddingResult, bundle_id: str) -> None:
-        """Keep the bundle under ``bundle_id`` and name it in the receipt field."""
+    def _store(
+        self, result: ChatResult | EmbeddingResult, bundle_id: str, owner: str | None
+    ) -> None:
+        """Keep the bundle under ``bundle_id`` (listed to ``owner``), name it in the
+        receipt field."""
         bundle = result.bundle
         data = json.dumps(bundle.to_json(), separators=(",", ":")).encode()
         index = TlogProof.parse(bundle.tlog_entry).index if bundle.tlog_entry else None
-        self.svc.bundles.add(result.receipt_digest, index, data, bundle_id)
+        self.svc.bundles.add(result.receipt_digest, index, data, bundle_id, owner=owner)
         result.response[oai.EXTRA_FIELD]["bundle_id"] = bundle_id
         params = result.bundle.receipt.parameters
         mode = "relay" if params.get("mode") == "relay" else "chat"
@@ -180,7 +190,7 @@ class ChatService:
                         self._check(cancel, deadline)
             assert source.result is not None  # the stream ran to its end
             source = source.result
-        self._store(source, bundle_id)
+        self._store(source, bundle_id, ask.owner)
         return json.dumps(source.response, separators=(",", ":")).encode()
 
     async def answer(self, ask: Ask) -> tuple[bytes, str]:
@@ -206,7 +216,7 @@ class ChatService:
         if not _REF.match(ask.model):
             raise ModelNotFound(f"no embedding model {ask.model!r} on this node")
         result = self.node.embed(ask.model, ask.body, private=ask.private, nonce=ask.nonce)
-        self._store(result, bundle_id)
+        self._store(result, bundle_id, ask.owner)
         return json.dumps(result.response, separators=(",", ":")).encode()
 
     async def embed(self, ask: EmbedAsk) -> tuple[bytes, str]:
@@ -269,14 +279,14 @@ class ChatService:
         opened.set_result(None)
         try:
             if isinstance(source, ChatResult):
-                self._store(source, bundle_id)
+                self._store(source, bundle_id, ask.owner)
                 for event in relay_events(source, ask.include_usage):
                     emit(sse(event))
             else:
                 with contextlib.closing(source):
                     for event in source:
                         if source.result is not None:  # the last event: the receipt is logged
-                            self._store(source.result, bundle_id)
+                            self._store(source.result, bundle_id, ask.owner)
                         else:
                             self._check(cancel, deadline)
                         emit(sse(event))
