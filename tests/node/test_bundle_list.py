@@ -216,7 +216,7 @@ def test_an_old_database_keeps_working(
         reopened.close()
 
 
-def test_chat_and_embedding_bundles_belong_to_their_caller(
+def test_chat_bundles_belong_to_their_caller(
     make_node: Callable[..., Running],
 ) -> None:
     from ._chat import serving, tiny_gguf
