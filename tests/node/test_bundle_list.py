@@ -230,3 +230,20 @@ def test_chat_bundles_belong_to_their_caller(
     with httpx.Client(base_url=running.url, headers={"Authorization": f"Bearer {other}"}) as http:
         theirs = [b["id"] for b in http.get("/v1/bundles").json()["bundles"]]
     assert chat_id in mine and chat_id not in theirs
+
+
+def test_the_client_lists_its_bundles(running: Running, small_model: bytes, tmp_path: Path) -> None:
+    import numpy as np
+
+    from inferproof.client import Client
+
+    pushed(running, small_model)
+    with Client(running.url, token=running.token, home=tmp_path / "c") as client:
+        answers = [client.infer("mlp:1", {"x": np.ones((1, 8), np.float32)}) for _ in range(3)]
+        first = client.bundles(limit=2)
+        rest = client.bundles(limit=2, cursor=first["next_cursor"])
+        bundle = client.bundle(first["bundles"][0]["id"])
+    listed = [row["id"] for row in first["bundles"] + rest["bundles"]]
+    assert listed == [a.bundle_id for a in reversed(answers)]  # newest first, in two pages
+    assert bundle.envelope == answers[-1].bundle.envelope
+    assert rest["next_cursor"] is None

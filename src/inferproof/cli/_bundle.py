@@ -1,8 +1,7 @@
 """``inferproof bundle list`` and ``bundle get``: the bundles a node issued to you.
 
-``Client`` has no method for ``GET /v1/bundles`` yet, so :func:`list_page` calls it
-with httpx here; it belongs in ``inferproof.client`` beside ``Client.bundle`` (a
-listing needs no verification: each bundle is verified when read and checked).
+The listing comes from ``Client.bundles`` (a listing needs no verification: each
+bundle is verified when it is read and checked).
 """
 
 from __future__ import annotations
@@ -14,18 +13,16 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.table import Table
 
-from .._canonical import parse_json
-from ..errors import Error, InputError
+from ..errors import InputError
 from ..receipts import Bundle
 from ._common import console, err_console, handle_errors
 from ._node import NodeOpt, TokenOpt, node_client
 from ._view import plain
 
-__all__ = ["bundle_app", "list_page"]
+__all__ = ["bundle_app"]
 
 bundle_app = typer.Typer(help="Bundles a node issued to your token.", no_args_is_help=True)
 
@@ -35,28 +32,6 @@ _MAX_ANSWER = 4 * 1024 * 1024
 # A relative time: a number and a unit, counted back from now.
 _AGO = re.compile(r"([0-9]{1,6})([smhdw])")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def list_page(
-    url: str, token: str | None, params: dict[str, Any], timeout: float = 30.0
-) -> dict[str, Any]:
-    """One page of ``GET /v1/bundles`` (the caller's own bundles), checked for shape."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        response = httpx.get(
-            f"{url.rstrip('/')}/v1/bundles", params=params, headers=headers, timeout=timeout
-        )
-    except httpx.HTTPError as exc:
-        raise Error(f"cannot reach the node at {url}: {exc}") from exc
-    body = parse_json(response.content, "node answer", _MAX_ANSWER) if response.content else None
-    if response.status_code >= 400:
-        err = body.get("error") if isinstance(body, dict) else None
-        text = f"{err.get('code')}: {err.get('message')}" if isinstance(err, dict) else ""
-        what = f"node answered {response.status_code} {text or response.text[:200]}"
-        raise InputError(what) if response.status_code < 500 else Error(what)
-    if not isinstance(body, dict) or not isinstance(body.get("bundles"), list):
-        raise Error("the node sent a malformed bundle list")
-    return body
 
 
 def when(text: str) -> str:
@@ -89,18 +64,19 @@ def bundle_list(
         raise InputError("bundle list needs --node URL (or INFERPROOF_NODE)")
     if limit < 1:
         raise InputError("--limit must be at least 1")
-    wanted = {"model": model, "nonce": nonce, "since": since and when(since),
-              "until": until and when(until)}  # fmt: skip
-    params = {k: v for k, v in wanted.items() if v}
+    start, end = (when(since) if since else None), (when(until) if until else None)
     rows: list[dict[str, Any]] = []
     cursor: str | None = None
-    while len(rows) < limit:
-        page_params = {**params, "limit": min(_PAGE, limit - len(rows))}
-        page = list_page(node_url, token, page_params | ({"cursor": cursor} if cursor else {}))
-        rows += page["bundles"]
-        cursor = page.get("next_cursor")
-        if not cursor:
-            break
+    with node_client(node_url, token) as client:
+        while len(rows) < limit:
+            page = client.bundles(
+                model=model or None, nonce=nonce or None, since=start, until=end,
+                limit=min(_PAGE, limit - len(rows)), cursor=cursor,
+            )  # fmt: skip
+            rows += page["bundles"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
     if as_json:
         console.print_json(json.dumps({"bundles": rows, "next_cursor": cursor}))
         return

@@ -38,6 +38,7 @@ from ._core import (
     T,
     ZkSetupInfo,
     bundle_id_of,
+    bundles_flow,
     get_flow,
     prepare,
     raise_for,
@@ -311,6 +312,29 @@ class AsyncClient(ClientCore):
     ) -> VerificationReport:
         """:meth:`Client.verify_openai`, awaited."""
         return await self._run(openai_flow(self, response, nonce, model, request))
+
+    async def bundles(
+        self,
+        *,
+        model: str | None = None,
+        nonce: str | None = None,
+        since: float | str | None = None,
+        until: float | str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of the bundles the node issued to this client's token, newest first:
+        ``{"bundles": [{"id", "receipt_digest", "log_index", "created", "model",
+        "nonce"}], "next_cursor"}`` (``since``/``until``: Unix seconds or ISO 8601).
+
+        Example::
+
+            page = await client.bundles(model="credit-risk:1", limit=10)
+            bundles = [await client.bundle(row["id"]) for row in page["bundles"]]
+        """
+        params = {"model": model, "nonce": nonce, "since": since, "until": until,
+                  "limit": limit, "cursor": cursor}  # fmt: skip
+        return await self._run(bundles_flow(params))
 
     async def bundle(self, bundle_id: str) -> Bundle:
         return Bundle.from_json(await self._run(get_flow(f"/v1/bundles/{bundle_id_of(bundle_id)}")))

@@ -479,6 +479,15 @@ def get_flow(path: str, auth: bool = False) -> Flow[Any]:
     return body_of((yield Req("GET", path, auth)))
 
 
+def bundles_flow(params: Mapping[str, str | int | float | None]) -> Flow[dict[str, Any]]:
+    """One page of ``GET /v1/bundles``: the bundles the node issued to this token."""
+    query = {k: v for k, v in params.items() if v is not None}
+    page = body_of((yield Req("GET", "/v1/bundles", True, {"params": query})))
+    if not isinstance(page, dict) or not isinstance(page.get("bundles"), list):
+        raise InputError("the node sent a malformed bundle list")
+    return page
+
+
 def prepare(req: Req, auth: dict[str, str]) -> tuple[dict[str, str], dict[str, Any]]:
     kwargs = dict(req.kwargs or {})
     headers = {**(auth if req.auth else {}), **kwargs.pop("headers", {})}

@@ -38,6 +38,7 @@ from ._core import (
     T,
     ZkSetupInfo,
     bundle_id_of,
+    bundles_flow,
     get_flow,
     prepare,
     raise_for,
@@ -331,6 +332,29 @@ class Client(ClientCore):
         """Verify the receipt on an official ``openai`` client's answer with this
         client's trust, policy and checkpoint memory (see :func:`verify_openai`)."""
         return self._run(openai_flow(self, response, nonce, model, request))
+
+    def bundles(
+        self,
+        *,
+        model: str | None = None,
+        nonce: str | None = None,
+        since: float | str | None = None,
+        until: float | str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of the bundles the node issued to this client's token, newest first:
+        ``{"bundles": [{"id", "receipt_digest", "log_index", "created", "model",
+        "nonce"}], "next_cursor"}`` (``since``/``until``: Unix seconds or ISO 8601).
+
+        Example::
+
+            page = client.bundles(model="credit-risk:1", limit=10)
+            bundles = [client.bundle(row["id"]) for row in page["bundles"]]
+        """
+        params = {"model": model, "nonce": nonce, "since": since, "until": until,
+                  "limit": limit, "cursor": cursor}  # fmt: skip
+        return self._run(bundles_flow(params))
 
     def bundle(self, bundle_id: str) -> Bundle:
         return Bundle.from_json(self._run(get_flow(f"/v1/bundles/{bundle_id_of(bundle_id)}")))
