@@ -15,9 +15,9 @@ import typer
 from ..client import Client
 from ..engine import LocalNode, load_opening
 from ..errors import InputError
-from ..proofs import is_chat_receipt
+from ..proofs import is_chat_receipt, is_embedding_receipt
 from ..receipts import Bundle
-from ..runtime import ChatOpening, load_tensors
+from ..runtime import ChatOpening, EmbeddingOpening, load_tensors
 from ..verify import Material, Policy, VerificationReport, load_policy
 from ._common import EXIT_VERIFY_FAILED, handle_errors
 from ._node import NodeOpt, node_client
@@ -112,6 +112,15 @@ def _material(node: LocalNode, bundle: Bundle, how: Checking) -> Material:
         model_bytes: bytes | None = how.model.read_bytes()
     else:
         model_bytes = node.model_bytes(bundle.receipt.model_digest)
+    if is_embedding_receipt(bundle.receipt):
+        # As for chat: the request and the vectors are in the bundle, or in the opening.
+        if how.input_file is not None:
+            raise InputError(
+                "--input applies to tensor receipts; an embedding receipt's request is in "
+                "the bundle, or in its opening (--opening) for a private request"
+            )
+        embedding = EmbeddingOpening.load(how.opening) if how.opening else None
+        return Material(model_bytes=model_bytes, nonce=how.nonce, embedding_opening=embedding)
     if is_chat_receipt(bundle.receipt):
         # A chat receipt's request and answer come from the bundle or the opening.
         if how.input_file is not None:

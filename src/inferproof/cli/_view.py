@@ -20,7 +20,7 @@ from rich.text import Text
 from .._canonical import canonical_json, sha256_digest
 from ..errors import Error
 from ..log import Checkpoint, Note, TlogProof
-from ..proofs import is_chat_receipt
+from ..proofs import is_chat_receipt, is_embedding_receipt
 from ..receipts import Bundle, Receipt
 from ..runtime import decode_tensors
 from ._common import console
@@ -45,6 +45,8 @@ def plain(text: object) -> Text:
 def receipt_summary(receipt: Receipt, bundle: Bundle | None = None) -> dict[str, Any]:
     """The receipt's claims; with its ``bundle``, also the request and answer it carries."""
     chat = is_chat_receipt(receipt)
+    if is_embedding_receipt(receipt):
+        return _embedding_summary(receipt, bundle)
     model = receipt.model
     return {
         "kind": str(receipt.parameters.get("task", "chat")) if chat else "tensor",
@@ -52,6 +54,44 @@ def receipt_summary(receipt: Receipt, bundle: Bundle | None = None) -> dict[str,
         "model": {key: model.get(key) for key in _MODEL_KEYS if key in model},
         "input": _input(receipt, bundle, chat),
         "output": _output(receipt, bundle, chat),
+        "nonce": receipt.nonce,
+        "node": receipt.node_id,
+        "time": {"started": receipt.started, "finished": receipt.finished},
+        "runtime": {k: receipt.runtime.get(k) for k in ("engine", "version", "machine")},
+        "environment": {
+            "type": receipt.environment.get("type"),
+            "hardware_backed": receipt.environment.get("hardware_backed"),
+        },
+        "proofs": [str(p.get("type")) for p in receipt.proofs],
+    }
+
+
+def _embedding_summary(receipt: Receipt, bundle: Bundle | None) -> dict[str, Any]:
+    """An embedding receipt: the texts asked about and the vectors' shape."""
+    private = receipt.input_commitment is not None
+    inputs = bundle.inputs if bundle is not None else None
+    outputs = bundle.outputs if bundle is not None else {}
+    vectors = outputs.get("embeddings") if isinstance(outputs, dict) else None
+    params = receipt.parameters
+    return {
+        "kind": "embedding",
+        "mode": params.get("mode"),
+        "model": {key: receipt.model.get(key) for key in _MODEL_KEYS if key in receipt.model},
+        "input": {"private": True, "commitment": receipt.input_commitment}
+        if private
+        else {
+            "private": False,
+            "digest": receipt.input_digest,
+            "texts": (inputs or {}).get("input"),
+        },
+        "output": {
+            "digest": receipt.output_digest,
+            "private": private,
+            "vectors": f"{params.get('count')} x {params.get('dimensions')} float32"
+            if vectors is not None or not private
+            else None,
+            "usage": params.get("usage"),
+        },
         "nonce": receipt.nonce,
         "node": receipt.node_id,
         "time": {"started": receipt.started, "finished": receipt.finished},
