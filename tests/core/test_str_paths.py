@@ -36,3 +36,22 @@ def test_client_push_of_a_str_uploads_the_file(running: Running, tmp_path: Path)
         assert record.size == model.stat().st_size
         with pytest.raises(InputError, match="does not exist"):
             client.push(str(tmp_path / "absent.onnx"), name="x")
+
+
+def test_more_public_paths_may_be_str(tmp_path: Path) -> None:
+    import json
+
+    from inferproof.hub import LocalBlobStore
+    from inferproof.node import TokenStore
+    from inferproof.verify import TrustRoot, load_policy
+
+    store = LocalBlobStore(str(tmp_path / "blobs"))
+    assert store.get(store.put(b"x")) == b"x"
+    tokens = TokenStore(str(tmp_path / "home"))
+    assert tokens.check(tokens.create("t")) is not None
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"version": 1}))
+    trust = TrustRoot.from_directory(str(tmp_path / "trust"))
+    assert load_policy(str(policy), trust)[0] == trust
+    with Client("http://127.0.0.1:9", home=str(tmp_path / "c")) as client:
+        assert client.url == "http://127.0.0.1:9"

@@ -154,8 +154,7 @@ def identity_signer_check(identity: NodeIdentity, signer_key: bytes) -> Check | 
     if identity.node_key != signer_key:
         return failed(
             "environment",
-            "the node identity document binds another key than the one that signed "
-            "this receipt",
+            "the node identity document binds another key than the one that signed this receipt",
         )
     return None
 

@@ -178,13 +178,13 @@ class ClientCore:
         policy: Policy | None,
         trust: TrustRoot | None,
         verify: bool,
-        home: Path | None,
+        home: PathLike | None,
     ) -> None:
         url, token = from_environment(url, token)
         self.url = url.rstrip("/")
         self.policy = policy or DEFAULT_POLICY
         self.verify_answers = verify
-        self._home = home or default_home()
+        self._home = Path(home) if home is not None else default_home()
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._memory = LogMemory(self._home / "checkpoints")
         self._records: dict[str, ModelRecord] = {}

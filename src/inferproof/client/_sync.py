@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Literal, cast, overload
 
 import httpx
@@ -67,7 +66,7 @@ class Client(ClientCore):
         trust: TrustRoot | None = None,
         verify: bool = True,
         *,
-        home: Path | None = None,
+        home: PathLike | None = None,
         timeout: float = 60.0,
         retries: int = 3,
         transport: httpx.BaseTransport | None = None,

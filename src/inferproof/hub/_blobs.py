@@ -47,7 +47,8 @@ class LocalBlobStore:
         assert store.get(digest) == b"hello"
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        root = Path(root)
         self._root = root
         (root / "sha256").mkdir(parents=True, exist_ok=True)
 

@@ -12,6 +12,7 @@ salted, costly hashing of memorised secrets, not of random authenticators).
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 import threading
 import time
@@ -54,7 +55,8 @@ class TokenStore:
         assert store.check(token)
     """
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: str | os.PathLike[str]) -> None:
+        home = Path(home)
         self.path = home / "node" / "tokens"
         # Create and revoke read, change and rewrite the file: other processes
         # (`inferproof token create` beside a running node) take the same file lock.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import sys
-from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -97,7 +97,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8080,
     *,
-    home: Path | None = None,
+    home: str | os.PathLike[str] | None = None,
     config: NodeConfig | None = None,
     chat: ChatConfig | None = None,
     announce: bool = True,

@@ -31,6 +31,7 @@ import binascii
 import hmac
 import math
 import mmap
+import os
 import platform
 import threading
 import weakref
@@ -292,14 +293,16 @@ class EmbeddingOpening:
         request = EmbeddingRequest.from_json(obj["request"])
         return cls(raw, request, EmbeddingOutput.from_json(obj["output"]))
 
-    def save(self, path: Path) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
+        path = Path(path)
         """Write the opening to a new 0600 file (it holds the private inputs)."""
         if path.exists():
             path.unlink()
         write_private(path, canonical_json(self.to_json()) + b"\n")
 
     @classmethod
-    def load(cls, path: Path) -> EmbeddingOpening:
+    def load(cls, path: str | os.PathLike[str]) -> EmbeddingOpening:
+        path = Path(path)
         if not path.is_file():
             raise InputError(f"opening file {path} does not exist")
         return cls.from_json(parse_json(path.read_bytes(), "embedding opening", 64 << 20))

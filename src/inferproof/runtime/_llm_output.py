@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,14 +135,16 @@ class ChatOpening:
             raise InputError(f"chat opening salt must be {SALT_BYTES} bytes in lowercase hex")
         return cls(raw, ChatRequest.from_json(obj["request"]), ChatOutput.from_json(obj["output"]))
 
-    def save(self, path: Path) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
+        path = Path(path)
         """Write the opening to a new 0600 file (it holds the private request)."""
         if path.exists():
             path.unlink()
         write_private(path, canonical_json(self.to_json()) + b"\n")
 
     @classmethod
-    def load(cls, path: Path) -> ChatOpening:
+    def load(cls, path: str | os.PathLike[str]) -> ChatOpening:
+        path = Path(path)
         if not path.is_file():
             raise InputError(f"opening file {path} does not exist")
         return cls.from_json(parse_json(path.read_bytes(), "chat opening", MAX_OPENING_BYTES))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -76,7 +77,7 @@ class TrustRoot:
     @classmethod
     def from_directory(
         cls,
-        folder: Path,
+        folder: str | os.PathLike[str],
         *,
         node_keys: Sequence[bytes] = (),
         log_keys: Sequence[VerifierKey] = (),
@@ -91,6 +92,7 @@ class TrustRoot:
 
             trust = TrustRoot.from_directory(Path("~/.inferproof/trust").expanduser())
         """
+        folder = Path(folder)
         nodes = [*node_keys, *(_node_pub(p) for p in sorted((folder / "nodes").glob("*.pub")))]
         pems = [p.read_bytes() for p in sorted((folder / "publishers").glob("*.pem"))]
         root = cls.from_keys(nodes, pems)
@@ -278,8 +280,9 @@ def _list(section: dict[str, Any], key: str) -> list[Any]:
     return value
 
 
-def load_policy(path: Path, local: TrustRoot) -> tuple[TrustRoot, Policy]:
+def load_policy(path: str | os.PathLike[str], local: TrustRoot) -> tuple[TrustRoot, Policy]:
     """Read and parse a policy file (see the module docs for its shape)."""
+    path = Path(path)
     if not path.is_file():
         raise InputError(f"policy file {path} does not exist")
     return parse_policy(parse_json(path.read_bytes(), "policy", MAX_POLICY_BYTES), local)

@@ -9,6 +9,7 @@ SQLite registry.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -43,7 +44,8 @@ class JsonSetupIndex:
     # One entry is ~250 bytes; 16 MiB holds tens of thousands of set-up models.
     MAX_BYTES = 16 * 1024 * 1024
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self._file = directory / "index.json"
 
