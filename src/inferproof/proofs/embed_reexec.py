@@ -25,7 +25,7 @@ import numpy as np
 from .._canonical import sha256_digest
 from .._checks import Check, failed, not_checked, passed
 from ..errors import InputError
-from ..receipts import Bundle, Receipt, opens
+from ..receipts import Bundle, Receipt
 from ..runtime import (
     EMBEDDING_TASK,
     EmbeddingMode,
@@ -36,6 +36,7 @@ from ..runtime import (
     LlamaSettings,
 )
 from ..runtime import gguf_file_digest as file_digest
+from ._request import canonical_request
 from .llm_reexec import failed_material, where_it_ran
 
 __all__ = ["embedding_checks", "is_embedding_receipt"]
@@ -97,31 +98,10 @@ def input_check(
 ) -> tuple[EmbeddingRequest | None, Check]:
     """``input`` for an embedding receipt: the canonical request against the receipt."""
     name, r = "input", bundle.receipt
-    try:
-        if r.input_digest is not None:
-            if bundle.inputs is None:
-                why = "the bundle holds no request"
-                return None, failed(name, why) if required else not_checked(name, why)
-            request = EmbeddingRequest.from_json(bundle.inputs)
-            if request.digest != r.input_digest:
-                return None, failed(
-                    name,
-                    f"the bundle's request hashes to {request.digest}, "
-                    f"the receipt says {r.input_digest}",
-                )
-            source = "the bundle's canonical request matches the receipt's input digest"
-        else:
-            if opening is None:
-                why = "private request: the receipt holds only a commitment; give the opening"
-                return None, failed(name, why) if required else not_checked(name, why)
-            request = opening.request
-            if not opens(str(r.input_commitment), request.digest, opening.salt):
-                return None, failed(name, "the opening's request does not open the commitment")
-            source = "the opening's canonical request opens the receipt's salted commitment"
-    except InputError as exc:
-        return None, failed(name, str(exc))
-    if request.model != r.model_digest:
-        return None, failed(name, f"the request names model {request.model}, not the receipt's")
+    found = canonical_request(bundle, opening, required, EmbeddingRequest.from_json)
+    if isinstance(found, Check):
+        return None, found
+    request, source = found
     if len(request.inputs) != r.parameters.get("count"):
         return None, failed(name, "the request's number of inputs is not the receipt's")
     return request, passed(name, f"{source} ({len(request.inputs)} inputs)")
