@@ -16,7 +16,9 @@ One more source of drift is removed on purpose: llama-cpp-python reuses the KV
 cache of a previous request that shares a prefix with the new one, so the same
 prompt could be evaluated in different batch shapes depending on what ran
 before. Every request here starts from an empty cache and evaluates its prompt
-in ``n_batch`` chunks, then one token at a time.
+in ``n_batch`` chunks, then one token at a time, each as a batch of two rows so
+that its logits come from the same kernels as a verifier's batched prefill
+(``_llm_decode.py``).
 
 Sampling is llama.cpp's own sampler chain. Temperature 0 is greedy decoding;
 above 0 the chain is penalties, top-k, top-p, min-p, temperature and a draw from
@@ -32,7 +34,7 @@ import platform
 import tempfile
 import threading
 import weakref
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -40,6 +42,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
+from ._llm_decode import paired_decode
+from ._llm_fingerprint import Fingerprint, Recorder
 from ._llm_gguf import gguf_signature, is_gguf, read_gguf_metadata
 from ._llm_request import DEFAULT_COMPLETION_TOKENS, ChatRequest
 
@@ -136,6 +140,8 @@ class Generation:
     token_ids: tuple[int, ...]
     prompt_tokens: int
     finish_reason: str
+    # Every sampled token (the stop token included) and its logits' top values.
+    fingerprint: Fingerprint | None = None
 
     @property
     def completion_tokens(self) -> int:
@@ -335,18 +341,15 @@ class LlamaModel:
     def _run(
         self, out: GenerationStream, request: ChatRequest, prompt: Prompt
     ) -> Generator[str, None, None]:
-        import llama_cpp
 
-        s, max_tokens = request.sampling, int(request.max_tokens or 0)
-        tokens: list[int] = []
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        text, emitted, finish, stopped = "", 0, "length", False
+        s = request.sampling
+        record, answer = Recorder(), _Answer(self, request)
         with self._lock:
             llm = self._llm
-            llm.reset()  # no KV reuse across requests (see the module docs)
             llm.set_seed(s.seed if s.seed is not None else 0)
-            gen = llm.generate(
-                prompt.tokens,
+            # llama-cpp-python's own chain (penalties, top-k, typical, top-p, min-p,
+            # temperature, seeded draw; greedy at temperature 0), as its generate() builds it.
+            sampler = llm._init_sampler(
                 top_k=s.top_k,
                 top_p=s.top_p,
                 min_p=s.min_p,
@@ -355,32 +358,44 @@ class LlamaModel:
                 repeat_penalty=s.repeat_penalty,
                 frequency_penalty=s.frequency_penalty,
                 presence_penalty=s.presence_penalty,
-                reset=True,
             )
+            gen = paired_decode(llm, prompt.tokens, sampler)
             try:
-                for token in gen:
-                    if llama_cpp.llama_vocab_is_eog(self._vocab, token):
-                        finish = "stop"
-                        break
-                    tokens.append(token)
-                    text += decoder.decode(self._piece(token))
-                    cut = _find_stop(text, request.stop, emitted)
-                    if cut is not None:
-                        text, finish, stopped = text[:cut], "stop", True
-                        break
-                    safe = len(text) - _holdback(text, request.stop)
-                    if safe > emitted:
-                        yield text[emitted:safe]
-                        emitted = safe
-                    if len(tokens) >= max_tokens:
+                for token, row in gen:
+                    record.add(token, row)
+                    done = answer.push(token)
+                    if delta := answer.ready():
+                        yield delta
+                    if done:
                         break
             finally:
                 gen.close()
-        if not stopped:
-            text += decoder.decode(b"", final=True)
-        out.result = Generation(text, tuple(tokens), len(prompt.tokens), finish)
-        if len(text) > emitted:
-            yield text[emitted:]
+        tail = answer.rest()
+        out.result = answer.result(len(prompt.tokens), record.result())
+        if tail:
+            yield tail
+
+    def replay(self, request: ChatRequest, prompt: Prompt, tokens: Sequence[int]) -> Generation:
+        """The answer that ``tokens`` (sampled tokens, the stop token included) make
+        under ``request``'s stop rules, without running the model. Raises
+        :class:`InputError` for tokens after the answer ended, or an answer that never
+        ends (no stop token, no stop string, short of ``max_tokens``)."""
+        answer = _Answer(self, request)
+        for i, token in enumerate(tokens):
+            if not 0 <= token < self._llm.n_vocab():
+                raise InputError(f"answer token {i} ({token}) is not in the vocabulary")
+            if answer.push(token):
+                if i + 1 != len(tokens):
+                    raise InputError(
+                        f"the answer ended at token {i} ({answer.finish} reached) but "
+                        f"{len(tokens) - i - 1} more token(s) follow"
+                    )
+                answer.rest()
+                return answer.result(len(prompt.tokens), None)
+        raise InputError(
+            f"the answer's {len(tokens)} tokens end without a stop token, a stop string "
+            f"or max_tokens ({request.max_tokens})"
+        )
 
     def _piece(self, token: int) -> bytes:
         """A token's bytes (llama-cpp-python's own helper truncates pieces over 32 bytes)."""
@@ -408,6 +423,51 @@ class LlamaModel:
     def tokenize(self, text: str) -> tuple[int, ...]:
         """Tokenise plain text (no special tokens, no BOS)."""
         return tuple(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+
+class _Answer:
+    """The text of an answer as tokens arrive: stop token, stop strings, max_tokens,
+    and the part that is safe to emit (text that might begin a stop string waits)."""
+
+    def __init__(self, model: LlamaModel, request: ChatRequest) -> None:
+        self._model, self._stop = model, request.stop
+        self._max = int(request.max_tokens or 0)
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.tokens: list[int] = []
+        self.text, self.finish, self._emitted, self._cut = "", "length", 0, False
+
+    def push(self, token: int) -> bool:
+        """Take one sampled token; True when the answer is complete."""
+        import llama_cpp
+
+        if llama_cpp.llama_vocab_is_eog(self._model._vocab, token):
+            self.finish = "stop"
+            return True
+        self.tokens.append(token)
+        self.text += self._decoder.decode(self._model._piece(token))
+        cut = _find_stop(self.text, self._stop, self._emitted)
+        if cut is not None:
+            self.text, self.finish, self._cut = self.text[:cut], "stop", True
+            return True
+        return len(self.tokens) >= self._max
+
+    def ready(self) -> str:
+        """Text that can be emitted now (and is counted as emitted)."""
+        safe = len(self.text) - _holdback(self.text, self._stop)
+        if safe <= self._emitted:
+            return ""
+        delta, self._emitted = self.text[self._emitted : safe], safe
+        return delta
+
+    def rest(self) -> str:
+        """The end of the answer, once it is complete."""
+        if not self._cut:
+            self.text += self._decoder.decode(b"", final=True)
+        delta, self._emitted = self.text[self._emitted :], len(self.text)
+        return delta
+
+    def result(self, prompt_tokens: int, fingerprint: Fingerprint | None) -> Generation:
+        return Generation(self.text, tuple(self.tokens), prompt_tokens, self.finish, fingerprint)
 
 
 def _find_stop(text: str, stops: tuple[str, ...], emitted: int) -> int | None:
