@@ -25,6 +25,13 @@ from inferproof.runtime._llm_output import ChatOpening
 from .conftest import ask
 
 
+def _exact(bundle, **kwargs):
+    """The chat checks with exact regeneration (this file tests that path; the
+    fingerprint's are in test_fingerprint.py)."""
+    return chat_checks(bundle, mode="exact", **kwargs)
+
+
+
 def _jcs_digest(obj: Any) -> str:
     return "sha256:" + hashlib.sha256(rfc8785.dumps(obj)).hexdigest()
 
@@ -71,7 +78,7 @@ def test_chat_answer_has_openai_shape_and_a_receipt(chat_node, gguf_bytes: bytes
         "usage": {"prompt_tokens": 17, "completion_tokens": 24},
     }
     assert r.runtime["engine"] == "llama.cpp" and r.runtime["settings"]["prompt_cache"] == "none"
-    assert [p["type"] for p in r.proofs] == ["signature", "reexecution"]
+    assert [p["type"] for p in r.proofs] == ["signature", "reexecution", "fingerprint"]
     assert r.nonce == "n-123"
     assert result.bundle.tlog_entry is not None
 
@@ -104,7 +111,7 @@ def test_receipt_is_signed_and_logged(chat_node) -> None:
 def test_reexecution_verifies(chat_node, gguf_path: Path, gguf_bytes: bytes) -> None:
     result = chat_node.chat("tiny", ask(temperature=0.8, seed=5))
     for model in (gguf_path, gguf_bytes):
-        checks = _status(chat_checks(_reload(result.bundle), model=model))
+        checks = _status(_exact(_reload(result.bundle), model=model))
         assert checks["output.digest"][0] is CheckStatus.PASSED
         assert checks["input"][0] is CheckStatus.PASSED
         assert checks["output.reexecution"] == (
@@ -117,15 +124,15 @@ def test_unseeded_sampling_records_a_seed_and_verifies(chat_node, gguf_path: Pat
     result = chat_node.chat("tiny", ask(temperature=1.0))
     seed = result.request.sampling.seed
     assert isinstance(seed, int) and result.bundle.inputs["sampling"]["seed"] == seed
-    checks = _status(chat_checks(result.bundle, model=gguf_path))
+    checks = _status(_exact(result.bundle, model=gguf_path))
     assert checks["output.reexecution"][0] is CheckStatus.PASSED
 
 
 def test_checks_without_the_model(chat_node) -> None:
     result = chat_node.chat("tiny", ask())
-    checks = _status(chat_checks(result.bundle))
+    checks = _status(_exact(result.bundle))
     assert checks["output.reexecution"][0] is CheckStatus.NOT_CHECKED
-    required = _status(chat_checks(result.bundle, require_reexecution=True))
+    required = _status(_exact(result.bundle, require_reexecution=True))
     assert required["output.reexecution"][0] is CheckStatus.FAILED
 
 
@@ -133,7 +140,7 @@ def test_wrong_model_file(chat_node, tmp_path: Path) -> None:
     from .conftest import variant
 
     result = chat_node.chat("tiny", ask())
-    checks = _status(chat_checks(result.bundle, model=variant(tmp_path, seed=3)))
+    checks = _status(_exact(result.bundle, model=variant(tmp_path, seed=3)))
     assert checks["output.reexecution"][0] is CheckStatus.FAILED
     assert "the given model is sha256:" in checks["output.reexecution"][1]
 
@@ -180,7 +187,7 @@ def test_edited_answer_names_the_first_differing_token(chat_node, gguf_path: Pat
     offset = len(b"".join(pieces[:k]).decode("utf-8"))
     edited = result.text[:offset] + "Paris is the answer."
     bundle = _dishonest(chat_node, result, edited)
-    checks = _status(chat_checks(_reload(bundle), model=gguf_path))
+    checks = _status(_exact(_reload(bundle), model=gguf_path))
     assert checks["output.digest"][0] is CheckStatus.PASSED  # the node did sign it
     status, detail = checks["output.reexecution"]
     assert status is CheckStatus.FAILED
@@ -198,7 +205,7 @@ def test_truncated_answer_is_named(chat_node, gguf_path: Path, llm) -> None:
     k = _clean_cut(pieces, 4)
     keep = len(b"".join(pieces[:k]).decode("utf-8"))
     bundle = _dishonest(chat_node, result, result.text[:keep])
-    detail = _status(chat_checks(bundle, model=gguf_path))["output.reexecution"][1]
+    detail = _status(_exact(bundle, model=gguf_path))["output.reexecution"][1]
     assert detail.startswith(
         f"re-executed: first differing token at position {k} (expected the end of the answer, "
         f"got {pieces[k].decode('utf-8')!r})"
@@ -233,7 +240,7 @@ def test_tampering_with_a_committed_field_fails(
     chat_node, gguf_path: Path, edit, check: str
 ) -> None:
     result = chat_node.chat("tiny", ask())
-    checks = _status(chat_checks(_tamper_json(result.bundle, edit), model=gguf_path))
+    checks = _status(_exact(_tamper_json(result.bundle, edit), model=gguf_path))
     assert checks[check][0] is CheckStatus.FAILED, checks[check]
 
 
@@ -279,12 +286,18 @@ def test_private_request(chat_node, gguf_path: Path, tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     loaded = ChatOpening.load(path)
     assert loaded == opening
+    checks = _status(_exact(bundle, model=gguf_path, opening=loaded))
+    assert checks.pop("output.fingerprint")[0] is CheckStatus.NOT_CHECKED
+    assert all(s is CheckStatus.PASSED for s, _ in checks.values()), checks
+    # The fingerprint of a private answer travels in the opening, not the bundle.
+    assert "fingerprint" not in bundle.proofs and loaded.fingerprint is not None
     checks = _status(chat_checks(bundle, model=gguf_path, opening=loaded))
+    assert checks.pop("output.reexecution")[0] is CheckStatus.NOT_CHECKED
     assert all(s is CheckStatus.PASSED for s, _ in checks.values()), checks
 
-    without = _status(chat_checks(bundle, model=gguf_path))
+    without = _status(_exact(bundle, model=gguf_path))
     assert {s for s, _ in without.values()} == {CheckStatus.NOT_CHECKED}
-    assert _status(chat_checks(bundle, require_input=True))["input"][0] is CheckStatus.FAILED
+    assert _status(_exact(bundle, require_input=True))["input"][0] is CheckStatus.FAILED
 
 
 @pytest.mark.parametrize(
@@ -304,7 +317,7 @@ def test_tampered_opening_fails(chat_node, edit, check: str) -> None:
     result = chat_node.chat("tiny", ask(), private=True)
     obj = copy.deepcopy(result.opening.to_json())
     edit(obj)
-    checks = _status(chat_checks(result.bundle, opening=ChatOpening.from_json(obj)))
+    checks = _status(_exact(result.bundle, opening=ChatOpening.from_json(obj)))
     assert checks[check][0] is CheckStatus.FAILED
 
 
@@ -336,7 +349,7 @@ def test_streamed_chat_matches_and_carries_the_receipt(chat_node, gguf_path: Pat
     assert stream.result is not None and bundle.to_json() == stream.result.bundle.to_json()
     assert bundle.receipt.output_digest == whole.bundle.receipt.output_digest
     assert (
-        _status(chat_checks(bundle, model=gguf_path))["output.reexecution"][0] is CheckStatus.PASSED
+        _status(_exact(bundle, model=gguf_path))["output.reexecution"][0] is CheckStatus.PASSED
     )
 
 
@@ -347,7 +360,7 @@ def test_text_completion(chat_node, gguf_path: Path) -> None:
     assert result.response["choices"][0]["text"] == result.text
     assert result.bundle.receipt.parameters["task"] == "completion"
     assert (
-        _status(chat_checks(result.bundle, model=gguf_path))["output.reexecution"][0]
+        _status(_exact(result.bundle, model=gguf_path))["output.reexecution"][0]
         is CheckStatus.PASSED
     )
     events = list(chat_node.complete_stream("tiny", {**body, "stream": True}))

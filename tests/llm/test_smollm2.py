@@ -32,6 +32,13 @@ QUESTION = "What is the capital of France?"
 FTYPE_Q4_1 = 3
 
 
+def _exact(bundle, **kwargs):
+    """The chat checks with exact regeneration (this file tests that path; the
+    fingerprint's are in test_fingerprint.py)."""
+    return chat_checks(bundle, mode="exact", **kwargs)
+
+
+
 def _ask(system_role: str = "system", **params: object) -> dict[str, object]:
     body: dict[str, object] = {
         "messages": [
@@ -126,7 +133,7 @@ def test_it_answers_paris_greedily(answer) -> None:
 
 def test_its_receipt_re_executes_to_the_identical_answer(answer) -> None:
     checks = {
-        c.name: (c.status, c.detail) for c in chat_checks(answer.bundle, model=smollm2_gguf())
+        c.name: (c.status, c.detail) for c in _exact(answer.bundle, model=smollm2_gguf())
     }
     n = answer.output.completion_tokens
     assert checks["output.reexecution"] == (
@@ -148,7 +155,7 @@ def test_an_edited_answer_is_named_by_its_first_differing_token(smol_node, answe
         smol_node.issuer, smol_node.hub, issue, answer.request,
         replace(answer.output, text=edited), private=False, nonce=None,
     )  # fmt: skip
-    checks = {c.name: (c.status, c.detail) for c in chat_checks(forged, model=smollm2_gguf())}
+    checks = {c.name: (c.status, c.detail) for c in _exact(forged, model=smollm2_gguf())}
     assert checks["output.digest"][0] is CheckStatus.PASSED  # the node did sign it
     llm = smol_node.chat_model("smollm2")
     tokens = llm.generate(*llm.prepare(answer.request)).token_ids
@@ -165,7 +172,7 @@ def test_an_edited_answer_is_named_by_its_first_differing_token(smol_node, answe
 def test_a_tampered_bundle_is_not_re_executed_and_says_why(answer) -> None:
     obj = answer.bundle.to_json()
     obj["outputs"] = {**obj["outputs"], "text": answer.text.replace("Paris", "Lyon")}
-    checks = {c.name: (c.status, c.detail) for c in chat_checks(Bundle.from_json(obj))}
+    checks = {c.name: (c.status, c.detail) for c in _exact(Bundle.from_json(obj))}
     assert checks["output.digest"][0] is CheckStatus.FAILED
     assert checks["output.reexecution"] == (
         CheckStatus.NOT_CHECKED, "not re-executed: output.digest failed",
@@ -180,7 +187,7 @@ def test_developer_is_read_as_system(smol_node, answer) -> None:
     assert dev.request.digest == answer.request.digest
     assert dev.bundle.receipt.input_digest == answer.bundle.receipt.input_digest
     assert dev.text == answer.text
-    checks = {c.name: c.status for c in chat_checks(dev.bundle, model=smollm2_gguf())}
+    checks = {c.name: c.status for c in _exact(dev.bundle, model=smollm2_gguf())}
     assert checks["output.reexecution"] is CheckStatus.PASSED
     # Without the system message the template adds its own and the answer is another.
     bare = smol_node.chat(

@@ -98,7 +98,7 @@ def test_models_the_node_holds_are_answered_locally(pair: tuple[Running, Running
     upstream_size = upstream.node.log.size
     answer = openai_for(relay).chat.completions.create(**ask("Hi"))
     r = Bundle.from_json(_receipt(answer)["bundle"]).receipt
-    assert [p["type"] for p in r.proofs] == ["signature", "reexecution"]
+    assert [p["type"] for p in r.proofs] == ["signature", "reexecution", "fingerprint"]
     assert upstream.node.log.size == upstream_size
 
 

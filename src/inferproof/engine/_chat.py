@@ -120,7 +120,14 @@ def _generate(
     }
     issue = ChatIssue(call.record, call.block, runtime, [proof], "vanilla", started, finished)
     bundle, opening = sign_chat(
-        issuer, models.hub, issue, call.request, output, private=private, nonce=nonce
+        issuer,
+        models.hub,
+        issue,
+        call.request,
+        output,
+        private=private,
+        nonce=nonce,
+        fingerprint=gen.fingerprint,
     )
     return bundle, opening, output
 

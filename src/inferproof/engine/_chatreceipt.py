@@ -20,9 +20,12 @@ from ..receipts import MAX_NONCE_CHARS, Bundle, commit_input
 from ..runtime import (
     CHAT_SALT_BYTES,
     CHAT_SALT_SCHEME,
+    FINGERPRINT_SCHEME,
     ChatOpening,
     ChatOutput,
     ChatRequest,
+    Fingerprint,
+    commit_fingerprint,
     commit_output,
 )
 from ._issue import Claim, Issuer
@@ -64,8 +67,13 @@ def sign_chat(
     *,
     private: bool,
     nonce: str | None,
+    fingerprint: Fingerprint | None = None,
 ) -> tuple[Bundle, ChatOpening | None]:
-    """State the chat receipt and have ``issuer`` sign, bundle and log it."""
+    """State the chat receipt and have ``issuer`` sign, bundle and log it.
+
+    The answer's ``fingerprint`` goes in the bundle (the receipt commits to its
+    digest), or for a private request in the opening (the receipt commits to it
+    salted): its token ids are the answer."""
     fmt = str(issue.model_block.get("format", "gguf"))
     model, signature = model_block(hub, issue.record, issue.model_block, fmt)
     salt = os.urandom(CHAT_SALT_BYTES) if private else None
@@ -74,6 +82,15 @@ def sign_chat(
         subject = commit_output(output.digest, salt)
     else:
         input_claim, subject = {"digest": request.digest}, output.digest
+    proofs, carried = list(issue.proofs), {}
+    if fingerprint is not None:
+        entry: dict[str, Any] = {"type": "fingerprint", "scheme": FINGERPRINT_SCHEME}
+        if salt is not None:
+            entry["commitment"] = commit_fingerprint(fingerprint.digest, salt)
+        else:
+            entry["digest"] = fingerprint.digest
+            carried["fingerprint"] = fingerprint.to_json()
+        proofs.append({**entry, "positions": len(fingerprint.tokens)})
     claim = Claim(
         output_digest=subject,
         model=model,
@@ -88,15 +105,19 @@ def sign_chat(
             "finish_reason": output.finish_reason,
             "usage": output.to_json()["usage"],
         },
-        proofs=issue.proofs,
+        proofs=proofs,
     )
     bundle = issuer.issue(
         claim,
         outputs={} if salt else output.to_json(),
         inputs=None if salt else request.to_json(),
         model_signature=signature,
+        proofs=carried,
     )
-    return bundle, (ChatOpening(salt, request, output) if salt else None)
+    if salt is None:
+        return bundle, None
+    fp_json = fingerprint.to_json() if fingerprint is not None else None
+    return bundle, ChatOpening(salt, request, output, fp_json)
 
 
 def extra(bundle: Bundle, opening: ChatOpening | None) -> dict[str, Any]:

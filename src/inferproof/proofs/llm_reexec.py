@@ -13,6 +13,9 @@ verifier's checks take a chat form here:
   mismatch the first differing token is named. For a relayed receipt this is
   ``output.relay`` instead: the node says it did not compute the output, and the
   policy decides whether that is acceptable.
+- ``output.fingerprint``: one batched prefill of prompt + answer on the
+  verifier's own machine and settings, compared with the logits the node
+  committed to (``llm_fingerprint.py``). The policy picks which of the two runs.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from ..runtime import (
 )
 from ..runtime import gguf_file_digest as file_digest
 from ._request import canonical_request
+from .llm_fingerprint import CHECK as FP_CHECK
+from .llm_fingerprint import Tolerance, fingerprint_check
 
 CHECK = "output.reexecution"
 RELAY_CHECK = "output.relay"
@@ -231,10 +236,13 @@ def where_it_ran(receipt: Receipt, here: dict[str, Any]) -> str:
     )
 
 
-def _absent(required: bool, why: str) -> Check:
+def _absent(required: bool, why: str, name: str = CHECK) -> Check:
     if required:
-        return failed(CHECK, f"required by the policy, but {why}")
-    return not_checked(CHECK, why)
+        return failed(name, f"required by the policy, but {why}")
+    return not_checked(name, why)
+
+
+MODES = ("exact", "fingerprint", "either")
 
 
 def chat_checks(
@@ -246,26 +254,76 @@ def chat_checks(
     require_reexecution: bool = False,
     accept_relayed: bool = False,
     hardware_attested: bool = False,
+    mode: str = "either",
+    tolerance: Tolerance | None = None,
 ) -> list[Check]:
-    """The chat forms of ``output.digest``, ``input`` and ``output.reexecution``
-    (``output.relay`` for a relayed receipt), in that order. ``hardware_attested``
-    says whether the caller's environment check passed on hardware evidence.
+    """The chat forms of ``output.digest``, ``input``, ``output.reexecution`` (exact
+    regeneration; ``output.relay`` for a relayed receipt) and ``output.fingerprint``
+    (one prefill, tolerant of other hardware), in that order.
+
+    ``mode`` picks the answer check: ``"exact"`` regenerates, ``"fingerprint"``
+    prefills, ``"either"`` prefills when the receipt commits to a fingerprint and
+    regenerates otherwise; the check not run is listed as not checked, with why.
+    ``hardware_attested`` says whether the caller's environment check passed on
+    hardware evidence.
 
     Example::
 
-        checks = chat_checks(bundle, model=Path("tiny.gguf"))
-        assert checks[-1].detail.startswith("re-executed: identical")
+        checks = chat_checks(bundle, model=Path("model.gguf"))
+        assert checks[-1].detail.startswith("prefill of")
     """
+    if mode not in MODES:
+        raise InputError(f"re-execution mode must be one of {MODES}")
     r = bundle.receipt
     output, out_check = output_check(bundle, opening)
     request, in_check = input_check(bundle, opening, require_input)
     if is_relayed(r):
-        last = relay_check(r, accept_relayed, hardware_attested)
-    elif (broken := failed_material(out_check, in_check)) is not None:
-        last = _absent(require_reexecution, broken)
-    else:
-        last = reexecution_check(r, request, output, model, require_reexecution)
-    return [out_check, in_check, last]
+        relay = relay_check(r, accept_relayed, hardware_attested)
+        return [out_check, in_check, relay, not_checked(FP_CHECK, "relayed: not computed here")]
+    has_fp = any(p.get("type") == "fingerprint" for p in r.proofs)
+    use_fp = mode == "fingerprint" or (mode == "either" and has_fp)
+    if (broken := failed_material(out_check, in_check)) is not None:
+        absent = _absent(require_reexecution, broken, FP_CHECK if use_fp else CHECK)
+        skipped = not_checked(CHECK if use_fp else FP_CHECK, broken)
+        pair = [skipped, absent] if use_fp else [absent, skipped]
+        return [out_check, in_check, *pair]
+    if use_fp:
+        why = "not run: the fingerprint check covers this receipt (--exact regenerates)"
+        exact = not_checked(
+            CHECK, why if has_fp else "not run: the policy asks for the fingerprint"
+        )
+        fp = _fingerprint(bundle, request, output, model, opening, require_reexecution, tolerance)
+        return [out_check, in_check, exact, fp]
+    why = "not run: exact regeneration asked for" if has_fp else "the receipt has no fingerprint"
+    exact = reexecution_check(r, request, output, model, require_reexecution)
+    return [out_check, in_check, exact, not_checked(FP_CHECK, why)]
+
+
+def _fingerprint(
+    bundle: Bundle,
+    request: ChatRequest | None,
+    output: ChatOutput | None,
+    model: bytes | Path | None,
+    opening: ChatOpening | None,
+    required: bool,
+    tolerance: Tolerance | None,
+) -> Check:
+    if model is None:
+        why = "model file not available (give --model or push it to the hub)"
+        return _absent(required, why, FP_CHECK)
+    if request is None or output is None:
+        why = "request or answer not available (private: give the opening)"
+        return _absent(required, why, FP_CHECK)
+    return fingerprint_check(
+        bundle.receipt,
+        bundle.proofs.get("fingerprint"),
+        request,
+        output,
+        model,
+        opening=opening,
+        tolerance=tolerance,
+        required=required,
+    )
 
 
 def failed_material(out_check: Check, in_check: Check) -> str | None:

@@ -23,6 +23,8 @@ from ._llm_embed import (
     ParsedEmbedding,
     parse_embedding_request,
 )
+from ._llm_fingerprint import SCHEME as FINGERPRINT_SCHEME
+from ._llm_fingerprint import Fingerprint, commit_fingerprint, fingerprint_opens
 from ._llm_gguf import file_digest as gguf_file_digest
 from ._llm_gguf import gguf_signature, is_gguf, read_gguf_metadata
 from ._llm_output import SALT_BYTES as CHAT_SALT_BYTES
@@ -69,6 +71,7 @@ __all__ = [
     "EMBEDDING_TASK",
     "ENCODING_FORMATS",
     "ENGINE",
+    "FINGERPRINT_SCHEME",
     "MAX_EMBED_INPUTS",
     "MAX_SEED",
     "MAX_STOP",
@@ -83,6 +86,7 @@ __all__ = [
     "EmbeddingOpening",
     "EmbeddingOutput",
     "EmbeddingRequest",
+    "Fingerprint",
     "LlamaEmbedder",
     "LlamaModel",
     "LlamaSettings",
@@ -95,11 +99,13 @@ __all__ = [
     "Tensors",
     "check_self_contained",
     "check_upstream",
+    "commit_fingerprint",
     "commit_output",
     "conform",
     "decode_tensors",
     "encode_tensors",
     "engine_info",
+    "fingerprint_opens",
     "gguf_file_digest",
     "gguf_signature",
     "is_gguf",

@@ -42,7 +42,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from ._llm_decode import paired_decode
+from ._llm_decode import RowCallback, paired_decode
+from ._llm_decode import prefill as _prefill
 from ._llm_fingerprint import Fingerprint, Recorder
 from ._llm_gguf import gguf_signature, is_gguf, read_gguf_metadata
 from ._llm_request import DEFAULT_COMPLETION_TOKENS, ChatRequest
@@ -374,6 +375,14 @@ class LlamaModel:
         out.result = answer.result(len(prompt.tokens), record.result())
         if tail:
             yield tail
+
+    def prefill(self, prompt: Sequence[int], answer: Sequence[int], each: RowCallback) -> None:
+        """One batched pass over ``prompt + answer``; ``each(i, logits)`` gets the row
+        that predicted ``answer[i]`` (a verifier's half of the fingerprint)."""
+        if not answer:
+            raise InputError("the answer has no tokens")
+        with self._lock:
+            _prefill(self._llm, prompt, answer, each)
 
     def replay(self, request: ChatRequest, prompt: Prompt, tokens: Sequence[int]) -> Generation:
         """The answer that ``tokens`` (sampled tokens, the stop token included) make

@@ -88,7 +88,7 @@ def paired_decode(
         yield token, row
         if pos + 1 >= llm.n_ctx():
             return
-        _fill(llm, (token, token), pos, lambda p, at=pos: p == at)
+        _fill(llm, (token, token), pos, (pos).__eq__)
         llm._ctx.decode(llm._batch)
         llm._ctx.kv_cache_seq_rm(0, pos + 1, -1)
         pos += 1

@@ -24,6 +24,8 @@ base64 string, so one fingerprint has one JSON form and one digest.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +41,8 @@ CHUNK = 32
 # One position per new token plus the stop token; the node's cap is 4096 new
 # tokens (runtime MAX_TOKENS_CAP), this leaves room for a node that raises it.
 MAX_POSITIONS = 1 << 16
+# Domain separation from the output and input commitments made with the same salt.
+_COMMIT_PREFIX = b"inferproof/fingerprint-commitment/v1\x00"
 _KEYS = {"scheme", "k", "scale", "chunk", "tokens", "values"}
 
 
@@ -124,6 +128,16 @@ class Fingerprint:
         return cls(tokens, b"".join(rows))
 
 
+def commit_fingerprint(digest: str, salt: bytes) -> str:
+    """``sha256(prefix || salt || digest)``: a private receipt's fingerprint entry."""
+    return "sha256:" + hashlib.sha256(_COMMIT_PREFIX + salt + digest.encode()).hexdigest()
+
+
+def fingerprint_opens(commitment: str, digest: str, salt: bytes) -> bool:
+    """True when ``salt`` opens ``commitment`` to ``digest`` (constant time)."""
+    return hmac.compare_digest(commit_fingerprint(digest, salt), commitment)
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
@@ -146,4 +160,14 @@ class Recorder:
         return Fingerprint(tuple(self._tokens), values.tobytes())
 
 
-__all__ = ["CHUNK", "SCHEME", "TOP_K", "Fingerprint", "Recorder", "quantise", "top_values"]
+__all__ = [
+    "CHUNK",
+    "SCHEME",
+    "TOP_K",
+    "Fingerprint",
+    "Recorder",
+    "commit_fingerprint",
+    "fingerprint_opens",
+    "quantise",
+    "top_values",
+]

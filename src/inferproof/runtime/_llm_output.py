@@ -111,19 +111,29 @@ class ChatOpening:
     salt: bytes
     request: ChatRequest
     output: ChatOutput
+    # The answer's fingerprint (runtime/_llm_fingerprint.py), private like the answer:
+    # its token ids are the answer. The receipt holds only a salted commitment to it.
+    fingerprint: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "scheme": SALT_SCHEME,
             "salt": self.salt.hex(),
             "request": self.request.to_json(),
             "output": self.output.to_json(),
         }
+        if self.fingerprint is not None:
+            out["fingerprint"] = self.fingerprint
+        return out
 
     @classmethod
     def from_json(cls, obj: Any) -> ChatOpening:
-        if not isinstance(obj, dict) or set(obj) != {"scheme", "salt", "request", "output"}:
-            raise InputError("not a chat opening (scheme, salt, request, output)")
+        keys = {"scheme", "salt", "request", "output"}
+        if not isinstance(obj, dict) or not keys <= set(obj) <= keys | {"fingerprint"}:
+            raise InputError("not a chat opening (scheme, salt, request, output[, fingerprint])")
+        fingerprint = obj.get("fingerprint")
+        if fingerprint is not None and not isinstance(fingerprint, dict):
+            raise InputError("chat opening fingerprint must be an object")
         if obj["scheme"] != SALT_SCHEME:
             raise InputError(f"chat opening scheme must be {SALT_SCHEME}")
         salt = obj["salt"]
@@ -133,7 +143,8 @@ class ChatOpening:
             raw = b""
         if len(raw) != SALT_BYTES or raw.hex() != salt:
             raise InputError(f"chat opening salt must be {SALT_BYTES} bytes in lowercase hex")
-        return cls(raw, ChatRequest.from_json(obj["request"]), ChatOutput.from_json(obj["output"]))
+        request, output = ChatRequest.from_json(obj["request"]), ChatOutput.from_json(obj["output"])
+        return cls(raw, request, output, fingerprint)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         path = Path(path)

@@ -38,6 +38,7 @@ from ..attest import AttestationPolicy
 from ..errors import InputError
 from ..hub import load_publisher_key, publisher_id
 from ..log import VerifierKey
+from ..proofs.llm_fingerprint import Tolerance
 
 MAX_POLICY_BYTES = 1024 * 1024
 
@@ -129,6 +130,10 @@ class Policy:
     require_model_signature: bool = False
     require_input: bool = False
     require_reexecution: bool = False
+    # Which check answers for an LLM receipt: "exact" regeneration, the "fingerprint"
+    # prefill, or "either" (the fingerprint when the receipt has one). docs/llm.md.
+    reexecution_mode: str = "either"
+    fingerprint_tolerance: Tolerance = field(default_factory=Tolerance)
     require_nonce: bool = False
     require_hardware: bool = False
     max_age_seconds: float | None = None
@@ -155,6 +160,7 @@ _TOP = {
     "attestation",
     "zk",
     "relay",
+    "reexecution",
 }
 # "$comment" (the JSON Schema keyword for comments) may appear in any object of a
 # policy, so `inferproof policy init` can write a commented policy in plain JSON.
@@ -212,7 +218,7 @@ def parse_policy(obj: Any, local: TrustRoot) -> tuple[TrustRoot, Policy]:
         raise InputError("policy: relay.accept must be true or false")
     if not isinstance(zk.get("allow_dev_srs", False), bool):
         raise InputError("policy: zk.allow_dev_srs must be true or false")
-    require = _section(obj, "require", _REQUIRE)
+    require = dict(_section(obj, "require", _REQUIRE))
     fresh = _section(obj, "freshness", {"max_age_seconds"})
     env = _section(obj, "environment", {"allowed_measurements"})
     root = local
@@ -238,6 +244,7 @@ def parse_policy(obj: Any, local: TrustRoot) -> tuple[TrustRoot, Policy]:
         raise InputError(
             f"policy: log.witness_quorum {quorum} exceeds the {len(root.witness_keys)} witness keys"
         )
+    mode, tolerance = _reexecution(obj, require)
     for key, value in require.items():
         if not isinstance(value, bool):
             raise InputError(f"policy: require.{key} must be true or false")
@@ -251,6 +258,8 @@ def parse_policy(obj: Any, local: TrustRoot) -> tuple[TrustRoot, Policy]:
         require_model_signature=require.get("model_signature", False),
         require_input=require.get("input", False),
         require_reexecution=require.get("reexecution", False),
+        reexecution_mode=mode,
+        fingerprint_tolerance=tolerance,
         require_nonce=require.get("nonce", False),
         require_hardware=require.get("hardware", False),
         max_age_seconds=float(age) if age is not None else None,
@@ -265,6 +274,30 @@ def parse_policy(obj: Any, local: TrustRoot) -> tuple[TrustRoot, Policy]:
         else None,
     )
     return root, policy
+
+
+_MODES = ("exact", "fingerprint", "either")
+
+
+def _reexecution(obj: dict[str, Any], require: dict[str, Any]) -> tuple[str, Tolerance]:
+    """``require.reexecution`` as a mode (a string requires it in that mode; ``true``
+    is ``"either"``), and the ``reexecution.fingerprint`` tolerance. ``require`` is
+    rewritten to the boolean."""
+    value = require.get("reexecution", False)
+    mode = "either"
+    if isinstance(value, str):
+        if value not in _MODES:
+            raise InputError(f"policy: require.reexecution must be true, false or one of {_MODES}")
+        mode, require["reexecution"] = value, True
+    section = _section(obj, "reexecution", {"fingerprint"})
+    fp = section.get("fingerprint", {})
+    known = {"max_abs", "mean_abs", "tie", "same_build_max_abs", "same_build_mean_abs"}
+    if not isinstance(fp, dict) or not set(fp) <= known:
+        raise InputError(f"policy: reexecution.fingerprint takes {sorted(known)}")
+    for key, number in fp.items():
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0:
+            raise InputError(f"policy: reexecution.fingerprint.{key} must be a number >= 0")
+    return mode, Tolerance(**{k: float(v) for k, v in fp.items()})
 
 
 def _note_key(text: Any) -> VerifierKey:

@@ -170,7 +170,7 @@ class Verifier:
         if not is_chat_receipt(r):
             return self._tensor_checks(bundle, m)
         env = self._environment(bundle)
-        out_c, in_c, proof_c = chat_checks(
+        out_c, in_c, *answer_c = chat_checks(
             bundle,
             model=m.model_bytes,
             opening=m.chat_opening,
@@ -178,8 +178,10 @@ class Verifier:
             require_reexecution=self.policy.require_reexecution,
             accept_relayed=self.policy.accept_relayed,
             hardware_attested=env.passed and r.environment.get("type") == "hardware",
+            mode=self.policy.reexecution_mode,
+            tolerance=self.policy.fingerprint_tolerance,
         )
-        return [out_c, _model_digest(r, m), self._model_signature(bundle), env, in_c, proof_c]
+        return [out_c, _model_digest(r, m), self._model_signature(bundle), env, in_c, *answer_c]
 
     def _log_checks(self, bundle: Bundle, m: Material) -> list[Check]:
         # The verification time, read once here at the edge: cosignatures dated after it

@@ -1,0 +1,165 @@
+"""llama.cpp's sampler chain, re-derived from a verifier's logits.
+
+The node samples with llama-cpp-python's chain (``runtime/_llm.py``): penalties,
+top-k, typical (always 1, a no-op), top-p, min-p, temperature, then a seeded
+draw; temperature 0 is greedy. This module replays that chain on the logits of
+the verifier's prefill and says, for each answer position, whether the node's
+token is the one the chain picks, and how close the call was. The filters and
+the draw follow llama.cpp's ``src/llama-sampler.cpp`` (the version pinned in the
+lock): candidate order, float32 probabilities, a double-precision running sum.
+
+The draw: llama.cpp's ``dist`` sampler takes one ``uniform_real_distribution<
+double>`` value per position from ``std::mt19937(seed)``, which C++ defines as
+``generate_canonical<double, 53>``: two 32-bit outputs ``a, b``, ``(a + b * 2^32) /
+2^64`` (C++ [rand.util.canonical]). numpy's legacy ``RandomState(seed)`` seeds
+the same generator the same way (``init_genrand``), so the values are
+reproduced exactly here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..runtime import ChatRequest
+
+# llama-cpp-python's window for repetition penalties (runtime PENALTY_LAST_N).
+PENALTY_LAST_N = 64
+_TWO32 = float(1 << 32)
+_TWO64 = float(1 << 64)
+
+
+def uniform_draws(seed: int, n: int) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """The first ``n`` values of ``uniform_real_distribution<double>(0, 1)`` on
+    ``std::mt19937(seed)`` (module docs)."""
+    gen = np.random.RandomState(seed & 0xFFFFFFFF)._bit_generator
+    raw = np.asarray(gen.random_raw(2 * n), dtype=np.float64).reshape(n, 2)
+    u = (raw[:, 0] + raw[:, 1] * _TWO32) / _TWO64
+    # libstdc++ and libc++ return the largest double below 1 when rounding reaches 1.
+    return np.minimum(u, math.nextafter(1.0, 0.0))
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One position's verdict: ``ok`` (the node's token is the chain's pick),
+    ``near`` (it is not, but the margin is within the tolerance: a near-tie), and
+    ``margin``: how far the token is from being picked (logits, or probability for
+    a seeded draw), 0 when it is the pick."""
+
+    ok: bool
+    near: bool
+    margin: float
+
+
+class Chain:
+    """The request's sampler chain over a verifier's logits, position by position.
+
+    Example::
+
+        chain = Chain(request, n_positions=len(tokens))
+        for i, row in enumerate(rows):
+            pick = chain.check(i, row, tokens[i], tolerance=1.0)
+    """
+
+    def __init__(self, request: ChatRequest, n_positions: int) -> None:
+        self._s = request.sampling
+        self.greedy = self._s.temperature <= 0
+        seed = self._s.seed if self._s.seed is not None else 0
+        self._u = None if self.greedy else uniform_draws(seed, n_positions)
+        self._history: list[int] = []
+
+    def check(self, i: int, row: np.ndarray[Any, Any], token: int, tolerance: float) -> Pick:
+        """Check ``token`` at position ``i`` against ``row``, then accept it (as llama.cpp
+        does: its penalties count the answer's tokens, not the prompt's)."""
+        logits = self._penalised(np.array(row, dtype=np.float32))
+        try:
+            if self.greedy:
+                return _greedy(logits, token, tolerance)
+            assert self._u is not None
+            return self._draw(logits, token, float(self._u[i]), tolerance)
+        finally:
+            self._history.append(token)
+
+    def _penalised(self, logits: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        s = self._s
+        if s.repeat_penalty == 1.0 and s.frequency_penalty == 0 and s.presence_penalty == 0:
+            return logits
+        recent = self._history[-PENALTY_LAST_N:]
+        if not recent:
+            return logits
+        ids, counts = np.unique(np.asarray(recent, dtype=np.int64), return_counts=True)
+        values = logits[ids]
+        values = np.where(
+            values <= 0,
+            values * np.float32(s.repeat_penalty),
+            values / np.float32(s.repeat_penalty),
+        )
+        values -= counts.astype(np.float32) * np.float32(s.frequency_penalty) + np.float32(
+            s.presence_penalty
+        )
+        logits[ids] = values.astype(np.float32)
+        return logits
+
+    def _draw(self, logits: np.ndarray[Any, Any], token: int, u: float, tol: float) -> Pick:
+        ids, values, cut = self._filter(logits)
+        where = np.flatnonzero(ids == token)
+        if where.size == 0:
+            # Filtered out: a near-tie only if the token sits within the tolerance of
+            # the filter's threshold.
+            gap = float(cut - logits[token])
+            return Pick(False, gap <= tol, gap)
+        t = np.float32(self._s.temperature)
+        scaled = (values / t).astype(np.float32)
+        p = np.exp(scaled - scaled.max(), dtype=np.float32).astype(np.float64)
+        cum = np.cumsum(p)
+        total = float(cum[-1])
+        j = int(where[0])
+        lo, hi = (float(cum[j - 1]) if j else 0.0) / total, float(cum[j]) / total
+        if lo < u <= hi or (j == 0 and u <= hi):
+            return Pick(True, False, 0.0)
+        miss = lo - u if u <= lo else u - hi
+        # A logit error of ``tol`` scales each probability by at most e^(+-tol/T), so a
+        # boundary at cumulative c moves by at most c * (e^(2 tol / T) - 1).
+        bound = min(1.0, max(lo, hi)) * (math.exp(2 * tol / float(t)) - 1.0)
+        return Pick(False, miss <= bound, miss)
+
+    def _filter(self, logits: np.ndarray[Any, Any]) -> tuple[Any, Any, float]:
+        """Candidates after top-k, top-p and min-p, in llama.cpp's order, and the
+        lowest logit that survived (the threshold a filtered token missed)."""
+        s = self._s
+        ids = np.arange(logits.shape[0])
+        values = logits
+        ordered = False
+        if s.top_k > 0:
+            keep = np.argsort(-values, kind="stable")[: s.top_k]
+            ids, values, ordered = ids[keep], values[keep], True
+        if s.top_p < 1.0:
+            if not ordered:
+                order = np.argsort(-values, kind="stable")
+                ids, values, ordered = ids[order], values[order], True
+            p = np.exp(values - values[0], dtype=np.float32)
+            p = (p / p.sum(dtype=np.float32)).astype(np.float32)
+            cum = np.cumsum(p, dtype=np.float32)
+            last = int(np.searchsorted(cum >= np.float32(s.top_p), True)) + 1
+            ids, values = ids[:last], values[:last]
+        if s.min_p > 0:
+            floor = np.float32(values.max() + np.float32(math.log(s.min_p)))
+            keep = np.flatnonzero(values >= floor)
+            if ordered and keep.size:
+                keep = np.arange(max(1, int(keep[-1]) + 1))
+            ids, values = ids[keep], values[keep]
+        return ids, values, float(values.min())
+
+
+def _greedy(logits: np.ndarray[Any, Any], token: int, tol: float) -> Pick:
+    best = float(logits.max())
+    gap = best - float(logits[token])
+    if gap <= 0:
+        return Pick(True, False, 0.0)
+    return Pick(False, gap <= tol, gap)
+
+
+__all__ = ["Chain", "Pick", "uniform_draws"]
