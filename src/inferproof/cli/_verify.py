@@ -39,6 +39,14 @@ SrsOpt = Annotated[
     typer.Option("--srs", help="The SRS file of a ZK receipt (a public ceremony file)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+ExactOpt = Annotated[
+    bool,
+    typer.Option(
+        "--exact",
+        help="LLM answers: regenerate token by token and require the identical text "
+        "(needs the node's build and settings) instead of the fingerprint's one prefill.",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,7 @@ class Checking:
     allow_dev_srs: bool = False
     srs: Path | None = None
     node_url: str | None = None
+    exact: bool = False
 
 
 def check_bundle(bundle: Bundle, how: Checking) -> VerificationReport:
@@ -65,7 +74,7 @@ def check_bundle(bundle: Bundle, how: Checking) -> VerificationReport:
             raise InputError("--srs applies to offline verification, not with --node")
         # A bundle checked after the fact: the library's default policy (not the
         # client's, which requires the fresh nonce it sends with each request).
-        extra = Policy(allow_dev_srs=how.allow_dev_srs)
+        extra = Policy(allow_dev_srs=how.allow_dev_srs, reexecution_mode=_mode(how))
         client = (
             node_client(how.node_url, None, how.policy, how.allow_dev_srs)
             if how.policy
@@ -77,8 +86,14 @@ def check_bundle(bundle: Bundle, how: Checking) -> VerificationReport:
     trust, pol = load_policy(how.policy, trust) if how.policy else (trust, Policy())
     if how.allow_dev_srs:
         pol = replace(pol, allow_dev_srs=True)
+    if how.exact:
+        pol = replace(pol, reexecution_mode="exact")
     srs_bytes = how.srs.read_bytes() if how.srs is not None else None
     return node.verifier(pol, trust, srs=srs_bytes).check(bundle, material)
+
+
+def _mode(how: Checking) -> str:
+    return "exact" if how.exact else "either"
 
 
 @handle_errors
@@ -93,11 +108,14 @@ def verify(
     srs: SrsOpt = None,
     as_json: JsonOpt = False,
     node_url: NodeOpt = None,
+    exact: ExactOpt = False,
 ) -> None:
     """Verify a bundle offline and print every check; exit 0 only if the policy holds.
 
-    With --node the node's pinned keys are trusted and consistency proofs come from it."""
-    how = Checking(policy, model, input_file, opening, nonce, allow_dev_srs, srs, node_url)
+    An LLM answer is checked by its fingerprint (one prefill, on any machine) unless
+    --exact asks for regeneration. With --node the node's pinned keys are trusted and
+    consistency proofs come from it."""
+    how = Checking(policy, model, input_file, opening, nonce, allow_dev_srs, srs, node_url, exact)
     report = check_bundle(Bundle.read(bundle_file), how)
     print_report(report, as_json)
     if not report.verified:

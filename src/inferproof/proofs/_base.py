@@ -7,6 +7,7 @@ verification time (``verify``). Systems never know about HTTP or storage.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,6 +37,25 @@ class VerifyContext:
     required: bool
     # Opens a receipt whose subject is a salted commitment to the output.
     salt: bytes | None = None
+    # The outputs the node claimed (checked against the receipt before use), and the
+    # policy's tolerance for a re-run on other hardware (None: bit-identical only).
+    claimed: Mapping[str, np.ndarray] | None = None
+    tolerance: OnnxTolerance | None = None
+
+
+@dataclass(frozen=True)
+class OnnxTolerance:
+    """How far a re-run's float outputs may be from the node's: each element within
+    ``max_abs`` or within ``max_ulp`` units in the last place (integer and boolean
+    outputs must be equal). Set by a policy's ``reexecution.onnx``.
+
+    Example::
+
+        OnnxTolerance(max_abs=1e-5, max_ulp=64)
+    """
+
+    max_abs: float = 0.0
+    max_ulp: int = 0
 
 
 class ProofSystem(Protocol):

@@ -11,8 +11,16 @@ A policy file is JSON::
       "require": {"model_signature": true, "input": false, "reexecution": false,
                   "nonce": false, "hardware": false},
       "freshness": {"max_age_seconds": 3600},
-      "environment": {"allowed_measurements": ["sha256:..."]}
+      "environment": {"allowed_measurements": ["sha256:..."]},
+      "reexecution": {"fingerprint": {"max_abs": 2.0, "mean_abs": 0.3, "tie": 1.0},
+                      "onnx": {"max_abs": 1e-5, "max_ulp": 64}}
     }
+
+``require.reexecution`` may also name how an LLM answer is re-checked:
+``"exact"`` (regenerate, identical text), ``"fingerprint"`` (one prefill within
+the ``reexecution.fingerprint`` tolerance) or ``"either"`` (the fingerprint when
+the receipt has one); ``true`` means ``"either"``. ``reexecution.onnx`` accepts an
+ONNX re-run on other hardware within that error instead of bit for bit.
 
 Every section is optional; unknown keys are rejected so a typo never weakens
 a policy silently. Trust listed in the file replaces the local trust root for
@@ -38,6 +46,7 @@ from ..attest import AttestationPolicy
 from ..errors import InputError
 from ..hub import load_publisher_key, publisher_id
 from ..log import VerifierKey
+from ..proofs._base import OnnxTolerance
 from ..proofs.llm_fingerprint import Tolerance
 
 MAX_POLICY_BYTES = 1024 * 1024
@@ -134,6 +143,8 @@ class Policy:
     # prefill, or "either" (the fingerprint when the receipt has one). docs/llm.md.
     reexecution_mode: str = "either"
     fingerprint_tolerance: Tolerance = field(default_factory=Tolerance)
+    # ONNX re-runs on other hardware: accepted within this tolerance (None: bit-identical).
+    onnx_tolerance: OnnxTolerance | None = None
     require_nonce: bool = False
     require_hardware: bool = False
     max_age_seconds: float | None = None
@@ -245,6 +256,7 @@ def parse_policy(obj: Any, local: TrustRoot) -> tuple[TrustRoot, Policy]:
             f"policy: log.witness_quorum {quorum} exceeds the {len(root.witness_keys)} witness keys"
         )
     mode, tolerance = _reexecution(obj, require)
+    onnx = _onnx_tolerance(_section(obj, "reexecution", {"fingerprint", "onnx"}).get("onnx"))
     for key, value in require.items():
         if not isinstance(value, bool):
             raise InputError(f"policy: require.{key} must be true or false")
@@ -260,6 +272,7 @@ def parse_policy(obj: Any, local: TrustRoot) -> tuple[TrustRoot, Policy]:
         require_reexecution=require.get("reexecution", False),
         reexecution_mode=mode,
         fingerprint_tolerance=tolerance,
+        onnx_tolerance=onnx,
         require_nonce=require.get("nonce", False),
         require_hardware=require.get("hardware", False),
         max_age_seconds=float(age) if age is not None else None,
@@ -289,7 +302,7 @@ def _reexecution(obj: dict[str, Any], require: dict[str, Any]) -> tuple[str, Tol
         if value not in _MODES:
             raise InputError(f"policy: require.reexecution must be true, false or one of {_MODES}")
         mode, require["reexecution"] = value, True
-    section = _section(obj, "reexecution", {"fingerprint"})
+    section = _section(obj, "reexecution", {"fingerprint", "onnx"})
     fp = section.get("fingerprint", {})
     known = {"max_abs", "mean_abs", "tie", "same_build_max_abs", "same_build_mean_abs"}
     if not isinstance(fp, dict) or not set(fp) <= known:
@@ -298,6 +311,20 @@ def _reexecution(obj: dict[str, Any], require: dict[str, Any]) -> tuple[str, Tol
         if isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0:
             raise InputError(f"policy: reexecution.fingerprint.{key} must be a number >= 0")
     return mode, Tolerance(**{k: float(v) for k, v in fp.items()})
+
+
+def _onnx_tolerance(value: Any) -> OnnxTolerance | None:
+    """``reexecution.onnx``: ``{"max_abs": 1e-5, "max_ulp": 64}`` (either may be absent)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not value or not set(value) <= {"max_abs", "max_ulp"}:
+        raise InputError("policy: reexecution.onnx takes max_abs and/or max_ulp")
+    max_abs, max_ulp = value.get("max_abs", 0.0), value.get("max_ulp", 0)
+    if isinstance(max_abs, bool) or not isinstance(max_abs, (int, float)) or not max_abs >= 0:
+        raise InputError("policy: reexecution.onnx.max_abs must be a number >= 0")
+    if isinstance(max_ulp, bool) or not isinstance(max_ulp, int) or max_ulp < 0:
+        raise InputError("policy: reexecution.onnx.max_ulp must be an integer >= 0")
+    return OnnxTolerance(float(max_abs), max_ulp)
 
 
 def _note_key(text: Any) -> VerifierKey:

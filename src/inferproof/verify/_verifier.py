@@ -219,7 +219,15 @@ class Verifier:
         checks.append(self._environment(bundle))
         inputs, input_check = self._input(bundle, m)
         checks.append(input_check)
-        ctx = VerifyContext(r, m.model_bytes, inputs, self.policy.require_reexecution, m.salt)
+        ctx = VerifyContext(
+            r,
+            m.model_bytes,
+            inputs,
+            self.policy.require_reexecution,
+            m.salt,
+            claimed=_claimed_outputs(bundle, m),
+            tolerance=self.policy.onnx_tolerance,
+        )
         checks.append(Reexecution().verify(_proof(r, "reexecution"), ctx))
         checks.extend(
             zk_checks(
@@ -428,6 +436,17 @@ def _verified_outputs(bundle: Bundle, m: Material | None) -> dict[str, np.ndarra
 
 def _proof(r: Receipt, kind: str) -> dict[str, Any] | None:
     return next((p for p in r.proofs if p.get("type") == kind), None)
+
+
+def _claimed_outputs(bundle: Bundle, m: Material) -> Mapping[str, np.ndarray] | None:
+    """The outputs the node claimed: the bundle's, or for a private receipt the given ones
+    (re-execution checks them against the receipt before comparing)."""
+    if m.outputs is not None:
+        return m.outputs
+    try:
+        return decode_tensors(bundle.outputs, "bundle outputs") or None
+    except InputError:
+        return None
 
 
 def _output_digest(bundle: Bundle, m: Material) -> Check:
