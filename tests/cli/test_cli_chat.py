@@ -29,7 +29,7 @@ def test_push_chat_verify(home: Path, tmp_path: Path) -> None:
     ok = runner.invoke(app, ["verify", str(out), "--model", str(gguf), "--json"])
     assert ok.exit_code == 0, ok.stdout
     checks = {c["name"]: c for c in json.loads(ok.stdout)["checks"]}
-    assert checks["output.reexecution"]["detail"].startswith("re-executed: identical")
+    assert checks["output.fingerprint"]["detail"].startswith("bit-identical: prefill of")
     assert checks["log.inclusion"]["status"] == "passed"
     doc = json.loads(out.read_text())
     text = json.dumps(doc)

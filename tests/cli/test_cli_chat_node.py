@@ -85,7 +85,7 @@ def test_a_policy_file_applies(chat_node: Running, home: Path, tmp_path: Path) -
     strict.write_text(json.dumps({"require": {"reexecution": True, "nonce": True, "log": True}}))
     said = _chat(chat_node, "--policy", str(strict), "-o", str(tmp_path / "s.json"))
     assert said.exit_code == 0, said.stderr
-    assert "output.reexecution" in said.stderr.split("not checked")[0]
+    assert "output.fingerprint" in said.stderr.split("not checked")[0]
 
 
 def test_a_failed_check_after_the_text_says_it_is_not_verified(

@@ -31,7 +31,6 @@ def _exact(bundle, **kwargs):
     return chat_checks(bundle, mode="exact", **kwargs)
 
 
-
 def _jcs_digest(obj: Any) -> str:
     return "sha256:" + hashlib.sha256(rfc8785.dumps(obj)).hexdigest()
 
@@ -348,9 +347,7 @@ def test_streamed_chat_matches_and_carries_the_receipt(chat_node, gguf_path: Pat
     bundle = Bundle.from_json(events[-1]["inferproof"]["bundle"])
     assert stream.result is not None and bundle.to_json() == stream.result.bundle.to_json()
     assert bundle.receipt.output_digest == whole.bundle.receipt.output_digest
-    assert (
-        _status(_exact(bundle, model=gguf_path))["output.reexecution"][0] is CheckStatus.PASSED
-    )
+    assert _status(_exact(bundle, model=gguf_path))["output.reexecution"][0] is CheckStatus.PASSED
 
 
 def test_text_completion(chat_node, gguf_path: Path) -> None:

@@ -26,7 +26,6 @@ def _exact(bundle, **kwargs):
     return chat_checks(bundle, mode="exact", **kwargs)
 
 
-
 @app.command("noop")
 def _noop() -> None:  # a second command, so `chat` is a subcommand as in the real CLI
     pass

@@ -38,7 +38,6 @@ def _exact(bundle, **kwargs):
     return chat_checks(bundle, mode="exact", **kwargs)
 
 
-
 def _ask(system_role: str = "system", **params: object) -> dict[str, object]:
     body: dict[str, object] = {
         "messages": [
@@ -132,9 +131,7 @@ def test_it_answers_paris_greedily(answer) -> None:
 
 
 def test_its_receipt_re_executes_to_the_identical_answer(answer) -> None:
-    checks = {
-        c.name: (c.status, c.detail) for c in _exact(answer.bundle, model=smollm2_gguf())
-    }
+    checks = {c.name: (c.status, c.detail) for c in _exact(answer.bundle, model=smollm2_gguf())}
     n = answer.output.completion_tokens
     assert checks["output.reexecution"] == (
         CheckStatus.PASSED,

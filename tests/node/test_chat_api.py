@@ -78,7 +78,8 @@ def test_chat_answer_carries_a_receipt_that_verifies(node: Running, gguf: bytes)
 
     checks = report(node, receipt, gguf, nonce="nonce-1")
     assert checks["verified"] == ("True", "")
-    assert checks["output.reexecution"] == ("passed", "re-executed: identical (20 tokens)")
+    assert checks["output.fingerprint"][0] == "passed"
+    assert checks["output.fingerprint"][1].startswith("bit-identical: prefill of")
     assert checks["nonce"][0] == "passed" and checks["log.inclusion"][0] == "passed"
     # Another nonce than the one sent: the verifier refuses the receipt.
     assert report(node, receipt, gguf, nonce="nonce-2")["nonce"][0] == "failed"
@@ -118,7 +119,8 @@ def test_stream_and_whole_answer_agree_and_both_verify(node: Running, gguf: byte
             receipt["receipt_digest"] != (whole.model_extra or {})["inferproof"]["receipt_digest"]
         )
         checks = report(node, receipt, gguf)
-        assert checks["output.reexecution"] == ("passed", "re-executed: identical (40 tokens)")
+        assert checks["output.fingerprint"][0] == "passed"
+        assert checks["output.fingerprint"][1].startswith("bit-identical: prefill of")
         assert _bundle_by_id(node, receipt["bundle_id"]) == receipt["bundle"]
 
 
@@ -156,7 +158,8 @@ def test_text_completions_stream_and_whole(node: Running, gguf: bytes) -> None:
     assert "".join(c.choices[0].text for c in chunks) == whole.choices[0].text
     receipt = (chunks[-1].model_extra or {})["inferproof"]
     checks = report(node, receipt, gguf)
-    assert checks["output.reexecution"] == ("passed", "re-executed: identical (9 tokens)")
+    assert checks["output.fingerprint"][0] == "passed"
+    assert checks["output.fingerprint"][1].startswith("bit-identical: prefill of")
     # OpenAI's default for a text completion: 16 new tokens.
     default = client.completions.create(model="tiny", prompt="Once upon", temperature=0)
     assert default.usage.completion_tokens == 16
@@ -179,7 +182,8 @@ def test_private_request_commits_to_salted_digests(node: Running, gguf: bytes) -
     assert receipt["opening"]["request"]["messages"][0]["content"] == "my secret question"
     checks = report(node, receipt, gguf, nonce="n-private")
     assert checks["verified"] == ("True", ""), checks
-    assert checks["output.reexecution"] == ("passed", "re-executed: identical (8 tokens)")
+    assert checks["output.fingerprint"][0] == "passed"
+    assert checks["output.fingerprint"][1].startswith("bit-identical: prefill of")
     without = report(node, {"bundle": stored}, gguf, nonce="n-private")
     assert without["input"][0] == "failed" and "private request" in without["input"][1]
 
@@ -227,7 +231,7 @@ def test_concurrent_streams_on_one_model_all_verify(node: Running, gguf: bytes) 
     for i, (text, receipt) in enumerate(results):
         assert Bundle.from_json(receipt["bundle"]).outputs["text"] == text
         checks = report(node, receipt, gguf)
-        assert checks["output.reexecution"][0] == "passed", (prompts[i], checks)
+        assert checks["output.fingerprint"][0] == "passed", (prompts[i], checks)
     with node.http(auth=False) as http:
         metrics = http.get("/metrics").text
     assert 'inferproof_inferences_total{mode="chat"} 4.0' in metrics

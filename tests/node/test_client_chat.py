@@ -152,8 +152,8 @@ def test_a_strict_policy_reexecutes_the_answer(chat_node: Running, tmp_path: Pat
         answer = client.chat("tiny", [{"role": "user", "content": "Hi"}], **GREEDY)
     assert answer.report is not None
     checks = {c.name: c for c in answer.report.checks}
-    assert checks["output.reexecution"].passed
-    assert checks["output.reexecution"].detail.startswith("re-executed: identical")
+    assert checks["output.fingerprint"].passed
+    assert checks["output.fingerprint"].detail.startswith("bit-identical: prefill of")
     assert checks["model.digest"].passed  # the client fetched the GGUF, checked by digest
 
 

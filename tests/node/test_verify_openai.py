@@ -82,7 +82,7 @@ def test_offline_with_a_trust_root_and_a_strict_policy(chat_node: Running, tmp_p
         model_file=tiny_gguf(),
     )
     checks = {c.name: c for c in report.checks}
-    assert checks["output.reexecution"].detail.startswith("re-executed: identical")
+    assert checks["output.fingerprint"].detail.startswith("bit-identical: prefill of")
     assert checks["model.requested"].passed
     assert checks["input.requested"].status.value == "not_checked"  # no request given
     assert checks["log.consistency"].status.value == "not_checked"  # no memory offline

@@ -399,9 +399,22 @@ def _render_chatml(messages: list[dict[str, str]]) -> str:
     return ChatTemplate(CHATML_TEMPLATE).render(messages, bos_token="", eos_token="")
 
 
+@pytest.mark.parametrize(
+    ("mode", "name", "words"),
+    [
+        ("exact", "output.reexecution", "cannot re-execute the request"),
+        ("fingerprint", "output.fingerprint", "cannot prefill the request"),
+    ],
+)
 @pytest.mark.parametrize("kind", ["nested-loops", "repeat"])
 def test_a_verifier_refuses_to_re_execute_within_the_bound(
-    node: LocalNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+    node: LocalNode,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    mode: str,
+    name: str,
+    words: str,
 ) -> None:
     """Issue 11, item 10: hostile chat templates. A node that does not render the
     template its model carries signs a receipt for the hostile model; a verifier's
@@ -413,11 +426,11 @@ def test_a_verifier_refuses_to_re_execute_within_the_bound(
         patched.setattr(LlamaModel, "_apply_template", _chatml)
         bundle = node.chat("evil", GOOD).bundle
     started = time.monotonic()
-    checks = chat_checks(bundle, model=path, require_reexecution=True)
+    checks = chat_checks(bundle, model=path, require_reexecution=True, mode=mode)
     assert time.monotonic() - started < PROMPT_BOUND_S
-    last = checks[-1]
-    assert last.name == "output.reexecution" and not last.passed
-    assert "cannot re-execute the request" in last.detail
+    last = next(c for c in checks if c.name == name)
+    assert not last.passed
+    assert words in last.detail
     assert re.search(HOSTILE[kind], last.detail), last.detail
 
 

@@ -264,7 +264,7 @@ def fingerprint_check(
     try:
         return _check(llm, receipt, request, output, fp, tol)
     except InputError as exc:
-        return failed(CHECK, str(exc))
+        return failed(CHECK, f"cannot prefill the request: {exc}")
     finally:
         llm.close()
 
