@@ -58,11 +58,11 @@ class Tolerance:
     """How far a verifier's prefill may differ from the node's committed logits.
 
     ``max_abs`` bounds any position, ``mean_abs`` the answer's mean, ``tie`` the
-    logit gap a token may have to the sampler's pick (a near-tie). On the node's
-    own build and CPU features the prefill reproduces the node's logits exactly
-    (paired decoding, runtime/_llm_decode.py), so the ``same_build_*`` bounds,
-    a few fixed-point steps, apply there. A node that misreports its build only
-    gets the general bounds, never looser ones.
+    logit gap a token may have to the sampler's pick (a near-tie). A node that
+    decodes in pairs on the verifier's build and CPU features gives logits the
+    prefill reproduces exactly (runtime/_llm_decode.py), so the ``same_build_*``
+    bounds, a few fixed-point steps, apply there. A node that misreports its build
+    or decoding only gets the general bounds, never looser ones.
 
     Defaults from docs/llm.md (SmolLM2-135M Q4_1, honest answers across thread
     counts, batch sizes, context sizes and an AVX2 build against the node's AVX-512
@@ -284,42 +284,57 @@ def _check(
     fp: Fingerprint,
     tol: Tolerance,
 ) -> Check:
+    same = same_build(receipt.runtime, llm.runtime_info())
+    found, why = assess(llm, request, output, fp, tol, same)
+    if why is not None or found is None:
+        return failed(CHECK, why or "no comparison made")
+    return passed(CHECK, found.summary(tol, same))
+
+
+def assess(
+    llm: LlamaModel,
+    request: ChatRequest,
+    output: ChatOutput,
+    fp: Fingerprint,
+    tol: Tolerance,
+    same: bool,
+) -> tuple[Comparison | None, str | None]:
+    """Steps 2 to 4 of the module docs on a loaded model: the comparison (None when
+    it never got to the prefill) and why the answer fails (None when it passes).
+    Raises :class:`InputError` for a request the model cannot render."""
     prepared, prompt = llm.prepare(request, enforce_cap=False)
     if prepared != request:
-        return failed(CHECK, "the canonical request is incomplete (no max_tokens or template time)")
+        return None, "the canonical request is incomplete (no max_tokens or template time)"
     if len(prompt.tokens) != output.prompt_tokens:
-        return failed(
-            CHECK,
+        return None, (
             f"the prompt renders to {len(prompt.tokens)} tokens here, the receipt says "
-            f"{output.prompt_tokens} (chat template or tokenizer differ)",
+            f"{output.prompt_tokens} (chat template or tokenizer differ)"
         )
     if len(prompt.tokens) + len(fp.tokens) > llm.n_ctx + 1:
-        return failed(CHECK, "prompt and answer do not fit the model's context")
+        return None, "prompt and answer do not fit the model's context"
     replayed = llm.replay(request, prompt, fp.tokens)
     if (replayed.text, replayed.finish_reason, replayed.completion_tokens) != (
         output.text,
         output.finish_reason,
         output.completion_tokens,
     ):
-        return failed(
-            CHECK,
+        return None, (
             "the fingerprint's tokens spell a different answer from the signed one "
-            f"({replayed.completion_tokens} tokens, finish {replayed.finish_reason!r})",
+            f"({replayed.completion_tokens} tokens, finish {replayed.finish_reason!r})"
         )
     found = compare(llm, request, prompt.tokens, fp, tol.tie)
-    same = same_build(receipt.runtime, llm.runtime_info())
-    why = found.verdict(tol, same)
-    if why is not None:
-        return failed(CHECK, why)
-    return passed(CHECK, found.summary(tol, same))
+    return found, found.verdict(tol, same)
 
 
 def same_build(node: dict[str, Any], here: dict[str, Any]) -> bool:
-    """The node says it ran this llama.cpp build on these CPU features, and decoded
-    in batches of two or more rows (``n_ubatch`` >= 2), as this verifier prefills."""
+    """The node says it ran this llama.cpp build on these CPU features and decoded in
+    pairs (``decode: "paired"``, ``n_ubatch`` >= 2): its logits came from the kernels
+    this verifier's prefill uses. Only then do the same-build bounds apply."""
     keys = ("engine", "version", "llama_cpp", "cpu_features", "machine")
     settings = node.get("settings")
-    ubatch = settings.get("n_ubatch") if isinstance(settings, dict) else None
+    if not isinstance(settings, dict) or settings.get("decode") != "paired":
+        return False
+    ubatch = settings.get("n_ubatch")
     return all(node.get(k) == here.get(k) for k in keys) and isinstance(ubatch, int) and ubatch >= 2
 
 
@@ -327,6 +342,7 @@ __all__ = [
     "CHECK",
     "Comparison",
     "Tolerance",
+    "assess",
     "compare",
     "fingerprint_check",
     "fingerprint_of",

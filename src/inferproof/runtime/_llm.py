@@ -16,9 +16,9 @@ One more source of drift is removed on purpose: llama-cpp-python reuses the KV
 cache of a previous request that shares a prefix with the new one, so the same
 prompt could be evaluated in different batch shapes depending on what ran
 before. Every request here starts from an empty cache and evaluates its prompt
-in ``n_batch`` chunks, then one token at a time, each as a batch of two rows so
-that its logits come from the same kernels as a verifier's batched prefill
-(``_llm_decode.py``).
+in ``n_batch`` chunks, then one token at a time (``decode: "single"``), or each
+token as a batch of two rows so that its logits come from the same kernels as a
+verifier's batched prefill (``decode: "paired"``, see ``_llm_decode.py``).
 
 Sampling is llama.cpp's own sampler chain. Temperature 0 is greedy decoding;
 above 0 the chain is penalties, top-k, top-p, min-p, temperature and a draw from
@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from ._llm_decode import RowCallback, paired_decode
+from ._llm_decode import RowCallback, decode
 from ._llm_decode import prefill as _prefill
 from ._llm_fingerprint import Fingerprint, Recorder
 from ._llm_gguf import gguf_signature, is_gguf, read_gguf_metadata
@@ -70,7 +70,9 @@ _SETTING_KEYS = (
     "kv_cache_type",
     "penalty_last_n",
     "prompt_cache",
+    "decode",
 )
+DECODE_MODES = ("single", "paired")
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,13 @@ class LlamaSettings:
     n_threads: int = 0
     n_threads_batch: int = 0
     flash_attn: bool = False
+    # "single": one row a step (the default); "paired": two rows a step, logits
+    # bit-identical to a prefill on the same build, about 50% slower here.
+    decode: str = "single"
+
+    def __post_init__(self) -> None:
+        if self.decode not in DECODE_MODES:
+            raise InputError(f"llama.cpp decode must be one of {DECODE_MODES}")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,13 +109,19 @@ class LlamaSettings:
             "kv_cache_type": "f16",
             "penalty_last_n": PENALTY_LAST_N,
             "prompt_cache": "none",
+            "decode": self.decode,
         }
 
     @classmethod
     def from_json(cls, obj: Any) -> LlamaSettings:
         """Read recorded settings strictly (a receipt's ``runtime.settings``)."""
+        # Receipts made before fingerprints have no "decode": they decoded one row a step.
+        if isinstance(obj, dict) and "decode" not in obj:
+            obj = {**obj, "decode": "single"}
         if not isinstance(obj, dict) or set(obj) != set(_SETTING_KEYS):
             raise InputError(f"llama.cpp settings must have exactly {list(_SETTING_KEYS)}")
+        if obj["decode"] not in DECODE_MODES:
+            raise InputError(f"llama.cpp setting decode must be one of {DECODE_MODES}")
         fixed = cls().to_json()
         for key in ("kv_cache_type", "penalty_last_n", "prompt_cache"):
             if obj[key] != fixed[key]:
@@ -121,7 +136,7 @@ class LlamaSettings:
             raise InputError("llama.cpp thread counts above 1024 are refused")
         if not isinstance(obj["flash_attn"], bool):
             raise InputError("llama.cpp setting flash_attn must be true or false")
-        return cls(flash_attn=obj["flash_attn"], **ints)
+        return cls(flash_attn=obj["flash_attn"], decode=obj["decode"], **ints)
 
 
 @dataclass(frozen=True)
@@ -360,7 +375,7 @@ class LlamaModel:
                 frequency_penalty=s.frequency_penalty,
                 presence_penalty=s.presence_penalty,
             )
-            gen = paired_decode(llm, prompt.tokens, sampler)
+            gen = decode(llm, prompt.tokens, sampler, paired=self.settings.decode == "paired")
             try:
                 for token, row in gen:
                     record.add(token, row)

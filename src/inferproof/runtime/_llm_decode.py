@@ -1,4 +1,4 @@
-"""Decoding whose logits a batched prefill reproduces, and that prefill.
+"""Token-by-token decoding with the logits of every step, and the verifier's prefill.
 
 llama.cpp computes a batch of one token with different kernels from a batch of
 several: with quantised weights a single row goes through matrix-vector
@@ -6,18 +6,18 @@ products, several rows through tiled matrix-matrix products (llamafile's sgemm,
 the repacked AVX-512 kernels). The two sum in different orders, so a verifier's
 prefill of prompt + answer (many rows at once) and the node's token-by-token
 decoding disagree in the logits by up to about 2 (SmolLM2-135M Q4_1, measured:
-docs/llm.md), and their argmax at about 1% of positions.
+docs/llm.md), and their argmax at about 1% of positions. The fingerprint's
+tolerance covers that, as it covers another machine's kernels.
 
-The node therefore decodes every token as a batch of two rows: the token
-itself, whose logits it needs, and a copy one position further on whose logits
-it does not need and whose cache cell it removes at once. A row's result does
-not depend on the other rows of its batch (causal attention; each row's
-products are independent), so the token's logits come out of the batched
-kernels and are bit-identical to the same position of a prefill on the same
-build. The extra row costs little: at one token a step the products are limited
-by reading the weights, which both rows share (bench/bench_fingerprint.py
-measures it). A verifier on another build or CPU still differs a little, and
-that difference is what the fingerprint's thresholds tolerate.
+A node may instead decode ``paired``: every token as a batch of two rows, the
+token itself and a copy one position further on whose logits are not needed and
+whose cache cell is removed at once. A row's result does not depend on the other
+rows of its batch (causal attention; each row's products are independent), so
+the token's logits come out of the batched kernels and are bit-identical to the
+same position of a prefill on the same build, and a verifier on that build can
+use bounds a few fixed-point steps wide. The price is the second row: about 50%
+more decoding time at equal threads on SmolLM2 here (bench/bench_fingerprint.py),
+which is why ``single`` is the default.
 """
 
 from __future__ import annotations
@@ -63,10 +63,11 @@ def _clear(llm: Any) -> None:
     llm._ctx.kv_cache_clear()
 
 
-def paired_decode(
-    llm: Any, prompt: Sequence[int], sampler: Any
+def decode(
+    llm: Any, prompt: Sequence[int], sampler: Any, *, paired: bool = False
 ) -> Generator[tuple[int, np.ndarray[Any, np.dtype[np.float32]]], None, None]:
-    """Yield ``(token, logits)`` for each new token, decoding in pairs (module docs).
+    """Yield ``(token, logits)`` for each new token, one row a step or in pairs
+    (module docs).
 
     The prompt is evaluated in ``n_batch`` chunks from an empty cache; ``sampler``
     is llama-cpp-python's sampler chain, which accepts each token it samples (so
@@ -82,15 +83,16 @@ def paired_decode(
     pos = len(prompt)
     while True:
         # Row -1 is the batch's last row with logits: the prompt's last token, then
-        # the first row of each pair.
+        # the token of each step (the first row of a pair).
         row = _logits(llm, -1)
         token = int(sampler.sample(llm._ctx, -1))
         yield token, row
         if pos + 1 >= llm.n_ctx():
             return
-        _fill(llm, (token, token), pos, (pos).__eq__)
+        _fill(llm, (token, token) if paired else (token,), pos, (pos).__eq__)
         llm._ctx.decode(llm._batch)
-        llm._ctx.kv_cache_seq_rm(0, pos + 1, -1)
+        if paired:
+            llm._ctx.kv_cache_seq_rm(0, pos + 1, -1)
         pos += 1
 
 
@@ -113,4 +115,4 @@ def prefill(llm: Any, prompt: Sequence[int], answer: Sequence[int], each: RowCal
     _clear(llm)
 
 
-__all__ = ["paired_decode", "prefill"]
+__all__ = ["decode", "prefill"]

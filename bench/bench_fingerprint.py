@@ -1,0 +1,383 @@
+"""LLM answer fingerprints (issue 13): false rejections, detection, and cost.
+
+On SmolLM2-135M-Instruct Q4_1 (the model the README installs):
+
+1. Honest answers (greedy and seeded-sampled, up to 256 tokens) verified under
+   every setting one machine allows: thread counts, batch and micro-batch sizes,
+   context size, and with ``--other-python`` a second llama.cpp build with other
+   CPU features (a venv whose llama-cpp-python was compiled with AVX-512 off).
+   Counted: false rejections, and the distribution of differences per position.
+2. Dishonest answers: another model of the same architecture (two blocks swapped),
+   re-quantisations (Q8_0, Q5_1, Q4_0), a changed system prompt, one changed token,
+   truncated, extended, greedy claimed for a sampled answer. Counted: detection
+   rate under the same-build bounds, the general bounds (what a node that misreports
+   its build gets) and on the other build.
+3. Cost: fingerprint bytes per 32 tokens and share of the bundle; generation-time
+   overhead of paired decoding and recording against llama-cpp-python's own
+   token-by-token generation; verification CPU and wall time against generation
+   and against exact regeneration, at 64/256/1024 tokens and for larger files.
+
+Run: .venv/bin/python bench/bench_fingerprint.py [--answers 60] [--dishonest 12]
+         [--other-python /path/to/venv/bin/python] [--out docs/benchmarks-fingerprint.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# bench/ is on sys.path when this file runs as a script.
+from _fingerprint_cases import (  # type: ignore[import-not-found]
+    PIRATE,
+    Case,
+    edits,
+    generate,
+    greedy_claimed,
+    percentiles,
+    questions,
+    request_for,
+    requantise,
+    swap_layers,
+)
+from inferproof.proofs.llm_fingerprint import Tolerance, assess
+from inferproof.runtime import LlamaModel, LlamaSettings, gguf_file_digest
+from inferproof.testing import smollm2_gguf
+
+SETTINGS = {
+    "threads 1/2, batch 512": LlamaSettings(n_threads=1, n_threads_batch=2),
+    "threads 2/1, batch 64, ubatch 32": LlamaSettings(
+        n_threads=2, n_threads_batch=1, n_batch=64, n_ubatch=32
+    ),
+    "threads 1/1, batch 7": LlamaSettings(n_threads=1, n_threads_batch=1, n_batch=7, n_ubatch=7),
+    "context 1024, batch 256": LlamaSettings(n_ctx=1024, n_batch=256, n_ubatch=256),
+}
+TOL = Tolerance()
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def honest_cases(node: LlamaModel, digest: str, n: int) -> list[Case]:
+    out = []
+    for i, q in enumerate(questions(n)):
+        if i % 3 == 2:
+            req = request_for(digest, q, temperature=0.8, seed=100 + i, top_p=0.95)
+        else:
+            req = request_for(digest, q)
+        out.append(generate(node, req))
+        log(f"  honest {i + 1}/{n}: {out[-1].output.completion_tokens} tokens")
+    return out
+
+
+def dishonest_cases(
+    node: LlamaModel, digest: str, honest: list[Case], n: int, work: Path
+) -> list[Case]:
+    model = smollm2_gguf()
+    variants = {
+        "other model (blocks 14/15 swapped)": swap_layers(model, work / "swap.gguf"),
+        "re-quantised Q8_0": requantise(model, work / "q8_0.gguf", "Q8_0"),
+        "re-quantised Q5_1": requantise(model, work / "q5_1.gguf", "Q5_1"),
+        "re-quantised Q4_0": requantise(model, work / "q4_0.gguf", "Q4_0"),
+    }
+    qs = questions(n)
+    cases: list[Case] = []
+    for kind, path in variants.items():
+        other = LlamaModel(path)
+        try:
+            for q in qs:
+                cases.append(replace_kind(generate(other, request_for(digest, q)), kind))
+        finally:
+            other.close()
+        log(f"  {kind}: {n} answers")
+    for q in qs:
+        pirate = generate(node, request_for(digest, q, system=PIRATE))
+        claimed = request_for(digest, q)
+        _, prompt = node.prepare(claimed, enforce_cap=False)
+        out = pirate.output.__class__(
+            pirate.output.text,
+            pirate.output.finish_reason,
+            len(prompt.tokens),
+            pirate.output.completion_tokens,
+        )
+        cases.append(Case("changed system prompt", claimed, out, pirate.fingerprint))
+    rng = random.Random(13)
+    greedy = [c for c in honest if c.request.sampling.temperature == 0][:n]
+    for c in greedy:
+        cases.extend(edits(node, c, rng))
+    sampled = [c for c in honest if c.request.sampling.temperature > 0][:n]
+    cases.extend(greedy_claimed(c) for c in sampled)
+    log(f"  {len(cases)} dishonest answers")
+    return cases
+
+
+def replace_kind(case: Case, kind: str) -> Case:
+    return Case(kind, case.request, case.output, case.fingerprint)
+
+
+def verify_all(llm: LlamaModel, cases: list[Case], setting: str, same: bool) -> list[dict]:
+    rows = []
+    for case in cases:
+        found, why = assess(llm, case.request, case.output, case.fingerprint, TOL, same)
+        general = found.verdict(TOL, False) if found is not None else why
+        rows.append(
+            {
+                "kind": case.kind,
+                "setting": setting,
+                "tokens": case.output.completion_tokens,
+                "fail": why,
+                "fail_general": general,
+                "max_abs": [] if found is None else [float(x) for x in found.max_abs],
+                "mean": None if found is None else float(found.mean_abs.mean()),
+                "near_ties": 0 if found is None else len(found.near_ties),
+                "greedy": case.request.sampling.temperature == 0,
+                "seconds": 0.0 if found is None else found.seconds,
+            }
+        )
+    return rows
+
+
+def other_build(python: str, cases: list[Case], work: Path) -> list[dict]:
+    src, dst = work / "cases.json", work / "results.json"
+    src.write_text(json.dumps([c.to_json() for c in cases]))
+    cmd = [python, __file__, "--verify-cases", str(src), "--results", str(dst)]
+    subprocess.run(cmd, check=True)
+    return list(json.loads(dst.read_text()))
+
+
+def verify_cases_main(src: Path, dst: Path) -> None:
+    """The other build's half: verify every case with the general bounds."""
+    import llama_cpp
+
+    cases = [Case.from_json(obj) for obj in json.loads(src.read_text())]
+    llm = LlamaModel(smollm2_gguf())
+    cpu = llama_cpp.llama_print_system_info().decode().split("|")
+    label = "other build: " + " ".join(p.strip().split(" ")[0] for p in cpu if "= 1" in p)
+    rows = verify_all(llm, cases, label, same=False)
+    dst.write_text(json.dumps(rows))
+
+
+# -- cost ---------------------------------------------------------------------------
+
+
+def _decode_n(llm: LlamaModel, prompt: tuple[int, ...], n: int) -> list[int]:
+    """``n`` greedy tokens by the node's paired decoding, not stopping at the end token."""
+    from inferproof.runtime._llm_decode import paired_decode
+    from inferproof.runtime._llm_fingerprint import Recorder
+
+    raw = llm._llm
+    sampler = raw._init_sampler(top_k=0, top_p=1.0, min_p=0.0, typical_p=1.0, temp=0.0)
+    rec, tokens = Recorder(), []
+    gen = paired_decode(raw, prompt, sampler)
+    for token, row in gen:
+        rec.add(token, row)
+        tokens.append(token)
+        if len(tokens) >= n:
+            break
+    gen.close()
+    return tokens
+
+
+def _plain_n(llm: LlamaModel, prompt: tuple[int, ...], n: int) -> None:
+    """llama-cpp-python's own generate (one-row decoding, no fingerprint)."""
+    raw = llm._llm
+    raw.reset()
+    gen = raw.generate(list(prompt), top_k=0, top_p=1.0, min_p=0.0, temp=0.0, reset=True)
+    for i, _ in enumerate(gen):
+        if i + 1 >= n:
+            break
+    gen.close()
+
+
+def _timed(fn: Any) -> tuple[float, float, Any]:
+    w, c = time.perf_counter(), time.process_time()
+    out = fn()
+    return time.perf_counter() - w, time.process_time() - c, out
+
+
+def cost(rounds: int, work: Path) -> dict[str, Any]:
+    model = smollm2_gguf()
+    digest = gguf_file_digest(model)
+    files = {"Q4_1 (98 MB)": model}
+    files["Q8_0 (145 MB)"] = requantise(model, work / "c-q8_0.gguf", "Q8_0")
+    files["F16 (271 MB)"] = requantise(model, work / "c-f16.gguf", "F16")
+    out: dict[str, Any] = {"overhead": [], "ratio": []}
+    node = LlamaModel(model)
+    req, prompt = node.prepare(request_for(digest, "Write a long story about the sea."))
+    paired, plain = [], []
+    for _ in range(rounds):
+        paired.append(_timed(lambda: _decode_n(node, prompt.tokens, 256))[0])
+        plain.append(_timed(lambda: _plain_n(node, prompt.tokens, 256))[0])
+    out["overhead"] = [float(np.median(paired)), float(np.median(plain))]
+    node.close()
+    for name, path in files.items():
+        llm = LlamaModel(path)
+        _, prompt = llm.prepare(req, enforce_cap=False)
+        for n in (64, 256, 1024) if name.startswith("Q4_1") else (256,):
+            gens, pres, exacts = [], [], []
+            for _ in range(rounds):
+                gw, gc, tokens = _timed(lambda: _decode_n(llm, prompt.tokens, n))
+                pw, pc, _ = _timed(lambda: llm.prefill(prompt.tokens, tokens, lambda i, r: None))
+                ew, ec, _ = _timed(lambda: _decode_n(llm, prompt.tokens, n))
+                gens.append((gw, gc))
+                pres.append((pw, pc))
+                exacts.append((ew, ec))
+            med = [np.median(np.array(x), axis=0) for x in (gens, pres, exacts)]
+            out["ratio"].append((name, n, len(prompt.tokens), *[tuple(map(float, m)) for m in med]))
+            log(f"  cost {name} {n} tokens")
+        llm.close()
+    return out
+
+
+def bundle_share() -> tuple[int, int, int]:
+    from inferproof import LocalNode
+
+    with tempfile.TemporaryDirectory() as home:
+        node = LocalNode(home)
+        node.push(smollm2_gguf(), name="smollm2")
+        body = {
+            "messages": [{"role": "user", "content": "Write a long story about the sea."}],
+            "temperature": 0,
+            "max_tokens": 256,
+        }
+        result = node.chat("smollm2", body)
+        node.close()
+    whole = len(result.bundle.dumps())
+    obj = result.bundle.to_json()
+    fp = len(json.dumps(obj["proofs"]["fingerprint"], indent=2, sort_keys=True))
+    return whole, fp, result.output.completion_tokens
+
+
+# -- tables -------------------------------------------------------------------------
+
+
+def honest_table(rows: list[dict]) -> str:
+    lines = [
+        "| verifier | answers | false rejections | near-ties | |Δ| per position p50 / p99 / p99.9 / max | answer mean max |",  # noqa: E501
+        "|---|---:|---:|---:|---|---:|",
+    ]
+    for setting in dict.fromkeys(r["setting"] for r in rows):
+        sel = [r for r in rows if r["setting"] == setting]
+        d = percentiles(np.concatenate([np.array(r["max_abs"]) for r in sel]))
+        bad = sum(r["fail"] is not None for r in sel)
+        ties = sum(r["near_ties"] for r in sel)
+        means = max(r["mean"] for r in sel)
+        lines.append(
+            f"| {setting} | {len(sel)} | {bad} | {ties} | {d['p50']:.3f} / {d['p99']:.3f} / "
+            f"{d['p99.9']:.3f} / {d['max']:.3f} | {means:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def dishonest_table(same: list[dict], other: list[dict]) -> str:
+    lines = [
+        "| dishonest answer | n | detected, same build | detected, general bounds | detected, other build | answer mean |Δ| (min) |",  # noqa: E501
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for kind in dict.fromkeys(r["kind"] for r in same):
+        a = [r for r in same if r["kind"] == kind]
+        b = [r for r in other if r["kind"] == kind]
+        means = [r["mean"] for r in a if r["mean"] is not None]
+        rate_o = f"{sum(r['fail'] is not None for r in b)}/{len(b)}" if b else "-"
+        lines.append(
+            f"| {kind} | {len(a)} | {sum(r['fail'] is not None for r in a)}/{len(a)} | "
+            f"{sum(r['fail_general'] is not None for r in a)}/{len(a)} | {rate_o} | "
+            f"{min(means):.3f} |"
+            if means
+            else f"| {kind} | {len(a)} | {sum(r['fail'] is not None for r in a)}/{len(a)} | "
+            f"{sum(r['fail_general'] is not None for r in a)}/{len(a)} | {rate_o} | - |"
+        )
+    return "\n".join(lines)
+
+
+def cost_table(c: dict[str, Any], share: tuple[int, int, int]) -> str:
+    paired, plain = c["overhead"]
+    whole, fp, tokens = share
+    lines = [
+        f"Fingerprint: 256 bytes of values per 32 tokens (4 x int16 per position) plus the "
+        f"token ids; in a real {tokens}-token bundle its JSON is {fp} of {whole} bytes "
+        f"({100 * fp / whole:.0f}%).",
+        "",
+        f"Generation of 256 tokens: paired decoding with the fingerprint {paired:.2f} s, "
+        f"llama-cpp-python's own one-row generate {plain:.2f} s: overhead "
+        f"{100 * (paired / plain - 1):+.1f}%.",
+        "",
+        "| model file | answer tokens | prompt | generate wall / CPU s | prefill wall / CPU s | prefill / generate (wall, CPU) | exact regeneration / generate (wall) |",  # noqa: E501
+        "|---|---:|---:|---|---|---|---:|",
+    ]
+    for name, n, p, gen, pre, exact in c["ratio"]:
+        lines.append(
+            f"| {name} | {n} | {p} | {gen[0]:.2f} / {gen[1]:.2f} | {pre[0]:.2f} / {pre[1]:.2f} | "
+            f"{pre[0] / gen[0]:.2f}, {pre[1] / gen[1]:.2f} | {exact[0] / gen[0]:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--answers", type=int, default=60)
+    parser.add_argument("--dishonest", type=int, default=12)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--other-python", default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--verify-cases", type=Path, default=None)
+    parser.add_argument("--results", type=Path, default=None)
+    args = parser.parse_args()
+    if args.verify_cases is not None:
+        verify_cases_main(args.verify_cases, args.results)
+        return
+    model = smollm2_gguf()
+    digest = gguf_file_digest(model)
+    with tempfile.TemporaryDirectory(prefix="bench-fp-") as tmp:
+        work = Path(tmp)
+        node = LlamaModel(model)
+        log("generating honest answers")
+        honest = honest_cases(node, digest, args.answers)
+        log("generating dishonest answers")
+        dishonest = dishonest_cases(node, digest, honest, args.dishonest, work)
+        node.close()
+        rows: list[dict] = []
+        same_rows: list[dict] = []
+        for name, settings in SETTINGS.items():
+            llm = LlamaModel(model, settings)
+            rows += verify_all(llm, honest, f"same build, {name}", same=True)
+            if not same_rows:
+                same_rows = verify_all(llm, dishonest, name, same=True)
+            llm.close()
+            log(f"  verified: {name}")
+        other: list[dict] = []
+        if args.other_python:
+            log("verifying on the other build")
+            both = other_build(args.other_python, honest + dishonest, work)
+            rows += [r for r in both if r["kind"] == "honest"]
+            other = [r for r in both if r["kind"] != "honest"]
+        log("measuring cost")
+        c = cost(args.rounds, work)
+    share = bundle_share()
+    text = "\n\n".join(
+        [
+            f"Honest answers: {len(honest)} ({sum(h.output.completion_tokens >= 64 for h in honest)} "
+            f"of 64+ tokens; {sum(h.request.sampling.temperature > 0 for h in honest)} seeded "
+            "samples at temperature 0.8, top-p 0.95, the rest greedy), each verified under "
+            "every setting below.",
+            honest_table(rows),
+            dishonest_table(same_rows, other),
+            cost_table(c, share),
+        ]
+    )
+    print(text)
+    if args.out is not None:
+        args.out.write_text("# LLM fingerprints (bench/bench_fingerprint.py)\n\n" + text + "\n")
+
+
+if __name__ == "__main__":
+    main()
