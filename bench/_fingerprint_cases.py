@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from inferproof.runtime import ChatOutput, ChatRequest, Fingerprint, LlamaModel, parse_request
 from inferproof.runtime._llm_fingerprint import Recorder
 

