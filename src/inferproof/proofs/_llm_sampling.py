@@ -28,6 +28,11 @@ from ..runtime import ChatRequest
 
 # llama-cpp-python's window for repetition penalties (runtime PENALTY_LAST_N).
 PENALTY_LAST_N = 64
+# A seeded draw's near-tie margin: the logit error at a position is taken as twice what
+# the fingerprint comparison saw there (its top values are sorted, which can hide part
+# of a swap) plus two fixed-point steps; calibrated in bench/bench_fingerprint.py.
+NOISE_FACTOR = 2.0
+NOISE_FLOOR = 2 / 64
 _TWO32 = float(1 << 32)
 _TWO64 = float(1 << 64)
 
@@ -71,15 +76,22 @@ class Chain:
         self._u = None if self.greedy else uniform_draws(seed, n_positions)
         self._history: list[int] = []
 
-    def check(self, i: int, row: np.ndarray[Any, Any], token: int, tolerance: float) -> Pick:
+    def check(
+        self, i: int, row: np.ndarray[Any, Any], token: int, tolerance: float, noise: float
+    ) -> Pick:
         """Check ``token`` at position ``i`` against ``row``, then accept it (as llama.cpp
-        does: its penalties count the answer's tokens, not the prompt's)."""
+        does: its penalties count the answer's tokens, not the prompt's).
+
+        ``tolerance`` bounds a greedy near-tie's logit gap; ``noise`` is how far this
+        position's top logits are from the node's (the fingerprint comparison), which
+        sizes a seeded draw's near-tie margin (never beyond ``tolerance``)."""
         logits = self._penalised(np.array(row, dtype=np.float32))
         try:
             if self.greedy:
                 return _greedy(logits, token, tolerance)
             assert self._u is not None
-            return self._draw(logits, token, float(self._u[i]), tolerance)
+            eps = min(tolerance, NOISE_FACTOR * noise + NOISE_FLOOR)
+            return self._draw(logits, token, float(self._u[i]), eps)
         finally:
             self._history.append(token)
 
@@ -103,16 +115,16 @@ class Chain:
         logits[ids] = values.astype(np.float32)
         return logits
 
-    def _draw(self, logits: np.ndarray[Any, Any], token: int, u: float, tol: float) -> Pick:
-        ids, values, cut = self._filter(logits)
+    def _draw(self, logits: np.ndarray[Any, Any], token: int, u: float, eps: float) -> Pick:
+        ids, values, cut, ordered = self._filter(logits)
         where = np.flatnonzero(ids == token)
         if where.size == 0:
-            # Filtered out: a near-tie only if the token sits within the tolerance of
+            # Filtered out: a near-tie only if the token sits within the logit error of
             # the filter's threshold.
             gap = float(cut - logits[token])
-            return Pick(False, gap <= tol, gap)
-        t = np.float32(self._s.temperature)
-        scaled = (values / t).astype(np.float32)
+            return Pick(False, gap <= 2 * eps, gap)
+        t = float(self._s.temperature)
+        scaled = (values / np.float32(t)).astype(np.float32)
         p = np.exp(scaled - scaled.max(), dtype=np.float32).astype(np.float64)
         cum = np.cumsum(p)
         total = float(cum[-1])
@@ -121,14 +133,20 @@ class Chain:
         if lo < u <= hi or (j == 0 and u <= hi):
             return Pick(True, False, 0.0)
         miss = lo - u if u <= lo else u - hi
-        # A logit error of ``tol`` scales each probability by at most e^(+-tol/T), so a
-        # boundary at cumulative c moves by at most c * (e^(2 tol / T) - 1).
-        bound = min(1.0, max(lo, hi)) * (math.exp(2 * tol / float(t)) - 1.0)
-        return Pick(False, miss <= bound, miss)
+        edge = lo if u <= lo else hi
+        margin = _boundary_shift(edge, 2 * eps / t)
+        if ordered:
+            # In a sorted list, candidates within 2 eps of the token may stand on either
+            # side of it on the node: their mass may move the boundary too.
+            near = np.abs(values - values[j]) <= 2 * eps
+            near[j] = False
+            margin += float(p[near].sum()) / total
+        return Pick(False, miss <= margin, miss)
 
-    def _filter(self, logits: np.ndarray[Any, Any]) -> tuple[Any, Any, float]:
-        """Candidates after top-k, top-p and min-p, in llama.cpp's order, and the
-        lowest logit that survived (the threshold a filtered token missed)."""
+    def _filter(self, logits: np.ndarray[Any, Any]) -> tuple[Any, Any, float, bool]:
+        """Candidates after top-k, top-p and min-p, in llama.cpp's order, the lowest
+        logit that survived (the threshold a filtered token missed), and whether the
+        list is sorted."""
         s = self._s
         ids = np.arange(logits.shape[0])
         values = logits
@@ -151,7 +169,16 @@ class Chain:
             if ordered and keep.size:
                 keep = np.arange(max(1, int(keep[-1]) + 1))
             ids, values = ids[keep], values[keep]
-        return ids, values, float(values.min())
+        return ids, values, float(values.min()), ordered
+
+
+def _boundary_shift(c: float, x: float) -> float:
+    """How far a cumulative probability ``c`` can move when every logit moves by at
+    most ``x / 2`` (in units of temperature): ``c`` rises most when the mass below the
+    boundary gains ``e^(x/2)`` and the rest loses it, which gives
+    ``c (1 - c) (e^x - 1) / (1 + c (e^x - 1))``."""
+    g = math.expm1(x)
+    return c * (1.0 - c) * g / (1.0 + c * g)
 
 
 def _greedy(logits: np.ndarray[Any, Any], token: int, tol: float) -> Pick:

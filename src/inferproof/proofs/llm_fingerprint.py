@@ -64,17 +64,17 @@ class Tolerance:
     bounds, a few fixed-point steps, apply there. A node that misreports its build
     or decoding only gets the general bounds, never looser ones.
 
-    Defaults from docs/llm.md (SmolLM2-135M Q4_1, honest answers across thread
-    counts, batch sizes, context sizes and an AVX2 build against the node's AVX-512
-    one: differences up to 1.12 at a position, 0.17 on an answer's mean, argmax gaps
-    up to 0.52).
+    Defaults from docs/llm.md (SmolLM2-135M Q4_1, 60 honest answers of up to 256
+    tokens verified across thread counts, batch sizes, context sizes and an AVX2 build
+    against the node's AVX-512 one: differences up to 2.44 at a position, 0.20 on an
+    answer's mean; argmax gaps of near-ties up to about 0.5).
 
     Example::
 
-        Tolerance(max_abs=2.0, mean_abs=0.3, tie=1.0)
+        Tolerance(max_abs=4.0, mean_abs=0.3, tie=1.0)
     """
 
-    max_abs: float = 2.0
+    max_abs: float = 4.0
     mean_abs: float = 0.3
     tie: float = 1.0
     same_build_max_abs: float = 0.05
@@ -170,7 +170,7 @@ def compare(
         nonlocal ok
         diff = np.abs(top_values(row).astype(np.float64) - node[i])
         max_abs[i], mean_abs[i] = diff.max(), diff.mean()
-        pick = chain.check(i, row, fp.tokens[i], tie)
+        pick = chain.check(i, row, fp.tokens[i], tie, float(max_abs[i]))
         if pick.ok:
             ok += 1
         elif pick.near:
