@@ -354,9 +354,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--verify-cases", type=Path, default=None)
     parser.add_argument("--results", type=Path, default=None)
+    parser.add_argument("--cost-only", action="store_true", help="Only the cost tables.")
     args = parser.parse_args()
     if args.verify_cases is not None:
         verify_cases_main(args.verify_cases, args.results)
+        return
+    if args.cost_only:
+        with tempfile.TemporaryDirectory(prefix="bench-fp-") as tmp:
+            print(cost_table(cost(args.rounds, Path(tmp)), bundle_share()))
         return
     model = smollm2_gguf()
     digest = gguf_file_digest(model)

@@ -466,3 +466,14 @@ def test_smollm2_requantised_model_fails(smol, greedy, tmp_path: Path) -> None:
     bundle = _sign(smol, greedy, request, output, gen.fingerprint)
     status, detail = _checks(bundle, smollm2_gguf())[FP]
     assert status is CheckStatus.FAILED and "differ" in detail, detail
+
+
+def test_an_answer_without_max_tokens_prefills_in_a_small_context(chat_node, gguf_path) -> None:
+    # max_tokens defaults to the rest of the node's context; the verifier's prefill
+    # needs room for prompt + answer only (the README's chat walk-through).
+    body = ask(max_tokens=8)
+    del body["max_tokens"]
+    result = chat_node.chat("tiny", body)
+    assert result.request.max_tokens is not None and result.request.max_tokens > 256
+    status, detail = _checks(result.bundle, gguf_path)[FP]
+    assert status is CheckStatus.PASSED, detail

@@ -43,8 +43,8 @@ from ..runtime import (
     LlamaSettings,
     fingerprint_opens,
 )
+from ..runtime import fingerprint_values as top_values
 from ..runtime import gguf_file_digest as file_digest
-from ..runtime._llm_fingerprint import top_values
 from ._llm_sampling import Chain
 
 CHECK = "output.fingerprint"
@@ -302,7 +302,8 @@ def assess(
     """Steps 2 to 4 of the module docs on a loaded model: the comparison (None when
     it never got to the prefill) and why the answer fails (None when it passes).
     Raises :class:`InputError` for a request the model cannot render."""
-    prepared, prompt = llm.prepare(request, enforce_cap=False)
+    # The prefill needs room for prompt + answer only, not for max_tokens.
+    prepared, prompt = llm.prepare(request, enforce_cap=False, answer_room=False)
     if prepared != request:
         return None, "the canonical request is incomplete (no max_tokens or template time)"
     if len(prompt.tokens) != output.prompt_tokens:

@@ -25,6 +25,7 @@ from ._llm_embed import (
 )
 from ._llm_fingerprint import SCHEME as FINGERPRINT_SCHEME
 from ._llm_fingerprint import Fingerprint, commit_fingerprint, fingerprint_opens
+from ._llm_fingerprint import top_values as fingerprint_values
 from ._llm_gguf import file_digest as gguf_file_digest
 from ._llm_gguf import gguf_signature, is_gguf, read_gguf_metadata
 from ._llm_output import SALT_BYTES as CHAT_SALT_BYTES
@@ -106,6 +107,7 @@ __all__ = [
     "encode_tensors",
     "engine_info",
     "fingerprint_opens",
+    "fingerprint_values",
     "gguf_file_digest",
     "gguf_signature",
     "is_gguf",

@@ -261,12 +261,19 @@ class LlamaModel:
 
     # -- prompts --------------------------------------------------------------
     def prepare(
-        self, request: ChatRequest, *, enforce_cap: bool = True, now: datetime | None = None
+        self,
+        request: ChatRequest,
+        *,
+        enforce_cap: bool = True,
+        now: datetime | None = None,
+        answer_room: bool = True,
     ) -> tuple[ChatRequest, Prompt]:
         """Render and tokenise the prompt, fill in the default ``max_tokens`` and
         the template time, and check the context and the cap.
 
-        ``enforce_cap=False`` is for re-execution: the node's cap already applied."""
+        ``enforce_cap=False`` is for re-execution: the node's cap already applied.
+        ``answer_room=False`` is for a prefill of an answer already given: the context
+        need not hold ``max_tokens`` more."""
         if request.task == "chat" and self._needs_time() and request.template_time is None:
             stamp = (now or datetime.now(UTC)).replace(microsecond=0)
             request = replace(request, template_time=stamp.isoformat().replace("+00:00", "Z"))
@@ -286,7 +293,7 @@ class LlamaModel:
             raise InputError(
                 f"max_tokens {max_tokens} is over this node's cap of {self.max_tokens_cap}"
             )
-        if n_prompt + max_tokens > self.n_ctx:
+        if answer_room and n_prompt + max_tokens > self.n_ctx:
             raise InputError(
                 f"context overflow: the prompt is {n_prompt} tokens and max_tokens is "
                 f"{max_tokens}; together they exceed the model's context of {self.n_ctx} tokens"

@@ -46,8 +46,8 @@ from ..attest import AttestationPolicy
 from ..errors import InputError
 from ..hub import load_publisher_key, publisher_id
 from ..log import VerifierKey
-from ..proofs._base import OnnxTolerance
-from ..proofs.llm_fingerprint import Tolerance
+from ..proofs import FingerprintTolerance as Tolerance
+from ..proofs import OnnxTolerance
 
 MAX_POLICY_BYTES = 1024 * 1024
 
