@@ -27,7 +27,6 @@ a generator seeded with the request's seed, so seeded sampling reproduces too.
 
 from __future__ import annotations
 
-import codecs
 import ctypes
 import os
 import platform
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
+from ._llm_answer import Answer
 from ._llm_decode import RowCallback, decode
 from ._llm_decode import prefill as _prefill
 from ._llm_fingerprint import Fingerprint, Recorder
@@ -366,7 +366,7 @@ class LlamaModel:
     ) -> Generator[str, None, None]:
 
         s = request.sampling
-        record, answer = Recorder(), _Answer(self, request)
+        record, answer = Recorder(), Answer(self._vocab, self._piece, request)
         with self._lock:
             llm = self._llm
             llm.set_seed(s.seed if s.seed is not None else 0)
@@ -411,7 +411,7 @@ class LlamaModel:
         under ``request``'s stop rules, without running the model. Raises
         :class:`InputError` for tokens after the answer ended, or an answer that never
         ends (no stop token, no stop string, short of ``max_tokens``)."""
-        answer = _Answer(self, request)
+        answer = Answer(self._vocab, self._piece, request)
         for i, token in enumerate(tokens):
             if not 0 <= token < self._llm.n_vocab():
                 raise InputError(f"answer token {i} ({token}) is not in the vocabulary")
@@ -454,68 +454,6 @@ class LlamaModel:
     def tokenize(self, text: str) -> tuple[int, ...]:
         """Tokenise plain text (no special tokens, no BOS)."""
         return tuple(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
-
-
-class _Answer:
-    """The text of an answer as tokens arrive: stop token, stop strings, max_tokens,
-    and the part that is safe to emit (text that might begin a stop string waits)."""
-
-    def __init__(self, model: LlamaModel, request: ChatRequest) -> None:
-        self._model, self._stop = model, request.stop
-        self._max = int(request.max_tokens or 0)
-        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        self.tokens: list[int] = []
-        self.text, self.finish, self._emitted, self._cut = "", "length", 0, False
-
-    def push(self, token: int) -> bool:
-        """Take one sampled token; True when the answer is complete."""
-        import llama_cpp
-
-        if llama_cpp.llama_vocab_is_eog(self._model._vocab, token):
-            self.finish = "stop"
-            return True
-        self.tokens.append(token)
-        self.text += self._decoder.decode(self._model._piece(token))
-        cut = _find_stop(self.text, self._stop, self._emitted)
-        if cut is not None:
-            self.text, self.finish, self._cut = self.text[:cut], "stop", True
-            return True
-        return len(self.tokens) >= self._max
-
-    def ready(self) -> str:
-        """Text that can be emitted now (and is counted as emitted)."""
-        safe = len(self.text) - _holdback(self.text, self._stop)
-        if safe <= self._emitted:
-            return ""
-        delta, self._emitted = self.text[self._emitted : safe], safe
-        return delta
-
-    def rest(self) -> str:
-        """The end of the answer, once it is complete."""
-        if not self._cut:
-            self.text += self._decoder.decode(b"", final=True)
-        delta, self._emitted = self.text[self._emitted :], len(self.text)
-        return delta
-
-    def result(self, prompt_tokens: int, fingerprint: Fingerprint | None) -> Generation:
-        return Generation(self.text, tuple(self.tokens), prompt_tokens, self.finish, fingerprint)
-
-
-def _find_stop(text: str, stops: tuple[str, ...], emitted: int) -> int | None:
-    """Index of the earliest stop string in the text not yet emitted, if any."""
-    hits = [i for s in stops if (i := text.find(s, max(0, emitted - len(s) + 1))) >= 0]
-    return min(hits) if hits else None
-
-
-def _holdback(text: str, stops: tuple[str, ...]) -> int:
-    """Length of the longest end of ``text`` that is a proper prefix of a stop string."""
-    best = 0
-    for s in stops:
-        for n in range(min(len(s) - 1, len(text)), best, -1):
-            if s.startswith(text[-n:]):
-                best = n
-                break
-    return best
 
 
 def materialise(model: bytes | Path) -> tuple[Path, tempfile.TemporaryDirectory[str] | None]:
