@@ -394,7 +394,7 @@ class LlamaModel:
             finally:
                 gen.close()
         tail = answer.rest()
-        out.result = answer.result(len(prompt.tokens), record.result())
+        out.result = _generation(answer, len(prompt.tokens), record.result())
         if tail:
             yield tail
 
@@ -422,7 +422,7 @@ class LlamaModel:
                         f"{len(tokens) - i - 1} more token(s) follow"
                     )
                 answer.rest()
-                return answer.result(len(prompt.tokens), None)
+                return _generation(answer, len(prompt.tokens), None)
         raise InputError(
             f"the answer's {len(tokens)} tokens end without a stop token, a stop string "
             f"or max_tokens ({request.max_tokens})"
@@ -454,6 +454,10 @@ class LlamaModel:
     def tokenize(self, text: str) -> tuple[int, ...]:
         """Tokenise plain text (no special tokens, no BOS)."""
         return tuple(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+
+def _generation(answer: Answer, prompt_tokens: int, fp: Fingerprint | None) -> Generation:
+    return Generation(answer.text, tuple(answer.tokens), prompt_tokens, answer.finish, fp)
 
 
 def materialise(model: bytes | Path) -> tuple[Path, tempfile.TemporaryDirectory[str] | None]:

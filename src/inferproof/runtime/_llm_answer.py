@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._llm_request import ChatRequest
-
-if TYPE_CHECKING:
-    from ._llm import Generation
-    from ._llm_fingerprint import Fingerprint
 
 
 class Answer:
@@ -54,11 +50,6 @@ class Answer:
             self.text += self._decoder.decode(b"", final=True)
         delta, self._emitted = self.text[self._emitted :], len(self.text)
         return delta
-
-    def result(self, prompt_tokens: int, fingerprint: Fingerprint | None) -> Generation:
-        from ._llm import Generation
-
-        return Generation(self.text, tuple(self.tokens), prompt_tokens, self.finish, fingerprint)
 
 
 def _find_stop(text: str, stops: tuple[str, ...], emitted: int) -> int | None:
