@@ -77,7 +77,12 @@ def test_verified_stream_private_and_a_nonce(
     assert opening.is_file() and opening.stat().st_mode & 0o777 == 0o600
     assert json.loads(opening.read_text())["request"]["messages"][0]["content"] == "Hi"
     assert Bundle.read(out).receipt.nonce == "n-123" and "nonce n-123" in said.stderr
-    assert "Hi" not in out.read_text()  # the private prompt stays out of the bundle
+    # The private prompt stays out of the bundle: not in its JSON nor in the signed
+    # statement (base64 text could hold the two letters by chance, so look decoded).
+    bundle = Bundle.read(out)
+    assert bundle.inputs is None and "fingerprint" not in bundle.proofs
+    payload = base64.b64decode(bundle.envelope["payload"]).decode()
+    assert '"Hi"' not in payload and '"Hi"' not in out.read_text()
 
 
 def test_a_policy_file_applies(chat_node: Running, home: Path, tmp_path: Path) -> None:
