@@ -122,11 +122,15 @@ class Comparison:
             )
         if self.bad_pick is not None:
             i, margin = self.bad_pick
-            what = "argmax" if self.greedy else "token the seeded draw picks"
-            unit = "logits" if self.greedy else "in probability"
+            if self.greedy:
+                return (
+                    f"position {i}: token {self.tokens[i]} is not the argmax (off by "
+                    f"{margin:.4f} logits, beyond the near-tie tolerance {tol.tie})"
+                )
             return (
-                f"position {i}: token {self.tokens[i]} is not the {what} "
-                f"(off by {margin:.4f} {unit}, beyond the near-tie tolerance {tol.tie})"
+                f"position {i}: token {self.tokens[i]} is not the token the seeded draw "
+                f"picks (off by {margin:.4f} in probability, beyond the near-tie margin "
+                "this position's logit difference allows)"
             )
         return None
 
