@@ -1,16 +1,48 @@
-"""The ``input`` check shared by LLM receipts (chat and embeddings): the canonical
-request, from the bundle or a private request's opening, against the receipt."""
+"""What the checks of LLM receipts share (chat and embeddings): the ``input`` check
+(the canonical request, from the bundle or a private request's opening, against the
+receipt), the given model against the receipt, and the prompt a verifier renders."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from .._canonical import sha256_digest
 from .._checks import Check, failed, not_checked
 from ..errors import InputError
-from ..receipts import Bundle, opens
+from ..receipts import Bundle, Receipt, opens
+from ..runtime import gguf_file_digest
 
-__all__ = ["Opened", "canonical_request"]
+if TYPE_CHECKING:
+    from ..runtime import ChatRequest, LlamaModel, Prompt
+
+__all__ = ["Opened", "canonical_request", "model_mismatch", "render_prompt"]
+
+
+def model_mismatch(receipt: Receipt, model: bytes | Path) -> str | None:
+    """Why the given model is not the receipt's, or None when its digest matches."""
+    digest = gguf_file_digest(model) if isinstance(model, Path) else sha256_digest(model)
+    if digest != receipt.model_digest:
+        return f"the given model is {digest}, the receipt names {receipt.model_digest}"
+    return None
+
+
+def render_prompt(
+    llm: LlamaModel, request: ChatRequest, prompt_tokens: int, *, answer_room: bool = True
+) -> Prompt | str:
+    """The request's prompt as this verifier renders it, or why it cannot stand for the
+    node's: the request lacks what the node filled in, or the prompt's length differs
+    from the signed count. ``answer_room`` as in :meth:`LlamaModel.prepare`."""
+    prepared, prompt = llm.prepare(request, enforce_cap=False, answer_room=answer_room)
+    if prepared != request:
+        return "the canonical request is incomplete (no max_tokens or template time)"
+    if len(prompt.tokens) != prompt_tokens:
+        return (
+            f"the prompt renders to {len(prompt.tokens)} tokens here, the receipt says "
+            f"{prompt_tokens} (chat template or tokenizer differ)"
+        )
+    return prompt
 
 
 class _Request(Protocol):

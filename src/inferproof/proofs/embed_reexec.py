@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .._canonical import sha256_digest
 from .._checks import Check, failed, not_checked, passed
 from ..errors import InputError
 from ..receipts import Bundle, Receipt
@@ -35,8 +34,7 @@ from ..runtime import (
     LlamaEmbedder,
     LlamaSettings,
 )
-from ..runtime import gguf_file_digest as file_digest
-from ._request import canonical_request
+from ._request import canonical_request, model_mismatch
 from .llm_reexec import failed_material, where_it_ran
 
 __all__ = ["embedding_checks", "is_embedding_receipt"]
@@ -125,11 +123,8 @@ def reexecution_check(
         return _absent(required, "model file not available (give --model or push it to the hub)")
     if request is None or output is None:
         return _absent(required, "request or vectors not available (private: give the opening)")
-    digest = file_digest(model) if isinstance(model, Path) else sha256_digest(model)
-    if digest != receipt.model_digest:
-        return failed(
-            CHECK, f"the given model is {digest}, the receipt names {receipt.model_digest}"
-        )
+    if (wrong := model_mismatch(receipt, model)) is not None:
+        return failed(CHECK, wrong)
     try:
         settings = LlamaSettings.from_json(receipt.runtime.get("settings"))
         mode = EmbeddingMode.from_json(receipt.runtime.get("embedding"))

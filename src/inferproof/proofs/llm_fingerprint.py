@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 
-from .._canonical import sha256_digest
 from .._checks import Check, failed, not_checked, passed
 from ..errors import InputError
 from ..receipts import Receipt
@@ -44,8 +43,8 @@ from ..runtime import (
     fingerprint_opens,
 )
 from ..runtime import fingerprint_values as top_values
-from ..runtime import gguf_file_digest as file_digest
 from ._llm_sampling import Chain
+from ._request import model_mismatch, render_prompt
 
 CHECK = "output.fingerprint"
 # Half a fixed-point step (runtime/_llm_fingerprint.py SCALE = 64) and float slack:
@@ -256,11 +255,8 @@ def fingerprint_check(
             if required
             else not_checked(CHECK, fp)
         )
-    digest = file_digest(model) if isinstance(model, Path) else sha256_digest(model)
-    if digest != receipt.model_digest:
-        return failed(
-            CHECK, f"the given model is {digest}, the receipt names {receipt.model_digest}"
-        )
+    if (wrong := model_mismatch(receipt, model)) is not None:
+        return failed(CHECK, wrong)
     try:
         llm = _load(model, output.prompt_tokens + len(fp.tokens))
     except InputError as exc:
@@ -307,14 +303,9 @@ def assess(
     it never got to the prefill) and why the answer fails (None when it passes).
     Raises :class:`InputError` for a request the model cannot render."""
     # The prefill needs room for prompt + answer only, not for max_tokens.
-    prepared, prompt = llm.prepare(request, enforce_cap=False, answer_room=False)
-    if prepared != request:
-        return None, "the canonical request is incomplete (no max_tokens or template time)"
-    if len(prompt.tokens) != output.prompt_tokens:
-        return None, (
-            f"the prompt renders to {len(prompt.tokens)} tokens here, the receipt says "
-            f"{output.prompt_tokens} (chat template or tokenizer differ)"
-        )
+    prompt = render_prompt(llm, request, output.prompt_tokens, answer_room=False)
+    if isinstance(prompt, str):
+        return None, prompt
     if len(prompt.tokens) + len(fp.tokens) > llm.n_ctx + 1:
         return None, "prompt and answer do not fit the model's context"
     replayed = llm.replay(request, prompt, fp.tokens)

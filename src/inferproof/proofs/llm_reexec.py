@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._canonical import sha256_digest
 from .._checks import Check, CheckStatus, failed, not_checked, passed
 from ..errors import InputError
 from ..receipts import Bundle, Receipt
@@ -38,8 +37,7 @@ from ..runtime import (
     LlamaSettings,
     output_opens,
 )
-from ..runtime import gguf_file_digest as file_digest
-from ._request import canonical_request
+from ._request import canonical_request, model_mismatch, render_prompt
 from .llm_fingerprint import CHECK as FP_CHECK
 from .llm_fingerprint import Tolerance, fingerprint_check
 
@@ -144,11 +142,8 @@ def reexecution_check(
         return _absent(required, "model file not available (give --model or push it to the hub)")
     if request is None or output is None:
         return _absent(required, "request or answer not available (private: give the opening)")
-    digest = file_digest(model) if isinstance(model, Path) else sha256_digest(model)
-    if digest != receipt.model_digest:
-        return failed(
-            CHECK, f"the given model is {digest}, the receipt names {receipt.model_digest}"
-        )
+    if (wrong := model_mismatch(receipt, model)) is not None:
+        return failed(CHECK, wrong)
     try:
         settings = LlamaSettings.from_json(receipt.runtime.get("settings"))
         llm = LlamaModel(model, settings, max_ctx=settings.n_ctx)
@@ -163,15 +158,9 @@ def reexecution_check(
 
 
 def _compare(llm: LlamaModel, receipt: Receipt, request: ChatRequest, output: ChatOutput) -> Check:
-    prepared, prompt = llm.prepare(request, enforce_cap=False)
-    if prepared != request:
-        return failed(CHECK, "the canonical request is incomplete (no max_tokens or template time)")
-    if len(prompt.tokens) != output.prompt_tokens:
-        return failed(
-            CHECK,
-            f"the prompt renders to {len(prompt.tokens)} tokens here, the receipt says "
-            f"{output.prompt_tokens} (chat template or tokenizer differ)",
-        )
+    prompt = render_prompt(llm, request, output.prompt_tokens)
+    if isinstance(prompt, str):
+        return failed(CHECK, prompt)
     gen = llm.generate(request, prompt)
     if gen.text == output.text:
         if gen.completion_tokens != output.completion_tokens:
