@@ -130,22 +130,23 @@ def _material(node: LocalNode, bundle: Bundle, how: Checking) -> Material:
         model_bytes: bytes | None = how.model.read_bytes()
     else:
         model_bytes = node.model_bytes(bundle.receipt.model_digest)
-    if is_embedding_receipt(bundle.receipt):
-        # As for chat: the request and the vectors are in the bundle, or in the opening.
+    llm_kind = (
+        "an embedding"
+        if is_embedding_receipt(bundle.receipt)
+        else "a chat"
+        if is_chat_receipt(bundle.receipt)
+        else None
+    )
+    if llm_kind is not None:
+        # An LLM receipt's request and answer come from the bundle, or the opening.
         if how.input_file is not None:
             raise InputError(
-                "--input applies to tensor receipts; an embedding receipt's request is in "
+                f"--input applies to tensor receipts; {llm_kind} receipt's request is in "
                 "the bundle, or in its opening (--opening) for a private request"
             )
-        embedding = EmbeddingOpening.load(how.opening) if how.opening else None
-        return Material(model_bytes=model_bytes, nonce=how.nonce, embedding_opening=embedding)
-    if is_chat_receipt(bundle.receipt):
-        # A chat receipt's request and answer come from the bundle or the opening.
-        if how.input_file is not None:
-            raise InputError(
-                "--input applies to tensor receipts; a chat receipt's request is in the "
-                "bundle, or in its opening (--opening) for a private request"
-            )
+        if llm_kind == "an embedding":
+            embedding = EmbeddingOpening.load(how.opening) if how.opening else None
+            return Material(model_bytes=model_bytes, nonce=how.nonce, embedding_opening=embedding)
         chat_opening = ChatOpening.load(how.opening) if how.opening else None
         return Material(model_bytes=model_bytes, nonce=how.nonce, chat_opening=chat_opening)
     named = load_tensors(how.input_file) if how.input_file else None

@@ -54,6 +54,14 @@ def receipt_summary(receipt: Receipt, bundle: Bundle | None = None) -> dict[str,
         "model": {key: model.get(key) for key in _MODEL_KEYS if key in model},
         "input": _input(receipt, bundle, chat),
         "output": _output(receipt, bundle, chat),
+        **_where_and_how(receipt),
+    }
+
+
+def _where_and_how(receipt: Receipt) -> dict[str, Any]:
+    """What every receipt's summary ends with: nonce, node, times, runtime, environment,
+    proofs."""
+    return {
         "nonce": receipt.nonce,
         "node": receipt.node_id,
         "time": {"started": receipt.started, "finished": receipt.finished},
@@ -92,15 +100,7 @@ def _embedding_summary(receipt: Receipt, bundle: Bundle | None) -> dict[str, Any
             else None,
             "usage": params.get("usage"),
         },
-        "nonce": receipt.nonce,
-        "node": receipt.node_id,
-        "time": {"started": receipt.started, "finished": receipt.finished},
-        "runtime": {k: receipt.runtime.get(k) for k in ("engine", "version", "machine")},
-        "environment": {
-            "type": receipt.environment.get("type"),
-            "hardware_backed": receipt.environment.get("hardware_backed"),
-        },
-        "proofs": [str(p.get("type")) for p in receipt.proofs],
+        **_where_and_how(receipt),
     }
 
 
