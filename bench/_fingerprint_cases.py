@@ -138,19 +138,6 @@ def greedy_claimed(case: Case) -> Case:
     return replace(case, kind="greedy claimed, sampled", request=replace(case.request, sampling=s))
 
 
-def requantise(src: Path, dst: Path, ftype_name: str) -> Path:
-    """llama.cpp's own quantize (as llama-cpp-python exposes it)."""
-    import llama_cpp
-
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{ftype_name}")
-    params.allow_requantize = True
-    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), params)
-    if rc != 0:
-        raise RuntimeError(f"quantize to {ftype_name} failed ({rc})")
-    return dst
-
-
 def swap_layers(src: Path, dst: Path, a: int = 14, b: int = 15) -> Path:
     """Another model of the same architecture and size: two transformer blocks
     exchanged (their tensors renamed in the GGUF header, the data untouched)."""

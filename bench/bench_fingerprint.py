@@ -45,13 +45,13 @@ from _fingerprint_cases import (  # type: ignore[import-not-found]
     greedy_claimed,
     percentiles,
     questions,
-    requantise,
     request_for,
     swap_layers,
 )
 from inferproof.proofs.llm_fingerprint import Tolerance, assess
 from inferproof.runtime import LlamaModel, LlamaSettings, gguf_file_digest
 from inferproof.runtime._llm_fingerprint import top_values
+from inferproof.testing import requantise_gguf as requantise
 from inferproof.testing import smollm2_gguf
 
 SETTINGS = {

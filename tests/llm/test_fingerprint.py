@@ -27,7 +27,7 @@ from inferproof.proofs.llm_fingerprint import Tolerance, compare
 from inferproof.receipts import Bundle
 from inferproof.runtime import ChatOutput, Fingerprint, LlamaModel, LlamaSettings
 from inferproof.runtime._llm_fingerprint import MAX_POSITIONS, Recorder
-from inferproof.testing import SMOLLM2_SYSTEM, smollm2_gguf
+from inferproof.testing import SMOLLM2_SYSTEM, requantise_gguf, smollm2_gguf
 
 from .conftest import ask
 
@@ -431,29 +431,13 @@ def test_smollm2_q8_0_is_caught_on_the_same_build_when_paired(
 
 
 def _requantise(tmp_path: Path, ftype: str) -> Path:
-    import llama_cpp
-
-    out = tmp_path / f"{ftype}.gguf"
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{ftype}")
-    params.allow_requantize = True
-    assert (
-        llama_cpp.llama_model_quantize(str(smollm2_gguf()).encode(), str(out).encode(), params) == 0
-    )
-    return out
+    return requantise_gguf(smollm2_gguf(), tmp_path / f"{ftype}.gguf", ftype)
 
 
 def test_smollm2_requantised_model_fails(smol, greedy, tmp_path: Path) -> None:
-    import llama_cpp
-
     # The node runs a Q4_0 re-quantisation of the Q4_1 file (llama.cpp's own quantize)
     # and signs its answer under the Q4_1 digest.
-    q4_0 = tmp_path / "q4_0.gguf"
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0
-    params.allow_requantize = True
-    rc = llama_cpp.llama_model_quantize(str(smollm2_gguf()).encode(), str(q4_0).encode(), params)
-    assert rc == 0
+    q4_0 = _requantise(tmp_path, "Q4_0")
     cheap = LlamaModel(q4_0)
     try:
         request = greedy.request
@@ -477,3 +461,8 @@ def test_an_answer_without_max_tokens_prefills_in_a_small_context(chat_node, ggu
     assert result.request.max_tokens is not None and result.request.max_tokens > 256
     status, detail = _checks(result.bundle, gguf_path)[FP]
     assert status is CheckStatus.PASSED, detail
+
+
+def test_requantise_refuses_an_unknown_file_type(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no file type 'Q9_9'"):
+        requantise_gguf(smollm2_gguf(), tmp_path / "x.gguf", "Q9_9")

@@ -31,6 +31,7 @@ from ._smollm2 import (
     SMOLLM2_DISTRIBUTION,
     SMOLLM2_FILE,
     SMOLLM2_SYSTEM,
+    requantise_gguf,
     smollm2_gguf,
 )
 
@@ -45,6 +46,7 @@ __all__ = [
     "TinyLlamaConfig",
     "credit_risk_model",
     "mlp_model",
+    "requantise_gguf",
     "smollm2_gguf",
     "tiny_llama_gguf",
     "write_tiny_llama",

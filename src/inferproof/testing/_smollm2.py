@@ -26,6 +26,7 @@ __all__ = [
     "SMOLLM2_DISTRIBUTION",
     "SMOLLM2_FILE",
     "SMOLLM2_SYSTEM",
+    "requantise_gguf",
     "smollm2_gguf",
 ]
 
@@ -76,3 +77,25 @@ def _hex(record_hash: str) -> str:
         return base64.urlsafe_b64decode(record_hash + "=" * (-len(record_hash) % 4)).hex()
     except ValueError:
         return ""
+
+
+def requantise_gguf(src: Path, dst: Path, ftype: str) -> Path:
+    """``src`` re-quantised to ``ftype`` (``"Q8_0"``, ``"Q4_0"``, ``"F16"``, ...) by
+    llama.cpp's own quantize, as llama-cpp-python exposes it: the same model in other
+    weights, for checking that a verifier tells them apart.
+
+    Example::
+
+        requantise_gguf(smollm2_gguf(), Path("q8_0.gguf"), "Q8_0")
+    """
+    import llama_cpp
+
+    kind = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{ftype}", None)
+    if kind is None:
+        raise InputError(f"llama.cpp has no file type {ftype!r}")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = kind
+    params.allow_requantize = True
+    if llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), params) != 0:
+        raise InputError(f"llama.cpp could not quantize {src} to {ftype}")
+    return dst
