@@ -28,17 +28,23 @@ TOPICS = [
     "a dragon afraid of fire", "the French revolution", "how airplanes fly", "exercise",
     "volcanoes", "the internet", "a lighthouse keeper", "recycling", "black holes",
     "the printing press", "coral reefs", "a detective in Paris", "electric cars", "glaciers",
+    "the moon landing", "owls", "a city under the sea", "how bridges stay up", "tea",
+    "the Silk Road", "earthquakes", "a talking cat", "solar panels", "the human heart",
 ]  # fmt: skip
 STYLES = [
     "Write a short story about {}.", "Explain {} in detail.", "Give me a list of facts about {}.",
-    "Write a poem about {}.",
+    "Write a poem about {}.", "Describe {} to a ten-year-old.",
+    "Tell me the history of {}.",
 ]  # fmt: skip
 SYSTEM = "You are a helpful assistant."
 PIRATE = "You are a pirate. Answer like a pirate."
 
 
 def questions(n: int) -> list[str]:
-    return [STYLES[i % len(STYLES)].format(TOPICS[i % len(TOPICS)]) for i in range(n)]
+    """``n`` questions, distinct up to len(TOPICS) * len(STYLES) = 240: the style moves
+    on by one each time the topics wrap around, so no (style, topic) pair repeats."""
+    t, s = len(TOPICS), len(STYLES)
+    return [STYLES[(i + i // t) % s].format(TOPICS[i % t]) for i in range(n)]
 
 
 def request_for(
@@ -165,3 +171,41 @@ def percentiles(values: np.ndarray[Any, Any]) -> dict[str, float]:
         "p99.9": float(np.percentile(values, 99.9)),
         "max": float(values.max()),
     }
+
+
+def decode_n(
+    llm: LlamaModel, prompt: tuple[int, ...], n: int, *, paired: bool = False, record: bool = True
+) -> list[int]:
+    """``n`` greedy tokens as the node decodes them, with the fingerprint recorded
+    unless told otherwise, not stopping at the end token (so any length can be timed)."""
+    from inferproof.runtime._llm_decode import decode
+
+    raw = llm._llm
+    sampler = raw._init_sampler(top_k=0, top_p=1.0, min_p=0.0, typical_p=1.0, temp=0.0)
+    rec, tokens = Recorder(), []
+    gen = decode(raw, prompt, sampler, paired=paired)
+    for token, row in gen:
+        if record:
+            rec.add(token, row)
+        tokens.append(token)
+        if len(tokens) >= n:
+            break
+    gen.close()
+    if record:
+        rec.result()
+    return tokens
+
+
+def plain_n(llm: LlamaModel, prompt: tuple[int, ...], n: int) -> list[int]:
+    """llama-cpp-python's own generate: one-row decoding, no fingerprint (what the node
+    ran before fingerprints)."""
+    raw = llm._llm
+    raw.reset()
+    tokens = []
+    gen = raw.generate(list(prompt), top_k=0, top_p=1.0, min_p=0.0, temp=0.0, reset=True)
+    for token in gen:
+        tokens.append(int(token))
+        if len(tokens) >= n:
+            break
+    gen.close()
+    return tokens

@@ -12,10 +12,10 @@ On SmolLM2-135M-Instruct Q4_1 (the model the README installs):
    truncated, extended, greedy claimed for a sampled answer. Counted: detection
    rate under the same-build bounds, the general bounds (what a node that misreports
    its build gets) and on the other build.
-3. Cost: fingerprint bytes per 32 tokens and share of the bundle; generation-time
-   overhead of paired decoding and recording against llama-cpp-python's own
-   token-by-token generation; verification CPU and wall time against generation
-   and against exact regeneration, at 64/256/1024 tokens and for larger files.
+3. Cost: fingerprint bytes per 32 tokens and share of the bundle; verification CPU
+   and wall time against generation and against exact regeneration, at
+   64/256/1024 tokens and for larger files. The generation-time overhead of
+   recording is bench/bench_fingerprint_overhead.py's.
 
 Run: .venv/bin/python bench/bench_fingerprint.py [--answers 60] [--dishonest 12]
          [--other-python /path/to/venv/bin/python] [--out docs/benchmarks-fingerprint.md]
@@ -39,7 +39,10 @@ import numpy as np
 # bench/ is on sys.path when this file runs as a script.
 from _fingerprint_cases import (  # type: ignore[import-not-found]
     PIRATE,
+    STYLES,
+    TOPICS,
     Case,
+    decode_n,
     edits,
     generate,
     greedy_claimed,
@@ -70,14 +73,22 @@ def log(msg: str) -> None:
 
 
 def honest_cases(node: LlamaModel, digest: str, n: int) -> list[Case]:
-    out = []
-    for i, q in enumerate(questions(n)):
+    """``n`` distinct answers of 64 to 256 tokens (the issue's range): a question whose
+    answer comes out shorter is passed over for the next one."""
+    out: list[Case] = []
+    for i, q in enumerate(questions(len(TOPICS) * len(STYLES))):
+        if len(out) == n:
+            break
         if i % 3 == 2:
             req = request_for(digest, q, temperature=0.8, seed=100 + i, top_p=0.95)
         else:
             req = request_for(digest, q)
-        out.append(generate(node, req))
-        log(f"  honest {i + 1}/{n}: {out[-1].output.completion_tokens} tokens")
+        case = generate(node, req)
+        kept = case.output.completion_tokens >= 64
+        out += [case] if kept else []
+        log(
+            f"  honest {len(out)}/{n}: {case.output.completion_tokens} tokens{'' if kept else ', too short'}"
+        )
     return out
 
 
@@ -183,36 +194,6 @@ def verify_cases_main(src: Path, dst: Path) -> None:
 # -- cost ---------------------------------------------------------------------------
 
 
-def _decode_n(llm: LlamaModel, prompt: tuple[int, ...], n: int, paired: bool = False) -> list[int]:
-    """``n`` greedy tokens as the node decodes them, with the fingerprint recorded, not
-    stopping at the end token (so every length can be measured)."""
-    from inferproof.runtime._llm_decode import decode
-    from inferproof.runtime._llm_fingerprint import Recorder
-
-    raw = llm._llm
-    sampler = raw._init_sampler(top_k=0, top_p=1.0, min_p=0.0, typical_p=1.0, temp=0.0)
-    rec, tokens = Recorder(), []
-    gen = decode(raw, prompt, sampler, paired=paired)
-    for token, row in gen:
-        rec.add(token, row)
-        tokens.append(token)
-        if len(tokens) >= n:
-            break
-    gen.close()
-    return tokens
-
-
-def _plain_n(llm: LlamaModel, prompt: tuple[int, ...], n: int) -> None:
-    """llama-cpp-python's own generate (one-row decoding, no fingerprint)."""
-    raw = llm._llm
-    raw.reset()
-    gen = raw.generate(list(prompt), top_k=0, top_p=1.0, min_p=0.0, temp=0.0, reset=True)
-    for i, _ in enumerate(gen):
-        if i + 1 >= n:
-            break
-    gen.close()
-
-
 def _row_work(i: int, row: np.ndarray[Any, Any]) -> None:
     """What the verifier does with each prefill row: its top values and argmax."""
     top_values(row)
@@ -231,25 +212,17 @@ def cost(rounds: int, work: Path) -> dict[str, Any]:
     files = {"Q4_1 (98 MB)": model}
     files["Q8_0 (145 MB)"] = requantise(model, work / "c-q8_0.gguf", "Q8_0")
     files["F16 (271 MB)"] = requantise(model, work / "c-f16.gguf", "F16")
-    out: dict[str, Any] = {"overhead": [], "ratio": []}
-    node = LlamaModel(model)
-    req, prompt = node.prepare(request_for(digest, "Write a long story about the sea."))
-    single, paired, plain = [], [], []
-    for _ in range(max(rounds, 5)):
-        single.append(_timed(partial(_decode_n, node, prompt.tokens, 256))[0])
-        paired.append(_timed(partial(_decode_n, node, prompt.tokens, 256, paired=True))[0])
-        plain.append(_timed(partial(_plain_n, node, prompt.tokens, 256))[0])
-    out["overhead"] = [float(np.median(x)) for x in (single, paired, plain)]
-    node.close()
+    out: dict[str, Any] = {"ratio": []}
+    req = request_for(digest, "Write a long story about the sea.")
     for name, path in files.items():
         llm = LlamaModel(path)
         _, prompt = llm.prepare(req, enforce_cap=False)
         for n in (64, 256, 1024) if name.startswith("Q4_1") else (256,):
             gens, pres, exacts = [], [], []
             for _ in range(rounds):
-                gw, gc, tokens = _timed(partial(_decode_n, llm, prompt.tokens, n))
+                gw, gc, tokens = _timed(partial(decode_n, llm, prompt.tokens, n))
                 pw, pc, _ = _timed(partial(llm.prefill, prompt.tokens, tokens, _row_work))
-                ew, ec, _ = _timed(partial(_decode_n, llm, prompt.tokens, n))
+                ew, ec, _ = _timed(partial(decode_n, llm, prompt.tokens, n))
                 gens.append((gw, gc))
                 pres.append((pw, pc))
                 exacts.append((ew, ec))
@@ -322,17 +295,11 @@ def dishonest_table(same: list[dict], other: list[dict]) -> str:
 
 
 def cost_table(c: dict[str, Any], share: tuple[int, int, int]) -> str:
-    single, paired, plain = c["overhead"]
     whole, fp, tokens = share
     lines = [
         f"Fingerprint: 256 bytes of values per 32 tokens (4 x int16 per position) plus the "
         f"token ids; in a real {tokens}-token bundle its JSON is {fp} of {whole} bytes "
         f"({100 * fp / whole:.0f}%).",
-        "",
-        "Generation of 256 tokens at the node's default threads (median of 5): "
-        f"llama-cpp-python's own generate {plain:.2f} s; the node's one-row decoding with "
-        f"the fingerprint recorded {single:.2f} s ({100 * (single / plain - 1):+.1f}%); "
-        f"paired decoding {paired:.2f} s ({100 * (paired / plain - 1):+.1f}%).",
         "",
         "| model file | answer tokens | prompt | generate wall / CPU s | prefill wall / CPU s | prefill / generate (wall, CPU) | exact regeneration / generate (wall) |",
         "|---|---:|---:|---|---|---|---:|",
@@ -355,6 +322,7 @@ def main() -> None:
     parser.add_argument("--verify-cases", type=Path, default=None)
     parser.add_argument("--results", type=Path, default=None)
     parser.add_argument("--cost-only", action="store_true", help="Only the cost tables.")
+    parser.add_argument("--no-cost", action="store_true", help="Skip the cost tables.")
     args = parser.parse_args()
     if args.verify_cases is not None:
         verify_cases_main(args.verify_cases, args.results)
@@ -400,9 +368,10 @@ def main() -> None:
                     r["setting"] += ", paired node" if "paired" in r["kind"] else ""
                     rows.append(r)
             other = [r for r in both if not r["kind"].startswith("honest")]
-        log("measuring cost")
-        c = cost(args.rounds, work)
-    share = bundle_share()
+        c = None
+        if not args.no_cost:
+            log("measuring cost")
+            c = cost(args.rounds, work)
     text = "\n\n".join(
         [
             f"Honest answers: {len(honest)} ({sum(h.output.completion_tokens >= 64 for h in honest)} "
@@ -411,12 +380,14 @@ def main() -> None:
             "every setting below.",
             honest_table(rows),
             dishonest_table(same_rows, other),
-            cost_table(c, share),
         ]
+        + ([] if c is None else [cost_table(c, bundle_share())])
     )
     print(text)
     if args.out is not None:
         args.out.write_text("# LLM fingerprints (bench/bench_fingerprint.py)\n\n" + text + "\n")
+        raw = {"honest": rows, "dishonest_same": same_rows, "dishonest_other": other}
+        args.out.with_suffix(".json").write_text(json.dumps(raw))
 
 
 if __name__ == "__main__":

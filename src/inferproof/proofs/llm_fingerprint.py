@@ -104,6 +104,14 @@ class Comparison:
         """Why the answer fails, or None when it passes."""
         max_abs, mean_abs = tol.bounds(same_build)
         where = " (same build as the node)" if same_build else ""
+        # A model file whose logits are NaN or infinite would otherwise slip through
+        # every "greater than the bound" comparison below.
+        broken = np.flatnonzero(~np.isfinite(self.max_abs))
+        if broken.size:
+            return (
+                f"position {int(broken[0])}: the verifier's prefill gave non-finite logits "
+                f"({broken.size} of {self.positions} positions)"
+            )
         over = np.flatnonzero(self.max_abs > max_abs)
         if over.size:
             i = int(over[0])
@@ -172,6 +180,8 @@ def compare(
     def each(i: int, row: np.ndarray[Any, Any]) -> None:
         nonlocal ok
         diff = np.abs(top_values(row).astype(np.float64) - node[i])
+        if not np.isfinite(diff).all():
+            diff[:] = np.inf  # NaN compares false with every bound: make it fail (verdict)
         max_abs[i], mean_abs[i] = diff.max(), diff.mean()
         pick = chain.check(i, row, fp.tokens[i], tie, float(max_abs[i]))
         if pick.ok:
