@@ -26,6 +26,7 @@ from ._issue import Claim, Issuer, utc_now
 from ._local import LocalNode
 from ._onnx import MODES, OUTPUT_COMMITTED, SALT_SCHEME, InferenceResult
 from ._opening import Opening, load_opening, opening_json, parse_opening, save_opening
+from ._runs import RunRecorder, RunSigner
 
 __all__ = [
     "MODES",
@@ -41,6 +42,8 @@ __all__ = [
     "Issuer",
     "LocalNode",
     "Opening",
+    "RunRecorder",
+    "RunSigner",
     "load_opening",
     "opening_json",
     "parse_opening",

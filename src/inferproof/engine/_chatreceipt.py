@@ -13,10 +13,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .._canonical import canonical_json, sha256_digest
 from ..errors import InputError
 from ..hub import Hub, ModelRecord
-from ..receipts import MAX_NONCE_CHARS, Bundle, commit_input
+from ..receipts import MAX_NONCE_CHARS, Bundle, commit_input, receipt_digest
 from ..runtime import (
     CHAT_SALT_BYTES,
     CHAT_SALT_SCHEME,
@@ -32,11 +31,6 @@ from ._issue import Claim, Issuer
 from ._models import model_block
 
 __all__ = ["ChatIssue", "check_nonce", "extra", "receipt_digest", "sign_chat"]
-
-
-def receipt_digest(bundle: Bundle) -> str:
-    """``sha256`` of the envelope's RFC 8785 bytes: the log entry's digest."""
-    return sha256_digest(canonical_json(bundle.envelope))
 
 
 def check_nonce(nonce: str | None) -> None:

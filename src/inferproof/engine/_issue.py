@@ -21,7 +21,13 @@ from .._keys import key_id, raw_public
 from ..attest import EvidenceProducer, NodeIdentity, produce_identity, software_environment
 from ..errors import InputError
 from ..log import Log, open_default_log
-from ..receipts import Bundle, build_statement, receipt_from_statement, sign_envelope
+from ..receipts import (
+    Bundle,
+    build_run_statement,
+    build_statement,
+    receipt_from_statement,
+    sign_envelope,
+)
 from ._home import Home
 
 __all__ = ["Claim", "Issuer", "utc_now"]
@@ -175,3 +181,26 @@ class Issuer:
             appended = self.log.append(canonical_json(envelope))
             bundle = bundle.with_tlog_entry(appended.tlog_proof().encode())
         return bundle
+
+    def sign_run(
+        self,
+        run_id: str,
+        calls: list[tuple[str, str]],
+        *,
+        started: str,
+        agent: dict[str, Any] | None = None,
+    ) -> tuple[dict[str, Any], str | None]:
+        """Sign and log the chain of a run whose calls are ``(tool, receipt digest)``
+        (receipts/_runrecord.py); return the envelope and its tlog-proof."""
+        statement = build_run_statement(
+            run_id=run_id,
+            node_id=self.node_id,
+            calls=calls,
+            started=started,
+            finished=utc_now(),
+            agent=agent,
+        )
+        envelope = sign_envelope(canonical_json(statement), self._key)
+        if not self.log_enabled:
+            return envelope, None
+        return envelope, self.log.append(canonical_json(envelope)).tlog_proof().encode()

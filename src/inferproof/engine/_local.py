@@ -29,6 +29,7 @@ from ._home import Home
 from ._issue import Issuer
 from ._models import ModelRef, OnnxModels
 from ._onnx import InferenceResult
+from ._runs import RunRecorder
 from ._zk import ZkFlow
 
 if TYPE_CHECKING:
@@ -294,6 +295,24 @@ class LocalNode:
     def configure_chat(self, config: ChatConfig) -> None:
         """Run GGUF models with ``config`` from now on (loaded models are unloaded)."""
         self._chat.configure(config)
+
+    # -- agent runs ---------------------------------------------------------------------------
+    def sign_run(
+        self,
+        run_id: str,
+        calls: list[tuple[str, str]],
+        started: str,
+        agent: dict[str, Any] | None = None,
+    ) -> tuple[dict[str, Any], str | None]:
+        """Sign and log the chain of an agent run's calls, ``(tool, receipt digest)`` in
+        order (see :class:`RunRecorder`, which calls this)."""
+        return self.issuer.sign_run(run_id, calls, started=started, agent=agent)
+
+    def run_recorder(
+        self, *, run_id: str | None = None, agent: dict[str, Any] | None = None
+    ) -> RunRecorder:
+        """A :class:`RunRecorder` whose records this node signs."""
+        return RunRecorder(self.sign_run, run_id=run_id, agent=agent)
 
     # -- verification -------------------------------------------------------------------------
     def trust_root(self) -> TrustRoot:

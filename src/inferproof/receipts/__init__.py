@@ -3,7 +3,21 @@
 from __future__ import annotations
 
 from ._bundle import BUNDLE_MEDIA_TYPE, Bundle
-from ._dsse import pae, sign_envelope, verify_envelope
+from ._dsse import envelope_payload, pae, sign_envelope, verify_envelope
+from ._runrecord import (
+    RUN_PREDICATE_TYPE,
+    RUN_RECORD_MEDIA_TYPE,
+    RunCall,
+    RunRecord,
+    RunStatement,
+    build_run_statement,
+    chain,
+    chain_head,
+    chain_link,
+    check_run_id,
+    parse_run_statement,
+    receipt_digest,
+)
 from ._statement import (
     MAX_NONCE_CHARS,
     PREDICATE_TYPE,
@@ -20,14 +34,27 @@ __all__ = [
     "BUNDLE_MEDIA_TYPE",
     "MAX_NONCE_CHARS",
     "PREDICATE_TYPE",
+    "RUN_PREDICATE_TYPE",
+    "RUN_RECORD_MEDIA_TYPE",
     "STATEMENT_TYPE",
     "Bundle",
     "Receipt",
+    "RunCall",
+    "RunRecord",
+    "RunStatement",
+    "build_run_statement",
     "build_statement",
+    "chain",
+    "chain_head",
+    "chain_link",
+    "check_run_id",
     "commit_input",
+    "envelope_payload",
     "opens",
     "pae",
+    "parse_run_statement",
     "parse_statement",
+    "receipt_digest",
     "receipt_from_statement",
     "sign_envelope",
     "verify_envelope",

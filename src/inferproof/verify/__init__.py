@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from .._checks import Check, CheckStatus
 from ._policy import Policy, TrustRoot, load_policy, parse_policy
+from ._runcheck import CallReport, RunReport, RunVerifier
 from ._verifier import Material, VerificationReport, VerifiedReceipt, Verifier
 
 __all__ = [
+    "CallReport",
     "Check",
     "CheckStatus",
     "Material",
     "Policy",
+    "RunReport",
+    "RunVerifier",
     "TrustRoot",
     "VerificationReport",
     "VerifiedReceipt",

@@ -13,6 +13,7 @@ cannot link two sizes the log signed is: that is a rollback (issue 11, low).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from .._canonical import canonical_json
 from .._checks import Check, failed, not_checked
@@ -27,7 +28,6 @@ from ..log import (
     VerifierKey,
     verify_tlog_proof,
 )
-from ..receipts import Bundle
 
 # Given (origin, old size, new size), return the RFC 9162 consistency proof between
 # them; raise InputError when it cannot. The source speaks for the logs it holds (the
@@ -35,6 +35,17 @@ from ..receipts import Bundle
 # evidence of a rollback or fork. One that does not hold the log at all (it refuses
 # even the empty proof from size 0) is no evidence: the check is not made.
 ConsistencySource = Callable[[str, int, int], Sequence[bytes]]
+
+
+class Logged(Protocol):
+    """What a log entry is checked from: a signed envelope (the leaf is its RFC 8785
+    bytes) and the tlog-proof carried beside it (a bundle, a run record)."""
+
+    @property
+    def envelope(self) -> dict[str, Any]: ...
+
+    @property
+    def tlog_entry(self) -> str | None: ...
 
 
 class _NoProofSource(Exception):
@@ -47,7 +58,7 @@ def _origin(proof_text: str) -> str:
 
 
 def log_checks(
-    bundle: Bundle,
+    bundle: Logged,
     log_keys: dict[str, VerifierKey],
     witness_keys: Sequence[VerifierKey],
     quorum: int,

@@ -41,7 +41,7 @@ from ..runtime import (
     output_opens,
     tensors_digest,
 )
-from ._logcheck import ConsistencySource, log_checks
+from ._logcheck import ConsistencySource, Logged, log_checks
 from ._policy import Policy, TrustRoot
 from ._zkcheck import ZkResolver, zk_checks
 
@@ -183,7 +183,7 @@ class Verifier:
         )
         return [out_c, _model_digest(r, m), self._model_signature(bundle), env, in_c, *answer_c]
 
-    def _log_checks(self, bundle: Bundle, m: Material) -> list[Check]:
+    def _log_checks(self, bundle: Logged, m: Material) -> list[Check]:
         # The verification time, read once here at the edge: cosignatures dated after it
         # (beyond the skew allowance) do not count toward the witness quorum.
         now = int((m.now or datetime.now(UTC)).timestamp())
