@@ -15,23 +15,9 @@ from inferproof import Bundle, InputError, LocalNode, VerificationError
 from inferproof._canonical import canonical_json
 from inferproof._checks import CheckStatus
 from inferproof.receipts import RunRecord, chain, receipt_digest, sign_envelope
-from inferproof.testing import tiny_llama_gguf
 from inferproof.verify import RunVerifier
 
 CREDIT = {"X": np.array([[52.0, 0.41, 34.0, 2.0]], np.float32)}
-
-
-@pytest.fixture()
-def agent_node(home: Path, credit_model, tmp_path: Path):
-    node = LocalNode(home)
-    model = tmp_path / "credit.onnx"
-    model.write_bytes(credit_model[0])
-    node.push(model, name="credit")
-    gguf = tmp_path / "tiny.gguf"
-    gguf.write_bytes(tiny_llama_gguf())
-    node.push(gguf, name="tiny")
-    yield node
-    node.close()
 
 
 def _run(node: LocalNode, n_infer: int = 2) -> RunRecord:

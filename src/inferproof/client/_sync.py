@@ -14,8 +14,8 @@ from .._files import PathLike
 from ..errors import Error
 from ..hub import ModelRecord
 from ..log import SignedCheckpoint
-from ..receipts import Bundle
-from ..verify import Material, Policy, TrustRoot, VerificationReport
+from ..receipts import Bundle, RunRecord, RunRecorder
+from ..verify import Material, Policy, RunReport, RunVerifier, TrustRoot, VerificationReport
 from ._chatflows import (
     ChatAnswer,
     ChatCall,
@@ -44,6 +44,7 @@ from ._core import (
     record_of,
     retry_after,
 )
+from ._runs import audit_verifier, sign_run_flow
 from ._stream import Emit, Pull, StreamFlow
 
 __all__ = ["Client"]
@@ -365,6 +366,39 @@ class Client(ClientCore):
     def check(self, bundle: Bundle, material: Material | None = None) -> VerificationReport:
         """Verify any bundle with this client's trust, policy and checkpoint memory."""
         return self._run(self._check_flow(bundle, material, None))
+
+    def sign_run(
+        self,
+        run_id: str,
+        calls: list[tuple[str, str]],
+        started: str,
+        agent: dict[str, Any] | None = None,
+    ) -> tuple[dict[str, Any], str | None]:
+        """Have the node sign and log the chain of an agent run's calls, ``(tool,
+        receipt digest)`` in order; every receipt must be one it issued to this token.
+        Returns the signed envelope and its tlog-proof (see :class:`RunRecorder`)."""
+        return self._run(sign_run_flow(run_id, calls, started, dict(agent or {})))
+
+    def run_recorder(
+        self, *, run_id: str | None = None, agent: dict[str, Any] | None = None
+    ) -> RunRecorder:
+        """A :class:`~inferproof.engine.RunRecorder` whose records this node signs.
+
+        Example::
+
+            run = client.run_recorder(agent={"name": "loan-desk"})
+            run.add("infer", client.infer("risk:1", inputs).bundle)
+            client.check_run(run.record()).verified
+        """
+        return RunRecorder(self.sign_run, run_id=run_id, agent=agent)
+
+    def check_run(self, record: RunRecord) -> RunReport:
+        """Verify a run record with this client's trust root and policy, less two
+        requirements an audit after the fact cannot meet: the nonce and the input this
+        client compared each answer with when it arrived (each receipt still carries
+        its nonce, and public inputs are in the bundles)."""
+        verifier = self._run(self._trust_flow())
+        return RunVerifier(audit_verifier(verifier)).check(record)
 
     def checkpoint(self) -> SignedCheckpoint:
         """The node's latest checkpoint, signature and consistency checked."""

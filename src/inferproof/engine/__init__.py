@@ -17,16 +17,16 @@ Example::
 
 from __future__ import annotations
 
+from ..receipts import utc_now
 from ._chat import ChatResult, ChatStream
 from ._chatmodels import ChatConfig
 from ._chatreceipt import receipt_digest
 from ._embed import EmbeddingResult
 from ._home import Home
-from ._issue import Claim, Issuer, utc_now
+from ._issue import Claim, Issuer
 from ._local import LocalNode
 from ._onnx import MODES, OUTPUT_COMMITTED, SALT_SCHEME, InferenceResult
 from ._opening import Opening, load_opening, opening_json, parse_opening, save_opening
-from ._runs import RunRecorder, RunSigner
 
 __all__ = [
     "MODES",
@@ -42,8 +42,6 @@ __all__ = [
     "Issuer",
     "LocalNode",
     "Opening",
-    "RunRecorder",
-    "RunSigner",
     "load_opening",
     "opening_json",
     "parse_opening",

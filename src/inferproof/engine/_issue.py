@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from .._canonical import canonical_json, parse_json
@@ -27,15 +27,11 @@ from ..receipts import (
     build_statement,
     receipt_from_statement,
     sign_envelope,
+    utc_now,
 )
 from ._home import Home
 
 __all__ = ["Claim", "Issuer", "utc_now"]
-
-
-def utc_now() -> str:
-    """The current time as a receipt writes it: RFC 3339, UTC, microseconds."""
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from ..attest import EvidenceProducer, NodeIdentity, software_environment
 from ..errors import InputError
 from ..hub import BlobStore, Hub, MemoryBlobStore, ModelRecord
 from ..log import Log
+from ..receipts import RunRecorder
 from ..runtime import LlamaModel, NamedInputs
 from ..verify import Policy, TrustRoot, Verifier
 from . import _chat, _embed, _onnx, _push, _relay
@@ -29,7 +30,6 @@ from ._home import Home
 from ._issue import Issuer
 from ._models import ModelRef, OnnxModels
 from ._onnx import InferenceResult
-from ._runs import RunRecorder
 from ._zk import ZkFlow
 
 if TYPE_CHECKING:

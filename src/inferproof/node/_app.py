@@ -15,6 +15,7 @@ from ._chatservice import ChatService
 from ._config import NodeConfig
 from ._errors import install_handlers
 from ._guard import Guard
+from ._runroutes import router as run_routes
 from ._service import InferFn, Service
 
 _DESCRIPTION = """\
@@ -75,6 +76,7 @@ def create_app(
     app.include_router(_routes.router, max_body_size=config.max_body_bytes)
     app.include_router(_logroutes.router)
     app.include_router(bundle_routes)  # GET /v1/bundles: the caller's own
+    app.include_router(run_routes, max_body_size=config.max_body_bytes)
     app.include_router(_zkroutes.router, max_body_size=config.max_body_bytes)
     app.add_middleware(
         Guard,

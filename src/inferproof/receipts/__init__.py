@@ -5,6 +5,7 @@ from __future__ import annotations
 from ._bundle import BUNDLE_MEDIA_TYPE, Bundle
 from ._dsse import envelope_payload, pae, sign_envelope, verify_envelope
 from ._runrecord import (
+    MAX_RUN_CALLS,
     RUN_PREDICATE_TYPE,
     RUN_RECORD_MEDIA_TYPE,
     RunCall,
@@ -18,6 +19,7 @@ from ._runrecord import (
     parse_run_statement,
     receipt_digest,
 )
+from ._runrecorder import RunRecorder, RunSigner
 from ._statement import (
     MAX_NONCE_CHARS,
     PREDICATE_TYPE,
@@ -28,11 +30,13 @@ from ._statement import (
     opens,
     parse_statement,
     receipt_from_statement,
+    utc_now,
 )
 
 __all__ = [
     "BUNDLE_MEDIA_TYPE",
     "MAX_NONCE_CHARS",
+    "MAX_RUN_CALLS",
     "PREDICATE_TYPE",
     "RUN_PREDICATE_TYPE",
     "RUN_RECORD_MEDIA_TYPE",
@@ -41,6 +45,8 @@ __all__ = [
     "Receipt",
     "RunCall",
     "RunRecord",
+    "RunRecorder",
+    "RunSigner",
     "RunStatement",
     "build_run_statement",
     "build_statement",
@@ -57,5 +63,6 @@ __all__ = [
     "receipt_digest",
     "receipt_from_statement",
     "sign_envelope",
+    "utc_now",
     "verify_envelope",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from .._canonical import canonical_json, check_digest, parse_json
@@ -22,6 +23,11 @@ _COMMIT_PREFIX = b"inferproof/input-commitment/v1\x00"
 SALT_BYTES = 32  # 256-bit salt: the commitment hides low-entropy (tabular) inputs
 MAX_NONCE_CHARS = 256
 MAX_STATEMENT_BYTES = 1024 * 1024
+
+
+def utc_now() -> str:
+    """The current time as a receipt writes it: RFC 3339, UTC, microseconds."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def commit_input(input_digest: str, salt: bytes) -> str:

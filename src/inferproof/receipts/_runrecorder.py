@@ -15,15 +15,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ..receipts import (
-    Bundle,
-    RunRecord,
-    check_run_id,
-    envelope_payload,
-    parse_run_statement,
-    receipt_digest,
-)
-from ._issue import utc_now
+from ._bundle import Bundle
+from ._dsse import envelope_payload
+from ._runrecord import RunRecord, check_run_id, parse_run_statement, receipt_digest
+from ._statement import utc_now
 
 # (run id, [(tool, receipt digest)], started, agent) -> (signed envelope, tlog-proof)
 RunSigner = Callable[
