@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from .._version import __version__
+from ._agents import mcp, run_app
 from ._attest import attest_app
 from ._bundle import bundle_app
 from ._chat import chat
@@ -52,6 +53,8 @@ app.add_typer(zk_app, name="zk")
 app.add_typer(receipt_app, name="receipt")
 app.add_typer(bundle_app, name="bundle")
 app.add_typer(key_app, name="key")
+app.command("mcp")(mcp)
+app.add_typer(run_app, name="run")
 
 
 def _print_version(value: bool) -> None:

@@ -7,21 +7,12 @@ verified again, as a whole, by :class:`~inferproof.verify.RunVerifier`.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from ..errors import InputError
-from ..verify import Verifier
 from ._core import Flow, Req, body_of
 
-__all__ = ["audit_verifier", "sign_run_flow"]
-
-
-def audit_verifier(verifier: Verifier) -> Verifier:
-    """``verifier``'s trust and policy, less the nonce and input requirements, which
-    compare an answer with what this client sent at the time (not at hand later)."""
-    policy = replace(verifier.policy, require_nonce=False, require_input=False)
-    return Verifier(verifier.trust, policy)
+__all__ = ["sign_run_flow"]
 
 
 def sign_run_flow(

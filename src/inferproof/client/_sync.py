@@ -44,7 +44,7 @@ from ._core import (
     record_of,
     retry_after,
 )
-from ._runs import audit_verifier, sign_run_flow
+from ._runs import sign_run_flow
 from ._stream import Emit, Pull, StreamFlow
 
 __all__ = ["Client"]
@@ -398,7 +398,7 @@ class Client(ClientCore):
         client compared each answer with when it arrived (each receipt still carries
         its nonce, and public inputs are in the bundles)."""
         verifier = self._run(self._trust_flow())
-        return RunVerifier(audit_verifier(verifier)).check(record)
+        return RunVerifier.for_audit(verifier).check(record)
 
     def checkpoint(self) -> SignedCheckpoint:
         """The node's latest checkpoint, signature and consistency checked."""

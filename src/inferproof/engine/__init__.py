@@ -25,7 +25,7 @@ from ._embed import EmbeddingResult
 from ._home import Home
 from ._issue import Claim, Issuer
 from ._local import LocalNode
-from ._onnx import MODES, OUTPUT_COMMITTED, SALT_SCHEME, InferenceResult
+from ._onnx import MODES, OUTPUT_COMMITTED, SALT_SCHEME, InferenceResult, named_inputs
 from ._opening import Opening, load_opening, opening_json, parse_opening, save_opening
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "LocalNode",
     "Opening",
     "load_opening",
+    "named_inputs",
     "opening_json",
     "parse_opening",
     "receipt_digest",

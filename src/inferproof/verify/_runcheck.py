@@ -95,6 +95,18 @@ class RunVerifier:
     def __init__(self, verifier: Verifier) -> None:
         self.verifier = verifier
 
+    @classmethod
+    def for_audit(cls, verifier: Verifier) -> RunVerifier:
+        """``verifier``'s trust root and policy for auditing a run after the fact: log
+        inclusion required (of the chain and of every call), less the two requirements
+        an audit cannot meet: the nonce and the input the asker compared each answer
+        with when it arrived (each receipt still carries its nonce, and public inputs
+        are in the bundles)."""
+        policy = replace(
+            verifier.policy, require_nonce=False, require_input=False, require_log=True
+        )
+        return cls(Verifier(verifier.trust, policy))
+
     def check(
         self, record: RunRecord, materials: Sequence[Material | None] | None = None
     ) -> RunReport:
