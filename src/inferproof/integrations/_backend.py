@@ -27,6 +27,7 @@ from ..errors import InputError, VerificationError
 from ..hub import ModelRecord
 from ..log import SignedCheckpoint, TlogProof, verify_tlog_proof
 from ..receipts import Bundle, RunRecorder, receipt_digest
+from ..runtime import conform
 from ..verify import Material, Policy, VerificationReport
 
 __all__ = ["Backend", "LocalBackend", "RemoteBackend", "Verified"]
@@ -152,14 +153,14 @@ class LocalBackend:
         return self.node.model_bytes(bundle.receipt.model_digest) if self.reexecute else None
 
     def infer(self, model: str, inputs: Mapping[str, Any]) -> Verified:
+        # Typed by the hub's signature of the model first, as the client types what it
+        # sends: the verifier then compares the receipt with these very tensors.
         named = named_inputs(inputs)
+        tensors = conform(named.tensors, self.node.hub.resolve(model).inputs, named.untyped)
         nonce = secrets.token_hex(16)
-        result = self.node.infer(model, named, nonce=nonce)
+        result = self.node.infer(model, tensors, nonce=nonce)
         material = Material(
-            model_bytes=self._model_bytes(result.bundle),
-            inputs=named.tensors,
-            untyped=named.untyped,
-            nonce=nonce,
+            model_bytes=self._model_bytes(result.bundle), inputs=tensors, nonce=nonce
         )
         verified = self.node.verifier(self.policy).verify(result.bundle, material)
         self._kept.add(result.bundle)
