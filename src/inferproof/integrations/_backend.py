@@ -13,7 +13,7 @@ verifier (DESIGN.md, ``integrations/``).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -81,6 +81,8 @@ class Backend(Protocol):
     def infer(self, model: str, inputs: Mapping[str, Any]) -> Verified: ...
 
     def chat(self, model: str, body: Mapping[str, Any]) -> Verified: ...
+
+    def chat_stream(self, model: str, body: Mapping[str, Any]) -> Iterator[str | Verified]: ...
 
     def check(self, bundle: Bundle) -> VerificationReport: ...
 
@@ -182,6 +184,34 @@ class LocalBackend:
         self._kept.add(result.bundle)
         return Verified("chat", model, _chat_answer(result.bundle), result.bundle, report.checks)
 
+    def chat_stream(self, model: str, body: Mapping[str, Any]) -> Iterator[str | Verified]:
+        """The text deltas as they are generated (unverified until the end), then the
+        :class:`Verified` answer: its receipt rides on the last event, checked as the
+        client checks a stream (the deltas must spell the signed text)."""
+        nonce = secrets.token_hex(16)
+        request = {**body, "model": model, "stream": True}
+        stream = self.node.chat_stream(model, request, nonce=nonce)
+        events = []
+        for event in stream:
+            events.append(event)
+            choices = event.get("choices") or [{}]
+            delta = (choices[0].get("delta") or {}).get("content")
+            if delta:
+                yield delta
+        report = verify_openai(
+            events,
+            trust=self.node.trust_root(),
+            policy=self.policy,
+            nonce=nonce,
+            model=model,
+            request=request,
+            model_file=None if stream.result is None else self._model_bytes(stream.result.bundle),
+        )
+        assert stream.result is not None  # the stream ended with its receipt (just verified)
+        bundle = stream.result.bundle
+        self._kept.add(bundle)
+        yield Verified("chat", model, _chat_answer(bundle), bundle, report.checks)
+
     def check(self, bundle: Bundle) -> VerificationReport:
         # A bundle from outside: re-executed from this hub's copy of its model when the
         # hub has it and re-execution is on; nothing else is fetched.
@@ -247,6 +277,17 @@ class RemoteBackend:
         self._kept.add(answer.bundle)
         return Verified("chat", model, _chat_answer(answer.bundle), answer.bundle,
                         answer.report.checks)  # fmt: skip
+
+    def chat_stream(self, model: str, body: Mapping[str, Any]) -> Iterator[str | Verified]:
+        """As :meth:`LocalBackend.chat_stream`, through the client's verified stream."""
+        with self.client.chat_stream(model, dict(body)) as stream:
+            yield from stream
+        answer = stream.answer  # set only once the stream ended and verified
+        if answer.report is None:
+            raise VerificationError("receipt", "this client does not verify answers")
+        self._kept.add(answer.bundle)
+        yield Verified("chat", model, _chat_answer(answer.bundle), answer.bundle,
+                       answer.report.checks)  # fmt: skip
 
     def check(self, bundle: Bundle) -> VerificationReport:
         return self.client.check(bundle)
