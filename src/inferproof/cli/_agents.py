@@ -113,14 +113,14 @@ def run_verify(
     if as_json:
         console.print_json(json.dumps(report.to_json()))
     else:
-        _show(report)
+        show_run(report)
     if not report.verified:
         bad = report.first_failure
         why = f"{bad.name}: {bad.detail}" if bad else "a signed call has no bundle"
         fail(f"run record NOT verified: {why}", EXIT_VERIFY_FAILED)
 
 
-def _show(report: Any) -> None:
+def show_run(report: Any) -> None:
     table = Table(title=f"run {report.statement.run_id}")
     for col in ("#", "tool", "model", "receipt", "log index", "verified"):
         table.add_column(col)
@@ -130,6 +130,8 @@ def _show(report: Any) -> None:
             m = call.report.receipt.model
             model = str(m.get("name") or m.get("digest", "-"))
         ok = "[green]yes[/]" if call.verified else "[red]NO[/]"
+        if call.report is None:
+            ok = "[red]NO: no bundle[/]"
         index = "-" if call.log_index is None else str(call.log_index)
         table.add_row(str(call.index), call.tool, model, call.receipt[:23] + "…", index, ok)
     console.print(table)

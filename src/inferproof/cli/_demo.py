@@ -54,14 +54,26 @@ def demo(
     chat: Annotated[
         bool, typer.Option("--chat", help="Chat with SmolLM2 instead (a real small LLM).")
     ] = False,
+    agent: Annotated[
+        bool,
+        typer.Option("--agent", help="A scripted agent on the MCP tools, and its run record."),
+    ] = False,
 ) -> None:
     """Train, sign and push a credit-risk model, infer, verify, then tamper and fail.
 
     With --node: start a node on loopback, push, infer through the verifying client,
     verify, stop. With --chat: ask SmolLM2-135M-Instruct a question, verify the answer's
-    receipt with one prefill (its fingerprint), then tamper with the answer and fail."""
-    if node and chat:
-        raise InputError("--node and --chat are two demos: give one of them")
+    receipt with one prefill (its fingerprint), then tamper with the answer and fail.
+    With --agent: a scripted agent scores a loan with the credit-risk model and explains
+    it with SmolLM2 through `inferproof mcp`, then its run record is verified, and a
+    tampered copy fails."""
+    if node + chat + agent > 1:
+        raise InputError("--node, --chat and --agent are three demos: give one of them")
+    if agent:
+        from ._demoagent import agent_demo
+
+        agent_demo(workdir)
+        return
     if node:
         node_demo(workdir)
         return

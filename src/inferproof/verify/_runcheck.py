@@ -126,9 +126,12 @@ class RunVerifier:
             except Exception as exc:  # as Verifier.check: a hostile record fails, never raises
                 made = failed(name, f"malformed run record ({type(exc).__name__}): {exc}"[:500])
             checks.extend(made if isinstance(made, list) else [made])
+        # Each signed call is checked with the bundle that hashes to its receipt, wherever
+        # the record put it: a dropped call shows as the one without a bundle.
+        carried = {receipt_digest(b): b for b in record.bundles}
         calls = []
         for i, call in enumerate(st.calls):
-            bundle = record.bundles[i] if i < len(record.bundles) else None
+            bundle = carried.get(call.receipt)
             report = None
             if bundle is not None:
                 given = materials[i] if materials is not None and i < len(materials) else None
