@@ -279,3 +279,20 @@ def test_over_streamable_http(agent_node) -> None:
     finally:
         web.should_exit = True
         thread.join(30)
+
+
+def test_inferproof_mcp_with_node_over_stdio(remote, tmp_path: Path) -> None:
+    env = {**os.environ, "INFERPROOF_HOME": str(tmp_path / "agent-home"),
+           "INFERPROOF_TOKEN": remote.token}  # fmt: skip
+    args = ["-m", "inferproof", "mcp", "--node", remote.url]
+    params = StdioServerParameters(command=sys.executable, args=args, env=env)
+
+    async def go() -> list[Any]:
+        async with Client(params) as c:
+            return [await c.call_tool("infer", INFER), await c.call_tool("run_record", {})]
+
+    answer, record = anyio.run(go)
+    assert not answer.is_error, answer.content[0].text
+    assert answer.structured_content["verification"]["verified"]
+    signed = RunRecord.from_json(record.structured_content["record"])
+    assert signed.statement.node_id == remote.node.node_id and len(signed.bundles) == 1
