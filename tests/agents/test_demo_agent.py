@@ -49,3 +49,10 @@ def test_run_verify_refuses_a_file_that_is_no_record(tmp_path: Path) -> None:
     assert proc.stderr.startswith("error: not a run record")
     missing = _inferproof(env, "run", "verify", str(tmp_path / "absent.json"))
     assert missing.returncode == 2 and "cannot read run record" in missing.stderr
+
+
+def test_mcp_over_http_refuses_a_public_host_without_public(tmp_path: Path) -> None:
+    env = dict(os.environ, INFERPROOF_HOME=str(tmp_path / "home"))
+    proc = _inferproof(env, "mcp", "--http", "--host", "0.0.0.0")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "is not loopback and the MCP endpoint has no authentication" in proc.stderr

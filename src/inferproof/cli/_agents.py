@@ -16,6 +16,7 @@ __all__ = ["mcp", "run_app"]
 
 run_app = typer.Typer(help="Agent run records: every model call of a run, signed and logged.")
 
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _MISSING = (
     "the MCP server needs the agents extra: pip install 'inferproof[agents]' "
     "(the README's install includes it)"
@@ -47,6 +48,10 @@ def mcp(
         bool, typer.Option("--http", help="Serve streamable HTTP at /mcp instead of stdio.")
     ] = False,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    public: Annotated[
+        bool,
+        typer.Option("--public", help="Allow a non-loopback --host (no authentication!)."),
+    ] = False,
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8765,
     record: Annotated[
         Path | None,
@@ -67,6 +72,12 @@ def mcp(
         from ..integrations.mcp import create_server, serve_http, serve_stdio
     except ImportError:
         fail(_MISSING)
+    if http and host not in _LOOPBACK and not public:
+        # The MCP endpoint has no authentication of its own: whoever reaches it spends
+        # the node's compute and signs into its log (docs/agents.md).
+        raise InputError(f"--host {host} is not loopback and the MCP endpoint has no "
+                         "authentication: put it behind an authenticating proxy and pass "
+                         "--public")  # fmt: skip
     tools = Tools(_backend(node, token, reexecute), agent={"server": "inferproof mcp"})
     server = create_server(tools)
     try:
