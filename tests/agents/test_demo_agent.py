@@ -5,16 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-
-def _inferproof(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "inferproof", *args],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+from .._cli import inferproof as _inferproof
 
 
 def test_demo_agent_end_to_end_in_a_real_process(tmp_path: Path) -> None:

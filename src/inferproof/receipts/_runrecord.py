@@ -29,7 +29,7 @@ from .._canonical import canonical_json, check_digest, parse_json, sha256_digest
 from ..errors import InputError
 from ._bundle import Bundle
 from ._dsse import envelope_payload
-from ._statement import STATEMENT_TYPE
+from ._statement import STATEMENT_TYPE, statement_parts
 
 RUN_PREDICATE_TYPE = "https://inferproof.dev/run-record/v1"
 RUN_RECORD_MEDIA_TYPE = "application/vnd.inferproof.run-record.v1+json"
@@ -165,14 +165,7 @@ def parse_run_statement(payload: bytes) -> RunStatement:
     st = _obj(parse_json(payload, "run record statement", MAX_RUN_RECORD_BYTES), "statement")
     if canonical_json(st) != payload:
         raise InputError("run record statement is not in RFC 8785 canonical form")
-    if st.get("_type") != STATEMENT_TYPE or st.get("predicateType") != RUN_PREDICATE_TYPE:
-        raise InputError("payload is not an inferproof run record (in-toto Statement v1)")
-    subject = st.get("subject")
-    if not isinstance(subject, list) or len(subject) != 1:
-        raise InputError("run record must have exactly one subject (the chain's head)")
-    sha = _obj(_obj(subject[0], "subject").get("digest"), "subject digest").get("sha256")
-    head = check_digest(f"sha256:{sha}", "run record subject digest")
-    pred = _obj(st.get("predicate"), "predicate")
+    head, pred = statement_parts(st, RUN_PREDICATE_TYPE, "run record", "the chain's head")
     if set(pred) != _PREDICATE_FIELDS:
         raise InputError(f"run record predicate must hold exactly {sorted(_PREDICATE_FIELDS)}")
     raw = pred["calls"]

@@ -122,16 +122,24 @@ def parse_statement(payload: bytes) -> Receipt:
     return receipt_from_statement(st)
 
 
+def statement_parts(
+    st: dict[str, Any], predicate_type: str, what: str, subject: str
+) -> tuple[str, dict[str, Any]]:
+    """An in-toto Statement v1 of ``predicate_type`` with exactly one subject: its
+    subject digest and its predicate object (``what`` and ``subject`` name them in errors)."""
+    if st.get("_type") != STATEMENT_TYPE or st.get("predicateType") != predicate_type:
+        raise InputError(f"payload is not an inferproof {what} (in-toto Statement v1)")
+    subjects = st.get("subject")
+    if not isinstance(subjects, list) or len(subjects) != 1:
+        raise InputError(f"{what} must have exactly one subject ({subject})")
+    sha = _obj(_obj(subjects[0], "subject").get("digest"), "subject digest").get("sha256")
+    digest = check_digest(f"sha256:{sha}", f"{what} subject digest")
+    return digest, _obj(st.get("predicate"), "predicate")
+
+
 def receipt_from_statement(st: dict[str, Any]) -> Receipt:
     """Type a statement already in memory (the node's own, just built)."""
-    if st.get("_type") != STATEMENT_TYPE or st.get("predicateType") != PREDICATE_TYPE:
-        raise InputError("payload is not an inferproof receipt (in-toto Statement v1)")
-    subject = st.get("subject")
-    if not isinstance(subject, list) or len(subject) != 1:
-        raise InputError("receipt must have exactly one subject (the output)")
-    sha = _obj(_obj(subject[0], "subject").get("digest"), "subject digest").get("sha256")
-    output_digest = check_digest(f"sha256:{sha}", "subject digest")
-    pred = _obj(st.get("predicate"), "predicate")
+    output_digest, pred = statement_parts(st, PREDICATE_TYPE, "receipt", "the output")
     model = _obj(pred.get("model"), "model")
     check_digest(model.get("digest"), "model digest")
     input_block = _obj(pred.get("input"), "input")
