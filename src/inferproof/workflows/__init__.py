@@ -9,5 +9,7 @@ Example::
 from __future__ import annotations
 
 from ._alerts import Alert, parse_alert
+from ._feeds import MAX_FEED_BYTES, FeedSpec, Fetched, fetch
+from ._query import Query
 
-__all__ = ["Alert", "parse_alert"]
+__all__ = ["MAX_FEED_BYTES", "Alert", "FeedSpec", "Fetched", "Query", "fetch", "parse_alert"]
