@@ -154,6 +154,8 @@ class LocalNode:
         private_output: bool | None = None,
         mode: str = "vanilla",
         progress: Callable[[str], None] | None = None,
+        workflow: Mapping[str, Any] | None = None,
+        provenance: Mapping[str, Any] | None = None,
     ) -> InferenceResult:
         """Run a model and return its outputs with a signed receipt bundle.
 
@@ -166,11 +168,12 @@ class LocalNode:
         a salted input digest; ``private_output`` (by default the same) to a salted
         output digest, keeping the outputs out of the bundle: the caller keeps
         :attr:`InferenceResult.salt` (and the outputs) to prove them later.
+        ``workflow`` and ``provenance`` are a workflow run's (see :mod:`inferproof.workflows`).
         """
         return _onnx.infer(
             self.issuer, self._onnx, self._zk, model_ref, inputs, nonce=nonce,
             private_input=private_input, private_output=private_output, mode=mode,
-            progress=progress,
+            progress=progress, workflow=workflow, provenance=provenance,
         )  # fmt: skip
 
     def zk_setup(

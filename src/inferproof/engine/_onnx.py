@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .._canonical import canonical_json, sha256_digest
 from ..errors import InputError
 from ..proofs import ProveContext, Reexecution
 from ..receipts import Bundle, commit_input
@@ -151,8 +152,14 @@ def infer(
     private_output: bool | None = None,
     mode: str = "vanilla",
     progress: Callable[[str], None] | None = None,
+    workflow: Mapping[str, Any] | None = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> InferenceResult:
     """Run a model and return its outputs with a signed, logged receipt bundle.
+
+    A workflow run names its workflow in the receipt's parameters (``workflow``) and
+    the origin of its input data in the input block: the ``provenance`` record's
+    RFC 8785 digest beside the tensors' digest, the record itself in the bundle.
 
     A private input is committed to by a salted digest. A private output (by
     default, with a private input) likewise: the subject is a salted commitment to
@@ -167,11 +174,18 @@ def infer(
     model, signature = model_block(models.hub, record, block, "onnx")
     salt = os.urandom(32) if private_input or hide_output else None
     input_claim = input_block(done.tensors, salt if private_input else None)
+    if provenance is not None:
+        input_claim["provenance"] = sha256_digest(canonical_json(dict(provenance)))
+        bundle_proofs_extra = {"provenance": dict(provenance)}
+    else:
+        bundle_proofs_extra = {}
     runtime = engine_info()
     zk_flow = zk if mode == "zk" else None
     proofs, bundle_proofs, answer = prove(digest, done, runtime, zk_flow, progress, private_input)
     subject = tensors_digest(answer)
     parameters: dict[str, Any] = {"mode": mode}
+    if workflow is not None:
+        parameters["workflow"] = dict(workflow)
     if hide_output:
         assert salt is not None
         subject = commit_output(subject, salt)
@@ -192,6 +206,6 @@ def infer(
         outputs={} if hide_output else encode_tensors(answer),
         inputs=None if private_input else encode_tensors(done.tensors),
         model_signature=signature,
-        proofs=bundle_proofs,
+        proofs={**bundle_proofs, **bundle_proofs_extra},
     )
     return InferenceResult(answer, bundle, salt)

@@ -219,6 +219,8 @@ class Verifier:
         checks.append(self._environment(bundle))
         inputs, input_check = self._input(bundle, m)
         checks.append(input_check)
+        if "provenance" in r.input:  # a workflow run's: where its input data came from
+            checks.append(_provenance(bundle))
         ctx = VerifyContext(
             r,
             m.model_bytes,
@@ -447,6 +449,24 @@ def _claimed_outputs(bundle: Bundle, m: Material) -> Mapping[str, np.ndarray] | 
         return decode_tensors(bundle.outputs, "bundle outputs") or None
     except InputError:
         return None
+
+
+def _provenance(bundle: Bundle) -> Check:
+    """``input.provenance``: the bundle's record of the input data's origin (feed, the
+    fetched bytes' digest, window, fetch time, signature check) is the one the signed
+    input block commits to."""
+    name, want = "input.provenance", bundle.receipt.input.get("provenance")
+    carried = bundle.proofs.get("provenance")
+    if carried is None:
+        return failed(name, "the receipt commits to data provenance the bundle does not carry")
+    got = sha256_digest(canonical_json(carried))
+    if got != want:
+        return failed(name, f"the bundle's provenance hashes to {got}, the receipt says {want}")
+    feed = carried.get("feed", {}) if isinstance(carried, dict) else {}
+    signed = (carried.get("signature") or {}).get("verified") if isinstance(carried, dict) else None
+    how = "signed: the node recorded its signature check" if signed else "an unsigned feed"
+    return passed(name, f"input data from {feed.get('source', '?')} ({how}), fetched bytes "
+                  f"{carried.get('digest')}, as the receipt commits")  # fmt: skip
 
 
 def _output_digest(bundle: Bundle, m: Material) -> Check:
