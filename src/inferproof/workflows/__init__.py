@@ -9,7 +9,20 @@ Example::
 from __future__ import annotations
 
 from ._alerts import Alert, parse_alert
+from ._definition import AlertSpec, Definition, Schedule, parse_every
 from ._feeds import MAX_FEED_BYTES, FeedSpec, Fetched, fetch
 from ._query import Query
 
-__all__ = ["MAX_FEED_BYTES", "Alert", "FeedSpec", "Fetched", "Query", "fetch", "parse_alert"]
+__all__ = [
+    "MAX_FEED_BYTES",
+    "Alert",
+    "AlertSpec",
+    "Definition",
+    "FeedSpec",
+    "Fetched",
+    "Query",
+    "Schedule",
+    "fetch",
+    "parse_alert",
+    "parse_every",
+]
