@@ -22,6 +22,7 @@ from ..attest import EvidenceProducer, NodeIdentity, produce_identity, software_
 from ..errors import InputError
 from ..log import Log, open_default_log
 from ..receipts import (
+    PREDICATE_TYPE,
     Bundle,
     build_run_statement,
     build_statement,
@@ -196,6 +197,14 @@ class Issuer:
             finished=utc_now(),
             agent=agent,
         )
+        return self.sign_statement(statement)
+
+    def sign_statement(self, statement: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """Sign an in-toto statement other than a receipt (a run record, a workflow
+        run's failure) with the node's key, and log it; return the envelope and its
+        tlog-proof. Its predicate type keeps it from passing for a receipt."""
+        if statement.get("predicateType") == PREDICATE_TYPE:
+            raise InputError("receipts are issued through Issuer.issue, with their checks")
         envelope = sign_envelope(canonical_json(statement), self._key)
         if not self.log_enabled:
             return envelope, None
