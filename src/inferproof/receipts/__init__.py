@@ -30,6 +30,7 @@ from ._statement import (
     opens,
     parse_statement,
     receipt_from_statement,
+    statement_parts,
     utc_now,
 )
 
@@ -63,6 +64,7 @@ __all__ = [
     "receipt_digest",
     "receipt_from_statement",
     "sign_envelope",
+    "statement_parts",
     "utc_now",
     "verify_envelope",
 ]

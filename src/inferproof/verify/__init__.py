@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .._checks import Check, CheckStatus
 from ._policy import Policy, TrustRoot, load_policy, parse_policy
-from ._runcheck import CallReport, RunReport, RunVerifier
+from ._runcheck import CallReport, RunReport, RunVerifier, log_checks_of
 from ._verifier import Material, VerificationReport, VerifiedReceipt, Verifier
 
 __all__ = [
@@ -27,5 +27,6 @@ __all__ = [
     "VerifiedReceipt",
     "Verifier",
     "load_policy",
+    "log_checks_of",
     "parse_policy",
 ]

@@ -26,6 +26,7 @@ from .._checks import Check, CheckStatus, failed, passed
 from ..errors import VerificationError
 from ..log import TlogProof
 from ..receipts import RunRecord, RunStatement, chain, chain_head, receipt_digest, verify_envelope
+from ._logcheck import Logged
 from ._verifier import Material, VerificationReport, Verifier
 
 
@@ -80,6 +81,12 @@ class RunReport:
             "checks": [c.to_json() for c in self.checks],
             "calls": [c.to_json() for c in self.calls],
         }
+
+
+def log_checks_of(verifier: Verifier, logged: Logged) -> list[Check]:
+    """The ``log.*`` checks of a signed statement other than a receipt (a run record, a
+    workflow failure), with ``verifier``'s trusted logs, witnesses and policy."""
+    return verifier._log_checks(logged, Material())
 
 
 class RunVerifier:
@@ -155,8 +162,7 @@ class RunVerifier:
         return report
 
     def _log(self, record: RunRecord) -> list[Check]:
-        logged = self.verifier._log_checks(record, Material())
-        return [replace(c, name=f"run.{c.name}") for c in logged]
+        return [replace(c, name=f"run.{c.name}") for c in log_checks_of(self.verifier, record)]
 
     def _signature(self, record: RunRecord) -> Check:
         try:

@@ -9,19 +9,31 @@ Example::
 from __future__ import annotations
 
 from ._alerts import Alert, parse_alert
+from ._chain import (
+    FAILURE_PREDICATE_TYPE,
+    HistoryEntry,
+    HistoryReport,
+    check_history,
+    failure_statement,
+)
 from ._definition import AlertSpec, Definition, Schedule, parse_every
 from ._feeds import MAX_FEED_BYTES, FeedSpec, Fetched, fetch
 from ._query import Query
 
 __all__ = [
+    "FAILURE_PREDICATE_TYPE",
     "MAX_FEED_BYTES",
     "Alert",
     "AlertSpec",
     "Definition",
     "FeedSpec",
     "Fetched",
+    "HistoryEntry",
+    "HistoryReport",
     "Query",
     "Schedule",
+    "check_history",
+    "failure_statement",
     "fetch",
     "parse_alert",
     "parse_every",
