@@ -19,6 +19,7 @@ from ._chain import (
 from ._definition import AlertSpec, Definition, Schedule, parse_every
 from ._feeds import MAX_FEED_BYTES, FeedSpec, Fetched, fetch
 from ._query import Query
+from ._runner import RunResult, provenance_of, run_once
 
 __all__ = [
     "FAILURE_PREDICATE_TYPE",
@@ -31,10 +32,13 @@ __all__ = [
     "HistoryEntry",
     "HistoryReport",
     "Query",
+    "RunResult",
     "Schedule",
     "check_history",
     "failure_statement",
     "fetch",
     "parse_alert",
     "parse_every",
+    "provenance_of",
+    "run_once",
 ]
