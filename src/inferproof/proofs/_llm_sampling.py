@@ -121,10 +121,7 @@ class Chain:
         ids, values, cut, ordered = self._filter(logits)
         where = np.flatnonzero(ids == token)
         if where.size == 0:
-            # Filtered out: a near-tie only if the token sits within the logit error of
-            # the filter's threshold.
-            gap = float(cut - logits[token])
-            return Pick(False, gap <= 2 * eps, gap)
+            return self._filtered(logits, token, u, eps, float(cut - logits[token]))
         t = float(self._s.temperature)
         scaled = (values / np.float32(t)).astype(np.float32)
         p = np.exp(scaled - scaled.max(), dtype=np.float32).astype(np.float64)
@@ -144,6 +141,42 @@ class Chain:
             near[j] = False
             margin += float(p[near].sum()) / total
         return Pick(False, miss <= margin, miss)
+
+    def _filtered(
+        self, logits: np.ndarray[Any, Any], token: int, u: float, eps: float, gap: float
+    ) -> Pick:
+        """A token the verifier's filters removed: a near-tie when its logit is within
+        the logit error of the filter's threshold (top-k, min-p or top-p alike). A
+        token further below a top-p threshold may still be one: the nucleus ends where
+        the cumulative probability reaches ``top_p``, and near that boundary a small
+        change of the head's logits moves it past tail tokens, so the token is a
+        near-tie when (1) the probability of the tokens above it could be below
+        ``top_p`` on the node, moved by no more than
+        the logit error allows (:func:`_boundary_shift`), and (2) the seeded draw picks
+        it from the smallest nucleus that holds it (a larger one only moves its share
+        down, towards the draw). The tokens above it are taken as the verifier orders
+        them: allowing near-equal ones to swap too would let a dense tail's every token
+        through at a late draw."""
+        s = self._s
+        order = np.argsort(-logits, kind="stable")
+        if s.top_k > 0:
+            order = order[: s.top_k]
+        rank = np.flatnonzero(order == token)
+        floor = float(logits.max()) + math.log(s.min_p) if s.min_p > 0 else -math.inf
+        if gap <= 2 * eps or s.top_p >= 1.0 or rank.size == 0 or float(logits[token]) < floor:
+            return Pick(False, gap <= 2 * eps, gap)
+        j = int(rank[0])
+        values = logits[order].astype(np.float64)
+        p = np.exp(values - values[0])
+        above = float(p[:j].sum()) / float(p.sum())
+        if above - _boundary_shift(above, 2 * eps) >= s.top_p:
+            return Pick(False, False, gap)
+        t = float(s.temperature)
+        q = np.exp((values[: j + 1] - values[0]) / t)
+        lo = float(q[:j].sum()) / float(q.sum())
+        if u > lo - _boundary_shift(lo, 2 * eps / t):
+            return Pick(False, True, gap)
+        return Pick(False, False, lo - u)
 
     def _filter(self, logits: np.ndarray[Any, Any]) -> tuple[Any, Any, float, bool]:
         """Candidates after top-k, top-p and min-p, in llama.cpp's order, the lowest

@@ -58,6 +58,43 @@ def _fill(llm: Any, tokens: Sequence[int], start: int, want: Callable[[int], boo
     return n_out
 
 
+def _chunks(n: int, n_batch: int, n_ubatch: int) -> list[tuple[int, int, bool]]:
+    """``(start, size, pad)`` for evaluating ``n`` tokens in batches of ``n_batch``.
+
+    llama_decode splits a batch into micro-batches of ``n_ubatch`` rows, and a
+    micro-batch of one row goes through the one-row kernels (module docs): its logits
+    differ from the same row's in a larger micro-batch. So a chunk whose last
+    micro-batch would be one row is either padded with a throw-away row (``pad``: the
+    caller adds it without logits and removes its cache cell at once; a row's result
+    does not depend on the others of its batch) or, when it is already ``n_batch``
+    long, cut one row short. With ``n_ubatch`` 1 every row is alone, and nothing helps."""
+    out, start = [], 0
+    while start < n:
+        size = min(n_batch, n - start)
+        lone = n_ubatch > 1 and size % n_ubatch == 1
+        if lone and size == n_batch and size > 2:
+            size -= 1
+            lone = size % n_ubatch == 1
+        pad = lone and size < n_batch
+        out.append((start, size, pad))
+        start += size
+    return out
+
+
+def _eval(
+    llm: Any, tokens: Sequence[int], start: int, pad: bool, want: Callable[[int], bool]
+) -> int:
+    """Decode ``tokens`` at ``start``..., plus a throw-away copy of the last one when
+    ``pad`` (its cache cell removed); the number of rows with logits."""
+    rows = list(tokens) + ([tokens[-1]] if pad else [])
+    end = start + len(tokens)
+    n_out = _fill(llm, rows, start, lambda p: p < end and want(p))
+    llm._ctx.decode(llm._batch)
+    if pad:
+        llm._ctx.kv_cache_seq_rm(0, end, -1)
+    return n_out
+
+
 def _clear(llm: Any) -> None:
     llm.reset()
     llm._ctx.kv_cache_clear()
@@ -75,11 +112,9 @@ def decode(
     row the token was sampled from, valid until the generator resumes. The caller
     stops the generator; it never decodes past the context."""
     _clear(llm)
-    n_batch, last = int(llm.n_batch), len(prompt) - 1
-    for i in range(0, len(prompt), n_batch):
-        chunk = prompt[i : i + n_batch]
-        _fill(llm, chunk, i, lambda p: p == last)
-        llm._ctx.decode(llm._batch)
+    last = len(prompt) - 1
+    for i, size, pad in _chunks(len(prompt), int(llm.n_batch), _n_ubatch(llm)):
+        _eval(llm, prompt[i : i + size], i, pad, last.__eq__)
     pos = len(prompt)
     while True:
         # Row -1 is the batch's last row with logits: the prompt's last token, then
@@ -104,15 +139,17 @@ def prefill(llm: Any, prompt: Sequence[int], answer: Sequence[int], each: RowCal
     logits whatever the answer's length."""
     _clear(llm)
     tokens = list(prompt) + list(answer)[:-1]
-    first, n_batch = len(prompt) - 1, int(llm.n_batch)
-    for i in range(0, len(tokens), n_batch):
-        chunk = tokens[i : i + n_batch]
-        n_out = _fill(llm, chunk, i, lambda p: p >= first)
-        llm._ctx.decode(llm._batch)
+    first = len(prompt) - 1
+    for i, size, pad in _chunks(len(tokens), int(llm.n_batch), _n_ubatch(llm)):
+        n_out = _eval(llm, tokens[i : i + size], i, pad, first.__le__)
         # Output rows are numbered by batch row; only rows with logits have them.
-        for j in range(len(chunk) - n_out, len(chunk)):
+        for j in range(size - n_out, size):
             each(i + j - first, _logits(llm, j))
     _clear(llm)
+
+
+def _n_ubatch(llm: Any) -> int:
+    return int(llm.context_params.n_ubatch)
 
 
 __all__ = ["decode", "prefill"]
