@@ -323,6 +323,8 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=None)
     parser.add_argument("--cost-only", action="store_true", help="Only the cost tables.")
     parser.add_argument("--no-cost", action="store_true", help="Skip the cost tables.")
+    parser.add_argument("--honest-only", action="store_true", help="No dishonest answers.")
+    parser.add_argument("--settings", default=None, help="SETTINGS keys, separated by ;")
     args = parser.parse_args()
     if args.verify_cases is not None:
         verify_cases_main(args.verify_cases, args.results)
@@ -345,17 +347,20 @@ def main() -> None:
         ]
         paired_node.close()
         node.close()
-        log("generating dishonest answers")
-        paired_node = LlamaModel(model, LlamaSettings(decode="paired"))
-        dishonest = dishonest_cases(paired_node, digest, honest, args.dishonest, work)
-        paired_node.close()
+        dishonest: list[Case] = []
+        if not args.honest_only:
+            log("generating dishonest answers")
+            paired_node = LlamaModel(model, LlamaSettings(decode="paired"))
+            dishonest = dishonest_cases(paired_node, digest, honest, args.dishonest, work)
+            paired_node.close()
         rows: list[dict] = []
         same_rows: list[dict] = []
-        for name, settings in SETTINGS.items():
+        chosen = args.settings.split(";") if args.settings else list(SETTINGS)
+        for name, settings in ((k, SETTINGS[k]) for k in chosen):
             llm = LlamaModel(model, settings)
             rows += verify_all(llm, honest, f"same build, {name}", same=True)
             rows += verify_all(llm, paired, f"same build, {name}, paired node", same=True)
-            if not same_rows:
+            if not same_rows and dishonest:
                 same_rows = verify_all(llm, dishonest, name, same=True)
             llm.close()
             log(f"  verified: {name}")
@@ -379,8 +384,8 @@ def main() -> None:
             "samples at temperature 0.8, top-p 0.95, the rest greedy), each verified under "
             "every setting below.",
             honest_table(rows),
-            dishonest_table(same_rows, other),
         ]
+        + ([dishonest_table(same_rows, other)] if dishonest else [])
         + ([] if c is None else [cost_table(c, bundle_share())])
     )
     print(text)
