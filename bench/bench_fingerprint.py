@@ -17,7 +17,7 @@ On SmolLM2-135M-Instruct Q4_1 (the model the README installs):
    64/256/1024 tokens and for larger files. The generation-time overhead of
    recording is bench/bench_fingerprint_overhead.py's.
 
-Run: .venv/bin/python bench/bench_fingerprint.py [--answers 60] [--dishonest 12]
+Run: .venv/bin/python bench/bench_fingerprint.py [--answers 60] [--dishonest 12] [--cases FILE]
          [--other-python /path/to/venv/bin/python] [--out docs/benchmarks-fingerprint.md]
 """
 
@@ -312,6 +312,36 @@ def cost_table(c: dict[str, Any], share: tuple[int, int, int]) -> str:
     return "\n".join(lines)
 
 
+def make_cases(args: Any, work: Path) -> tuple[list[Case], list[Case], list[Case]]:
+    """The honest, paired-node and dishonest answers: generated, or read back from
+    ``--cases FILE`` when it exists (written there otherwise), so that a change to the
+    verifier can be measured again on the same answers."""
+    if args.cases is not None and args.cases.exists():
+        saved = json.loads(args.cases.read_text())
+        return tuple([Case.from_json(o) for o in saved[k]]  # type: ignore[return-value]
+                     for k in ("honest", "paired", "dishonest"))  # fmt: skip
+    model = smollm2_gguf()
+    digest = gguf_file_digest(model)
+    node = LlamaModel(model)
+    log("generating honest answers")
+    honest = honest_cases(node, digest, args.answers)
+    node.close()
+    paired_node = LlamaModel(model, LlamaSettings(decode="paired"))
+    paired = [
+        Case("honest, paired node", c.request, *_regen(paired_node, c))
+        for c in honest[: args.dishonest]
+    ]
+    dishonest: list[Case] = []
+    if not args.honest_only:
+        log("generating dishonest answers")
+        dishonest = dishonest_cases(paired_node, digest, honest, args.dishonest, work)
+    paired_node.close()
+    if args.cases is not None:
+        out = {"honest": honest, "paired": paired, "dishonest": dishonest}
+        args.cases.write_text(json.dumps({k: [c.to_json() for c in v] for k, v in out.items()}))
+    return honest, paired, dishonest
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--answers", type=int, default=60)
@@ -324,6 +354,7 @@ def main() -> None:
     parser.add_argument("--cost-only", action="store_true", help="Only the cost tables.")
     parser.add_argument("--no-cost", action="store_true", help="Skip the cost tables.")
     parser.add_argument("--honest-only", action="store_true", help="No dishonest answers.")
+    parser.add_argument("--cases", type=Path, default=None, help="Answers, kept or reused.")
     parser.add_argument("--settings", default=None, help="SETTINGS keys, separated by ;")
     args = parser.parse_args()
     if args.verify_cases is not None:
@@ -334,25 +365,9 @@ def main() -> None:
             print(cost_table(cost(args.rounds, Path(tmp)), bundle_share()))
         return
     model = smollm2_gguf()
-    digest = gguf_file_digest(model)
     with tempfile.TemporaryDirectory(prefix="bench-fp-") as tmp:
         work = Path(tmp)
-        node = LlamaModel(model)
-        log("generating honest answers")
-        honest = honest_cases(node, digest, args.answers)
-        paired_node = LlamaModel(model, LlamaSettings(decode="paired"))
-        paired = [
-            Case("honest, paired node", c.request, *_regen(paired_node, c))
-            for c in honest[: args.dishonest]
-        ]
-        paired_node.close()
-        node.close()
-        dishonest: list[Case] = []
-        if not args.honest_only:
-            log("generating dishonest answers")
-            paired_node = LlamaModel(model, LlamaSettings(decode="paired"))
-            dishonest = dishonest_cases(paired_node, digest, honest, args.dishonest, work)
-            paired_node.close()
+        honest, paired, dishonest = make_cases(args, work)
         rows: list[dict] = []
         same_rows: list[dict] = []
         chosen = args.settings.split(";") if args.settings else list(SETTINGS)
