@@ -18,7 +18,7 @@ from ..engine import LocalNode
 from ..errors import Error, InputError
 from ..receipts import RunRecord
 from ..testing import credit_risk_model, smollm2_gguf
-from ..verify import RunReport, RunVerifier
+from ..verify import RunVerifier
 from ._agents import show_run
 from ._common import EXIT_VERIFY_FAILED, console
 
@@ -104,7 +104,7 @@ def agent_demo(workdir: Path) -> None:
     with LocalNode() as node:
         runs = RunVerifier.for_audit(node.verifier())
         report = runs.check(RunRecord.read(record_path))
-        _show(report)
+        show_run(report)
         if not report.verified:
             raise typer.Exit(EXIT_VERIFY_FAILED)
         _step("Tampering with a copy: the credit-risk call is dropped from the record")
@@ -113,14 +113,10 @@ def agent_demo(workdir: Path) -> None:
         tampered = workdir / "run-tampered.json"
         tampered.write_text(json.dumps(obj, indent=2))
         bad = runs.check(RunRecord.read(tampered))
-        _show(bad)
+        show_run(bad)
         if bad.verified:
             raise typer.Exit(EXIT_VERIFY_FAILED)
     console.print(
         f"\n[bold]Done.[/bold] Try: inferproof run verify {record_path}  and  "
         f"inferproof run verify {tampered}"
     )
-
-
-def _show(report: RunReport) -> None:
-    show_run(report)
