@@ -66,3 +66,10 @@ class Home:
 
     def node_key(self) -> Ed25519PrivateKey:
         return load_or_create_ed25519(self.keys / "node.key")
+
+    def webhook_key(self) -> Ed25519PrivateKey:
+        """The key that signs outgoing webhooks (``keys/webhook.key``, 0600 on first use)."""
+        # A key of its own, on purpose: the node key signs receipts, and a key must never
+        # sign the bytes of another protocol, where a signed webhook could be passed off
+        # as something the node attested (or the reverse).
+        return load_or_create_ed25519(self.keys / "webhook.key")

@@ -1,0 +1,326 @@
+"""Workflows as a service: create, list, pause, delete, run on schedule, export, verify.
+
+:class:`Workflows` joins the pieces: definitions and runs in a
+:class:`WorkflowStore`, APScheduler (``_scheduler.py``) deciding when, ``run_once``
+doing a run, then the consumers: in-process subscribers (the node's server-sent
+events) and signed webhooks. What an outsider may name is bounded by a
+:class:`FeedPolicy`: HTTP feeds and webhooks only to allowed hosts, files only under
+the feed folder; the local command line (the machine's own user) allows any host.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from ..engine import LocalNode
+from ..errors import Error, InputError
+from ..receipts import utc_now
+from ..stores import SQLWorkflowStore
+from ..verify import RunVerifier, Verifier
+from ._chain import HistoryEntry, HistoryReport
+from ._definition import AlertSpec, Definition, Schedule
+from ._feeds import FeedSpec, fetch
+from ._history import History, verify_history
+from ._query import Query
+from ._runner import RunResult, run_once
+from ._scheduler import Scheduler, planned_tick, trigger_of
+from ._store import WorkflowStore
+from ._webhooks import Delivery, WebhookSigner, deliver
+
+__all__ = ["FeedPolicy", "WorkflowInfo", "Workflows"]
+
+log = logging.getLogger("inferproof.workflows")
+# A run is a bounded fetch (10 s), an inference and a log append; a run still marked
+# running after this long belonged to a process that died, and its number is reused.
+RUN_LEASE_SECONDS = 600.0
+Subscriber = Callable[[str, RunResult], None]
+
+
+@dataclass(frozen=True)
+class FeedPolicy:
+    """Which feeds and webhooks a creator may name: ``hosts`` None allows any host
+    (the local user), a set allows those host names only; ``root`` is the folder file
+    feeds are read from (None: no file feeds)."""
+
+    hosts: frozenset[str] | None = None
+    root: Path | None = None
+
+    def check(self, d: Definition) -> None:
+        urls = [d.feed.source] if d.feed.kind == "http" else []
+        urls += [a.webhook for a in d.alerts if a.webhook]
+        for url in urls:
+            host = (urlsplit(url).hostname or "").lower()
+            if self.hosts is not None and host not in self.hosts:
+                raise InputError(f"host {host!r:.80} is not in this node's feed allow-list "
+                                 "(--feed-host)")  # fmt: skip
+        if d.feed.kind == "file" and self.root is None:
+            raise InputError("file feeds are not allowed here (no feed folder is configured)")
+
+
+@dataclass(frozen=True)
+class WorkflowInfo:
+    """A workflow as listed: definition, state, runs so far, the last run's status."""
+
+    definition: Definition
+    state: str
+    created: float
+    runs: int
+    last_status: str | None
+    next_run: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.definition.name, "state": self.state,
+                "digest": self.definition.digest, "definition": self.definition.to_json(),
+                "created": self.created, "runs": self.runs, "last_status": self.last_status,
+                "next_run": self.next_run}  # fmt: skip
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class Workflows:
+    """Workflows over one node and one store (module docs).
+
+    Example::
+
+        with LocalNode() as node, Workflows(node, store) as wf:
+            wf.create("risk", "credit", FeedSpec.parse(url), Query("X", cols, 1),
+                      Schedule(every=60))
+            wf.start()          # runs on schedule until close()
+    """
+
+    def __init__(
+        self,
+        node: LocalNode,
+        store: WorkflowStore,
+        *,
+        policy: FeedPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+        owns_store: bool = False,
+    ) -> None:
+        self.node, self.store, self._owns_store = node, store, owns_store
+        self.policy = policy or FeedPolicy(root=node.home.root / "feeds")
+        self.transport = transport
+        self.owner = uuid.uuid4().hex
+        self.signer = WebhookSigner(node.home.webhook_key())
+        self._scheduler = Scheduler(store.engine, store.database_id, self._fire)
+        self._subscribers: list[Subscriber] = []
+        self._lock = threading.Lock()
+        self._scheduler.start(paused=True)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Run workflows on schedule in background threads, until :meth:`close`."""
+        self._scheduler.shutdown()
+        self._scheduler = Scheduler(self.store.engine, self.store.database_id, self._fire)
+        self._scheduler.start()
+
+    @property
+    def running(self) -> bool:
+        return self._scheduler.running
+
+    def close(self) -> None:
+        self._scheduler.shutdown()
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> Workflows:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- definitions -------------------------------------------------------------------
+    def create(
+        self, name: str, model: str, feed: FeedSpec, query: Query, schedule: Schedule,
+        alerts: tuple[AlertSpec, ...] = (), *, probe: bool = True,
+    ) -> Definition:  # fmt: skip
+        """Define and schedule a workflow. Refused with the reason when the model does
+        not take the query's tensor, an alert does not read an output, the policy
+        forbids the feed or a webhook, or (``probe``) the feed's rows do not fit now."""
+        record, _ = self.node.resolve(model)
+        if record is None:
+            raise InputError(f"no model {model!r:.80} in the hub")
+        d = Definition.create(name, record, feed, query, schedule, alerts)
+        self.policy.check(d)
+        trigger_of(schedule, time.time())
+        if probe:
+            self._probe(d, record)
+        created = time.time()
+        self.store.put(d.name, json.dumps(d.to_json()), d.digest, created=created)
+        self._scheduler.add(d.name, d.schedule, created=created)
+        return d
+
+    def _probe(self, d: Definition, record: Any) -> None:
+        try:
+            fetched = fetch(d.feed, root=self.policy.root, transport=self.transport)
+            spec = next(s for s in record.inputs if s.name == d.query.input)
+            d.query.tensors(fetched.rows, spec)
+        except Error as exc:
+            raise InputError(f"the feed does not give the model's input now: {exc}") from None
+
+    def definition(self, name: str) -> Definition:
+        stored = self.store.get(name)
+        if stored is None:
+            raise InputError(f"no workflow {name!r:.80}")
+        return Definition.from_json(json.loads(stored.definition))
+
+    def info(self, name: str) -> WorkflowInfo:
+        stored = self.store.get(name)
+        if stored is None:
+            raise InputError(f"no workflow {name!r:.80}")
+        runs = self.store.runs(name)
+        nxt = self._scheduler.next_run(name) if stored.state == "active" else None
+        return WorkflowInfo(Definition.from_json(json.loads(stored.definition)), stored.state,
+                            stored.created, len(runs), runs[-1].status if runs else None,
+                            None if nxt is None else _iso(nxt))  # fmt: skip
+
+    def list(self) -> builtins.list[WorkflowInfo]:
+        return [self.info(s.name) for s in self.store.definitions()]
+
+    def pause(self, name: str) -> None:
+        self.definition(name)
+        self.store.set_state(name, "paused")
+        self._scheduler.pause(name)
+
+    def resume(self, name: str) -> None:
+        self.definition(name)
+        self.store.set_state(name, "active")
+        self._scheduler.resume(name)
+
+    def delete(self, name: str) -> None:
+        """Remove a workflow, its schedule and stored runs (export first to keep them)."""
+        self.definition(name)
+        self._scheduler.remove(name)
+        self.store.delete(name)
+
+    # -- runs --------------------------------------------------------------------------
+    def _fire(self, name: str) -> None:
+        self.tick(name)
+
+    def tick(self, name: str, *, now: datetime | None = None) -> RunResult | None:
+        """Run the tick of ``name`` due at ``now`` if this process wins its claim."""
+        stored = self.store.get(name)
+        if stored is None or stored.state != "active":
+            return None
+        d = Definition.from_json(json.loads(stored.definition))
+        when = now or datetime.now(UTC)
+        planned = planned_tick(trigger_of(d.schedule, stored.created), when)
+        if planned is None:
+            return None
+        return self._run(d, _iso(planned), _iso(planned), when)
+
+    def run_now(self, name: str) -> RunResult | None:
+        """Run ``name`` once now, off schedule (its own tick), on the same chain."""
+        d = self.definition(name)
+        now = datetime.now(UTC)
+        return self._run(d, f"manual:{uuid.uuid4().hex}", _iso(now), now)
+
+    def _run(self, d: Definition, tick: str, planned: str, when: datetime) -> RunResult | None:
+        claim = self.store.claim(d.name, tick, owner=self.owner, planned=planned,
+                                 started=utc_now(), now=when.timestamp(),
+                                 lease=RUN_LEASE_SECONDS)  # fmt: skip
+        if claim is None:
+            return None
+        try:
+            result = run_once(self.node, d, claim.run, claim.previous, planned=planned,
+                              root=self.policy.root, transport=self.transport)  # fmt: skip
+        except Exception:
+            log.exception("workflow %s run %d could not be signed", d.name, claim.run)
+            self.store.abandon(d.name, claim.run)
+            return None
+        self.store.finish(d.name, claim.run, status="ok" if result.ok else "failed",
+                          digest=result.entry.digest, entry=json.dumps(result.entry.to_json()),
+                          reason=result.reason, alerts=json.dumps(list(result.fired)),
+                          finished=utc_now())  # fmt: skip
+        self._notify(d.name, result)
+        if result.webhooks:
+            self._deliver(d.name, result)
+        return result
+
+    # -- consumers ---------------------------------------------------------------------
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        """Call ``fn(name, result)`` after every run this process makes; returns the
+        function that unsubscribes."""
+        with self._lock:
+            self._subscribers.append(fn)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if fn in self._subscribers:
+                    self._subscribers.remove(fn)
+
+        return unsubscribe
+
+    def _notify(self, name: str, result: RunResult) -> None:
+        with self._lock:
+            subs = list(self._subscribers)
+        for fn in subs:
+            try:
+                fn(name, result)
+            except Exception:  # a consumer's bug must not stop the schedule
+                log.exception("workflow subscriber failed")
+
+    def _deliver(self, name: str, result: RunResult) -> builtins.list[Delivery]:
+        body = json.dumps(event_body(name, result), separators=(",", ":")).encode()
+        done = [deliver(url, body, self.signer, transport=self.transport)
+                for url in dict.fromkeys(result.webhooks)]  # fmt: skip
+        self.store.set_deliveries(name, result.run, json.dumps([
+            {"url": d.url, "id": d.msg_id, "status": d.status, "attempts": d.attempts,
+             "error": d.error} for d in done]))  # fmt: skip
+        return done
+
+    # -- history -----------------------------------------------------------------------
+    def history(self, name: str) -> History:
+        """Every finished run of ``name``, in order, as an exportable :class:`History`."""
+        d = self.definition(name)
+        entries = [HistoryEntry.from_json(json.loads(r.entry))
+                   for r in self.store.runs(name) if r.entry is not None]  # fmt: skip
+        return History(d, entries)
+
+    def verify(self, name: str) -> HistoryReport:
+        """Verify the stored history of ``name`` with this node's trust root."""
+        return verify_history(self.history(name), audit_verifier(self.node))
+
+
+def audit_verifier(node: LocalNode) -> Verifier:
+    """The node's verifier with an audit's policy: log inclusion required, no nonce."""
+    return RunVerifier.for_audit(node.verifier()).verifier
+
+
+def event_body(name: str, result: RunResult) -> dict[str, Any]:
+    """A run as consumers get it (webhook body, server-sent event): Standard Webhooks'
+    ``{type, timestamp, data}`` with the signed entry in ``data``."""
+    return {
+        "type": "workflow.run",
+        "timestamp": result.started,
+        "data": {"workflow": name} | result.to_json() | {"entry": result.entry.to_json()},
+    }
+
+
+def open_workflows(
+    node: LocalNode,
+    database: str | None = None,
+    *,
+    policy: FeedPolicy | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> Workflows:
+    """The workflow service of ``node`` on ``database`` (an SQLAlchemy URL; by default
+    ``workflows.sqlite`` in the node's home). Closing it closes the store too."""
+    url = database or "sqlite:///" + str(node.home.root / "workflows.sqlite")
+    return Workflows(node, SQLWorkflowStore(url), policy=policy, transport=transport,
+                     owns_store=True)  # fmt: skip
