@@ -22,6 +22,7 @@ from ._node import serve, token_app
 from ._policy import policy_app
 from ._receipt import receipt_app
 from ._verify import verify
+from ._workflow import workflow_app
 from ._zk import zk_app
 
 __all__ = ["app", "main"]
@@ -55,6 +56,7 @@ app.add_typer(bundle_app, name="bundle")
 app.add_typer(key_app, name="key")
 app.command("mcp")(mcp)
 app.add_typer(run_app, name="run")
+app.add_typer(workflow_app, name="workflow")
 
 
 def _print_version(value: bool) -> None:

@@ -58,6 +58,10 @@ def demo(
         bool,
         typer.Option("--agent", help="A scripted agent on the MCP tools, and its run record."),
     ] = False,
+    workflow: Annotated[
+        bool,
+        typer.Option("--workflow", help="A volatility model run every second on a signed feed."),
+    ] = False,
 ) -> None:
     """Train, sign and push a credit-risk model, infer, verify, then tamper and fail.
 
@@ -66,9 +70,17 @@ def demo(
     receipt with one prefill (its fingerprint), then tamper with the answer and fail.
     With --agent: a scripted agent scores a loan with the credit-risk model and explains
     it with SmolLM2 through `inferproof mcp`, then its run record is verified, and a
-    tampered copy fails."""
-    if node + chat + agent > 1:
-        raise InputError("--node, --chat and --agent are three demos: give one of them")
+    tampered copy fails.
+
+    With --workflow: a volatility model runs every second on a signed price feed, ten
+    times; an alert fires, the history verifies, and a copy missing one run does not."""
+    if node + chat + agent + workflow > 1:
+        raise InputError("--node, --chat, --agent and --workflow are four demos: give one")
+    if workflow:
+        from ._demoworkflow import workflow_demo
+
+        workflow_demo(workdir)
+        return
     if agent:
         from ._demoagent import agent_demo
 

@@ -3,6 +3,8 @@
 - :func:`credit_risk_model`: a scikit-learn logistic regression on synthetic
   applicants, converted to ONNX (the demo's model).
 - :func:`mlp_model`: a float32 MLP of any layer sizes, built with onnx's helpers.
+- :func:`volatility_model`: realised volatility of a window of prices (the workflow
+  demo's model).
 - :func:`write_tiny_llama` / :func:`tiny_llama_gguf`: a tiny random llama GGUF that
   llama.cpp loads and answers with (gibberish, but real, deterministic output): for
   fast unit tests.
@@ -25,7 +27,7 @@ from ._gguf import (
     tiny_llama_gguf,
     write_tiny_llama,
 )
-from ._onnx import FEATURES, credit_risk_model, mlp_model
+from ._onnx import FEATURES, credit_risk_model, mlp_model, volatility_model
 from ._smollm2 import (
     SMOLLM2_DIGEST,
     SMOLLM2_DISTRIBUTION,
@@ -49,5 +51,6 @@ __all__ = [
     "requantise_gguf",
     "smollm2_gguf",
     "tiny_llama_gguf",
+    "volatility_model",
     "write_tiny_llama",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["FEATURES", "credit_risk_model", "mlp_model"]
+__all__ = ["FEATURES", "credit_risk_model", "mlp_model", "volatility_model"]
 
 import itertools
 from typing import Any
@@ -102,6 +102,41 @@ def mlp_model(sizes: tuple[int, ...], seed: int = 0) -> bytes:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", sizes[-1]])],
         inits,
     )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return bytes(model.SerializeToString())
+
+
+def volatility_model(window: int = 30) -> bytes:
+    """Realised volatility of a price window: the population standard deviation of the
+    log returns of ``closes`` float32[1, window], as ``volatility`` float32[1, 1]
+    (per step, not annualised). Plain ONNX ops (Slice, Div, Log, ReduceMean, Sqrt)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    def const(name: str, values: list[int]) -> Any:
+        return numpy_helper.from_array(np.array(values, np.int64), name)
+
+    inits = [const("s1", [1]), const("e1", [window]), const("s0", [0]),
+             const("e0", [window - 1]), const("ax", [1])]  # fmt: skip
+    nodes = [
+        helper.make_node("Slice", ["closes", "s1", "e1", "ax"], ["later"]),
+        helper.make_node("Slice", ["closes", "s0", "e0", "ax"], ["earlier"]),
+        helper.make_node("Div", ["later", "earlier"], ["ratio"]),
+        helper.make_node("Log", ["ratio"], ["returns"]),
+        helper.make_node("ReduceMean", ["returns"], ["mean"], axes=[1], keepdims=1),
+        helper.make_node("Sub", ["returns", "mean"], ["dev"]),
+        helper.make_node("Mul", ["dev", "dev"], ["sq"]),
+        helper.make_node("ReduceMean", ["sq"], ["var"], axes=[1], keepdims=1),
+        helper.make_node("Sqrt", ["var"], ["volatility"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "volatility",
+        [helper.make_tensor_value_info("closes", TensorProto.FLOAT, [1, window])],
+        [helper.make_tensor_value_info("volatility", TensorProto.FLOAT, [1, 1])],
+        inits,
+    )  # fmt: skip
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.checker.check_model(model)

@@ -31,7 +31,14 @@ from ._feeds import MAX_FEED_BYTES, FeedSpec, Fetched, fetch
 from ._history import HISTORY_MEDIA_TYPE, History, verify_history
 from ._query import Query
 from ._runner import RunResult, provenance_of, run_once
-from ._service import FeedPolicy, WorkflowInfo, Workflows, event_body, open_workflows
+from ._service import (
+    FeedPolicy,
+    WorkflowInfo,
+    Workflows,
+    audit_verifier,
+    event_body,
+    open_workflows,
+)
 from ._store import WorkflowStore
 from ._webhooks import Delivery, WebhookSigner, deliver, new_message_id, verify_webhook
 
@@ -56,6 +63,7 @@ __all__ = [
     "WorkflowInfo",
     "WorkflowStore",
     "Workflows",
+    "audit_verifier",
     "check_history",
     "deliver",
     "event_body",
