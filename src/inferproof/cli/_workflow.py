@@ -122,7 +122,7 @@ def create(
             query = Query(input_name or _only_input(record), cols, window, normalise)
             d = wf.create(name, model, spec, query, schedule, alerts, probe=not no_probe)
             digest = d.digest
-    console.print(f"workflow {name} created: definition {digest}")
+    console.print(f"workflow {name} created: definition {digest}", soft_wrap=True)
     if node is None:
         err_console.print("runs happen while a scheduler runs: inferproof workflow serve "
                           "(or inferproof serve)")  # fmt: skip
@@ -294,9 +294,7 @@ def history(
 
 def _entry_row(entry: Any) -> dict[str, Any]:
     fields, reason = entry.workflow()
-    when = None
-    if entry.bundle is not None:
-        when = entry.bundle.receipt.predicate.get("time", {}).get("finished")
+    when = entry.bundle.receipt.finished if entry.bundle is not None else None
     return {"run": fields.get("run"), "status": "ok" if reason is None else "failed",
             "time": when, "digest": entry.digest, "previous": fields.get("previous"),
             "reason": reason}  # fmt: skip

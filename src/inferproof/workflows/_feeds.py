@@ -22,8 +22,10 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
+import functools
 import io
 import json
+import ssl
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -162,9 +164,18 @@ def _read_file(spec: FeedSpec, root: Path | None) -> tuple[bytes, bytes | None]:
     return data, sig
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One TLS context (httpx's defaults: certifi's roots) for every fetch and webhook:
+    building it loads the whole CA bundle, about 20 ms, which would otherwise be paid
+    on every run (docs/benchmarks.md, workflows)."""
+    return httpx.create_ssl_context()
+
+
 def _read_http(spec: FeedSpec, transport: httpx.BaseTransport | None) -> tuple[bytes, bytes | None]:
     try:
-        http = httpx.Client(timeout=FETCH_TIMEOUT, follow_redirects=False, transport=transport)
+        http = httpx.Client(timeout=FETCH_TIMEOUT, follow_redirects=False, transport=transport,
+                            verify=tls_context())  # fmt: skip
         accept = {"Accept": "application/json"}
         with http, http.stream("GET", spec.source, headers=accept) as r:
             if r.status_code != 200:

@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from .._keys import raw_public
 from ..errors import InputError, VerificationError
+from ._feeds import tls_context
 
 __all__ = ["Delivery", "WebhookSigner", "deliver", "new_message_id", "verify_webhook"]
 
@@ -306,7 +307,8 @@ def deliver(
     outcome = _Outcome(None, "not attempted", False)
     # The spec recommends 15-30 s for a receiver to answer ("Request timeouts"); the
     # default here is shorter because a workflow's run waits for its alerts.
-    http = httpx.Client(timeout=timeout, follow_redirects=False, transport=transport)
+    http = httpx.Client(timeout=timeout, follow_redirects=False, transport=transport,
+                        verify=tls_context())  # fmt: skip
     with http:
         for attempt in range(1, attempts + 1):
             if attempt > 1:

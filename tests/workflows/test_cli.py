@@ -1,0 +1,140 @@
+"""``inferproof workflow ...`` in real processes, as a user runs it: create, refusals,
+run, history, export, verify (and a history with a run deleted named as a gap), and
+two scheduler processes on one database that never run the same tick."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inferproof.stores import SQLWorkflowStore
+from tests._cli import inferproof
+
+COLS = "income,debt,age,late"
+SAFE = {"income": 150, "debt": 0.05, "age": 50, "late": 0}
+
+
+@pytest.fixture()
+def cli(home: Path, credit_model: Any, server: Any, tmp_path: Path) -> Any:
+    url, routes = server
+    routes["/feed"] = (200, json.dumps([SAFE]).encode(), {})
+    env = dict(os.environ, INFERPROOF_HOME=str(home), COLUMNS="200")
+    model = tmp_path / "credit.onnx"
+    model.write_bytes(credit_model[0])
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return inferproof(env, *args)
+
+    assert run("model", "push", str(model), "--name", "credit", "--version", "1").returncode == 0
+    return run, url + "/feed", routes, env
+
+
+def _create(run: Any, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return run("workflow", "create", "risk", "--model", "credit:1", "--feed", url,  # type: ignore[no-any-return]
+               "--columns", COLS, "--every", "60s", *extra)  # fmt: skip
+
+
+def test_create_run_history_export_verify(cli: Any, tmp_path: Path) -> None:
+    run, url, _, _ = cli
+    made = _create(run, url, "--alert", "output.probabilities[0][1] > 0.5")
+    assert made.returncode == 0, made.stderr
+    assert "definition sha256:" in made.stdout
+    for _ in range(3):
+        assert run("workflow", "run", "risk").returncode == 0
+    listed = json.loads(run("workflow", "list", "--json").stdout)
+    assert [(w["name"], w["runs"], w["state"]) for w in listed] == [("risk", 3, "active")]
+    history = json.loads(run("workflow", "history", "risk", "--json").stdout)
+    assert [h["run"] for h in history] == [1, 2, 3]
+    assert history[1]["previous"] == history[0]["digest"]
+    out = tmp_path / "risk.history.json"
+    assert run("workflow", "export", "risk", "-o", str(out)).returncode == 0
+    ok = run("workflow", "verify", "--file", str(out))
+    assert ok.returncode == 0 and "VERIFIED" in ok.stdout, ok.stdout + ok.stderr
+    obj = json.loads(out.read_text())
+    del obj["runs"][1]
+    gap = tmp_path / "gap.json"
+    gap.write_text(json.dumps(obj))
+    bad = run("workflow", "verify", "--file", str(gap))
+    assert bad.returncode == 1
+    assert "workflow.chain" in bad.stderr and "run 2 is missing" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--alert", "output.nothing > 1"), "nothing"),
+        (("--alert", "open('x')"), "alert"),
+        (("--columns", "income,debt"), "model expects"),
+        (("--every", "fast"), "--every"),
+        (("--cron", "* * *", "--every", "60s"), "one of every or cron"),
+    ],
+)
+def test_bad_definitions_exit_2_with_one_line(
+    cli: Any, extra: tuple[str, ...], message: str
+) -> None:
+    run, url, _, _ = cli
+    made = _create(run, url, *extra)
+    assert made.returncode == 2, made.stdout + made.stderr
+    assert message in made.stderr and "Traceback" not in made.stderr
+    assert len(made.stderr.strip().splitlines()) == 1
+    assert json.loads(run("workflow", "list", "--json").stdout) == []
+
+
+def test_pause_resume_delete_and_unknown(cli: Any) -> None:
+    run, url, _, _ = cli
+    assert _create(run, url).returncode == 0
+    assert run("workflow", "pause", "risk").returncode == 0
+    assert json.loads(run("workflow", "show", "risk", "--json").stdout)["state"] == "paused"
+    paused = run("workflow", "run", "risk")
+    assert paused.returncode == 2 and "paused" in paused.stderr
+    assert run("workflow", "resume", "risk").returncode == 0
+    assert run("workflow", "delete", "risk", "--yes").returncode == 0
+    gone = run("workflow", "show", "risk")
+    assert gone.returncode == 2 and "no workflow 'risk'" in gone.stderr
+
+
+_SCHEDULER = """
+import sys, time
+from inferproof import LocalNode
+from inferproof.workflows import open_workflows
+fired = 0
+with LocalNode() as node, open_workflows(node) as wf:
+    tick = wf.tick
+    def counting(name, **kw):
+        global fired
+        fired += 1
+        return tick(name, **kw)
+    wf.tick = counting
+    wf.start()
+    time.sleep(float(sys.argv[1]))
+print(fired)
+"""
+
+
+def test_two_scheduler_processes_never_run_the_same_tick(cli: Any, home: Path) -> None:
+    run, url, _, env = cli
+    assert run("workflow", "create", "risk", "--model", "credit:1", "--feed", url,
+               "--columns", COLS, "--every", "1s").returncode == 0  # fmt: skip
+    procs = [subprocess.Popen([sys.executable, "-c", _SCHEDULER, "6"], env=env,
+                              stdout=subprocess.PIPE, text=True) for _ in range(2)]  # fmt: skip
+    fired = [int(p.communicate(timeout=120)[0].split()[-1]) for p in procs]
+    # Both schedulers fired the ticks (each would have run them alone) ...
+    assert all(n >= 3 for n in fired), fired
+    store = SQLWorkflowStore("sqlite:///" + str(home / "workflows.sqlite"))
+    try:
+        runs, claims = store.runs("risk"), store.claims("risk")
+    finally:
+        store.close()
+    # ... but every tick ran once: one claim per tick, one run per claim, no repeats.
+    ticks = [r.tick for r in runs]
+    assert len(ticks) == len(set(ticks)) and [r.run for r in runs] == list(range(1, len(runs) + 1))
+    assert sorted(t for t, _, r, _ in claims if r is not None) == sorted(ticks)
+    assert sum(fired) > len(runs)  # the losing fires were refused by the claim
+    verified = run("workflow", "verify", "risk")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
