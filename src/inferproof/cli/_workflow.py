@@ -319,15 +319,23 @@ def export(
 def verify(
     name: Annotated[str | None, typer.Argument(help="A workflow (or give --file).")] = None,
     file: Annotated[Path | None, typer.Option("--file", help="An exported history.")] = None,
+    archive: Annotated[
+        Path | None,
+        typer.Option(
+            "--feed-archive",
+            help="Feed payloads to re-check each run's input from (default: HOME/feed-archive).",
+        ),
+    ] = None,
     node: NodeOpt = None,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Verify a history: every run's signature and log inclusion, one definition, and
-    the chain (no run skipped, reordered, repeated or forged)."""
+    """Verify a history: every run's signature and log inclusion, one definition, the
+    chain (no run skipped, reordered, repeated or forged), and, where the feed's bytes
+    are at hand, each run's input re-checked from them (digest, signature, tensors)."""
     from ..engine import LocalNode
     from ..verify import RunVerifier, Verifier
-    from ..workflows import History, audit_verifier, verify_history
+    from ..workflows import History, archive_reader, audit_verifier, verify_history
 
     if (name is None) == (file is None):
         raise InputError("give a workflow name or --file HISTORY")
@@ -337,10 +345,12 @@ def verify(
         # The node's pinned trust root; the node's own opinion of its history is not asked.
         with _remote(node, token) as client:
             audit = RunVerifier.for_audit(Verifier(client.trust_root())).verifier
-            report = verify_history(h, audit)
+            payloads = None if archive is None else archive_reader(archive)
+            report = verify_history(h, audit, payloads)
     else:
         with LocalNode() as local:
-            report = verify_history(h, audit_verifier(local))
+            folder = archive or local.home.root / "feed-archive"
+            report = verify_history(h, audit_verifier(local), archive_reader(folder))
     _print_report(h, report, as_json)
     if not report.verified:
         bad = report.first_failure

@@ -28,7 +28,8 @@ from ._chain import (
 )
 from ._definition import AlertSpec, Definition, Schedule, parse_every
 from ._feeds import MAX_FEED_BYTES, FeedSpec, Fetched, fetch
-from ._history import HISTORY_MEDIA_TYPE, History, verify_history
+from ._history import HISTORY_MEDIA_TYPE, History, archive_reader, verify_history
+from ._provenance import check_provenance
 from ._query import Query
 from ._runner import RunResult, provenance_of, run_once
 from ._service import (
@@ -63,8 +64,10 @@ __all__ = [
     "WorkflowInfo",
     "WorkflowStore",
     "Workflows",
+    "archive_reader",
     "audit_verifier",
     "check_history",
+    "check_provenance",
     "deliver",
     "event_body",
     "failure_statement",

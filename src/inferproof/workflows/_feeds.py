@@ -97,6 +97,13 @@ class FeedSpec:
         spec.check()
         return spec
 
+    def rows(self, body: bytes) -> tuple[dict[str, Any], ...]:
+        """The rows of a payload in this feed's format (a signed note's text)."""
+        try:
+            return _rows(self.format, body)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"feed {self.source} is not valid {self.format}: {exc.msg}") from None
+
     def check(self) -> None:
         if self.kind not in _KINDS:
             raise InputError(f"feed kind must be one of {sorted(_KINDS)}")
@@ -192,10 +199,9 @@ def _read_http(spec: FeedSpec, transport: httpx.BaseTransport | None) -> tuple[b
     return b"".join(chunks), (sig.encode() if sig else None)
 
 
-def _check_signature(
-    spec: FeedSpec, data: bytes, sig: bytes | None
-) -> tuple[bytes, dict[str, Any]]:
-    """The data the rows are read from (a note's text) and the signature's record."""
+def check_payload(spec: FeedSpec, data: bytes, sig: bytes | None) -> tuple[bytes, dict[str, Any]]:
+    """The data the rows are read from (a note's text) and the signature's record,
+    which keeps the raw signature so anyone holding the bytes can check it again."""
     if spec.signature is None:
         return data, {"scheme": None, "verified": False, "detail": "the feed is not signed"}
     verifier = _verifier(spec.signature, str(spec.key))
@@ -215,7 +221,8 @@ def _check_signature(
         raise VerificationError(
             "feed.signature", f"feed {spec.source}: the {spec.signature} signature does not verify"
         ) from None
-    return data, {"scheme": spec.signature, "verified": True, "signature": sha256_digest(raw)}
+    return data, {"scheme": spec.signature, "verified": True,
+                  "value": base64.b64encode(raw).decode()}  # fmt: skip
 
 
 def _rows(fmt: str, data: bytes) -> tuple[dict[str, Any], ...]:
@@ -248,9 +255,5 @@ def fetch(
     data, sig = _read_http(spec, transport) if spec.kind == "http" else _read_file(spec, root)
     if len(data) > MAX_FEED_BYTES:
         raise InputError(f"feed {spec.source} is over {MAX_FEED_BYTES} bytes")
-    body, signature = _check_signature(spec, data, sig)
-    try:
-        rows = _rows(spec.format, body)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"feed {spec.source} is not valid {spec.format}: {exc.msg}") from None
-    return Fetched(data, sha256_digest(data), _now(), signature, rows)
+    body, signature = check_payload(spec, data, sig)
+    return Fetched(data, sha256_digest(data), _now(), signature, spec.rows(body))

@@ -41,6 +41,9 @@ class RunResult:
     fired: tuple[str, ...] = ()
     reason: str | None = None
     webhooks: tuple[str, ...] = field(default=())
+    # The fetched bytes (not part of the JSON form): for an archive that lets anyone
+    # check the provenance again (check_provenance).
+    payload: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -108,7 +111,7 @@ def run_once(
     fired = _fired(d, record.outputs, result.outputs)
     hooks = tuple(a.webhook for a in d.alerts if a.webhook and a.expr in fired)
     return RunResult(run, HistoryEntry(bundle=result.bundle), planned, started,
-                     result.outputs, fired, None, hooks)  # fmt: skip
+                     result.outputs, fired, None, hooks, fetched.payload)  # fmt: skip
 
 
 def _fired(d: Definition, specs: Any, outputs: Mapping[str, np.ndarray]) -> tuple[str, ...]:
