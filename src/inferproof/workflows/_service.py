@@ -25,15 +25,17 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from .._canonical import sha256_digest
 from ..engine import LocalNode
 from ..errors import Error, InputError
 from ..receipts import utc_now
-from ..stores import SQLWorkflowStore
+from ..runtime import decode_tensors
+from ..stores import SQLWorkflowStore, StoredRun
 from ..verify import RunVerifier, Verifier
 from ._chain import HistoryEntry, HistoryReport
 from ._definition import AlertSpec, Definition, Schedule
 from ._feeds import FeedSpec, fetch
-from ._history import History, verify_history
+from ._history import History, archive_reader, verify_history
 from ._query import Query
 from ._runner import RunResult, run_once
 from ._scheduler import Scheduler, planned_tick, trigger_of
@@ -110,9 +112,11 @@ class Workflows:
         *,
         policy: FeedPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
+        archive: Path | None = None,
         owns_store: bool = False,
     ) -> None:
         self.node, self.store, self._owns_store = node, store, owns_store
+        self.archive = archive
         self.policy = policy or FeedPolicy(root=node.home.root / "feeds")
         self.transport = transport
         self.owner = uuid.uuid4().hex
@@ -247,10 +251,25 @@ class Workflows:
                           digest=result.entry.digest, entry=json.dumps(result.entry.to_json()),
                           reason=result.reason, alerts=json.dumps(list(result.fired)),
                           finished=utc_now())  # fmt: skip
+        if self.archive is not None and result.payload is not None:
+            self._keep(result.payload)
         self._notify(d.name, result)
         if result.webhooks:
             self._deliver(d.name, result)
         return result
+
+    def _keep(self, payload: bytes) -> None:
+        assert self.archive is not None
+        self.archive.mkdir(parents=True, exist_ok=True)
+        path = self.archive / sha256_digest(payload).replace(":", "-")
+        if not path.exists():
+            tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
+            tmp.write_bytes(payload)
+            tmp.replace(path)  # atomic: a reader never sees half a file
+
+    def payload(self, digest: str) -> bytes | None:
+        """The archived feed bytes of digest ``digest`` (``archive=``), or None."""
+        return None if self.archive is None else archive_reader(self.archive)(digest)
 
     # -- consumers ---------------------------------------------------------------------
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:
@@ -292,9 +311,38 @@ class Workflows:
                    for r in self.store.runs(name) if r.entry is not None]  # fmt: skip
         return History(d, entries)
 
+    def events(self, name: str, after: int = 0, limit: int = 100) -> builtins.list[dict[str, Any]]:
+        """The consumer bodies (:func:`event_body`) of the stored runs of ``name``
+        numbered above ``after``, in order, up to ``limit`` and never past a run still
+        going: what a server-sent event stream replays, or sends of runs another
+        process made.
+
+        Example::
+
+            for body in wf.events("risk", after=41):
+                print(body["data"]["run"], body["data"]["status"])
+        """
+        self.definition(name)
+        out = []
+        for r in self.store.runs(name, after=after, limit=limit):
+            if r.entry is None:
+                break  # running: the runs after it wait, so the order holds
+            out.append(event_body(name, _result_of(r)))
+        return out
+
     def verify(self, name: str) -> HistoryReport:
-        """Verify the stored history of ``name`` with this node's trust root."""
-        return verify_history(self.history(name), audit_verifier(self.node))
+        """Verify the stored history of ``name`` with this node's trust root, each run's
+        provenance re-checked from the archived feed bytes where there are some."""
+        payloads = None if self.archive is None else archive_reader(self.archive)
+        return verify_history(self.history(name), audit_verifier(self.node), payloads)
+
+
+def _result_of(r: StoredRun) -> RunResult:
+    """A finished stored run as the :class:`RunResult` it was (the outputs from its bundle)."""
+    entry = HistoryEntry.from_json(json.loads(str(r.entry)))
+    outputs = None if entry.bundle is None else decode_tensors(entry.bundle.outputs, "outputs")
+    fired = tuple(str(a) for a in json.loads(r.alerts or "[]"))
+    return RunResult(r.run, entry, r.planned, r.started, outputs, fired, r.reason)
 
 
 def audit_verifier(node: LocalNode) -> Verifier:
@@ -318,9 +366,15 @@ def open_workflows(
     *,
     policy: FeedPolicy | None = None,
     transport: httpx.BaseTransport | None = None,
+    archive: Path | bool | None = True,
 ) -> Workflows:
     """The workflow service of ``node`` on ``database`` (an SQLAlchemy URL; by default
-    ``workflows.sqlite`` in the node's home). Closing it closes the store too."""
+    ``workflows.sqlite`` in the node's home). Closing it closes the store too.
+
+    ``archive`` keeps every fetched feed payload, content-addressed, in a folder (by
+    default ``feed-archive`` in the home; ``False`` keeps none), so each run's
+    provenance can be checked again from the bytes (:func:`check_provenance`)."""
     url = database or "sqlite:///" + str(node.home.root / "workflows.sqlite")
+    folder = node.home.root / "feed-archive" if archive is True else archive or None
     return Workflows(node, SQLWorkflowStore(url), policy=policy, transport=transport,
-                     owns_store=True)  # fmt: skip
+                     archive=folder, owns_store=True)  # fmt: skip
