@@ -224,3 +224,15 @@ def test_a_cron_schedule_plans_on_the_minute(env: Any) -> None:
     with pytest.raises(InputError, match="cron"):
         wf.create("bad", "credit", FeedSpec.parse(url), Query("X", COLS, 1),
                   Schedule(cron="61 * * * *"))  # fmt: skip
+
+
+def test_until_ends_the_schedule(env: Any) -> None:
+    _node, store, wf, url, _routes = env
+    with pytest.raises(InputError, match="never fires"):
+        wf.create("old", "credit", FeedSpec.parse(url), Query("X", COLS, 1),
+                  Schedule(every=60.0, until="2020-01-01T00:00:00Z"))  # fmt: skip
+    soon = (datetime.now(UTC) + timedelta(minutes=30)).isoformat().replace("+00:00", "Z")
+    wf.create("brief", "credit", FeedSpec.parse(url), Query("X", COLS, 1),
+              Schedule(every=60.0, until=soon))  # fmt: skip
+    assert wf.tick("brief", now=datetime.now(UTC) + timedelta(hours=2)) is None
+    assert wf.tick("brief") is not None and [r.run for r in store.runs("brief")] == [1]

@@ -75,7 +75,9 @@ def planned_tick(trigger: BaseTrigger, now: datetime) -> datetime | None:
         if now < trigger.start_date:
             return None
         k = (now - trigger.start_date) // trigger.interval
-        return trigger.start_date + k * trigger.interval  # type: ignore[no-any-return]
+        tick = trigger.start_date + k * trigger.interval
+        end = trigger.end_date
+        return None if end is not None and tick > end else tick
     look = timedelta(minutes=2)
     while look <= timedelta(days=800):
         t = trigger.get_next_fire_time(None, now - look)

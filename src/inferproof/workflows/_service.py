@@ -161,7 +161,8 @@ class Workflows:
             raise InputError(f"no model {model!r:.80} in the hub")
         d = Definition.create(name, record, feed, query, schedule, alerts)
         self.policy.check(d)
-        trigger_of(schedule, time.time())
+        if trigger_of(schedule, time.time()).get_next_fire_time(None, datetime.now(UTC)) is None:
+            raise InputError(f"the schedule never fires (until {schedule.until} has passed)")
         if probe:
             self._probe(d, record)
         created = time.time()
