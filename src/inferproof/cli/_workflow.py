@@ -247,7 +247,8 @@ def _print_run(name: str, r: Any) -> None:
     for k, v in (r.outputs or {}).items():
         flat = [f"{x:.4g}" for x in v.ravel()[:4].tolist()]
         outputs += f" {k}={','.join(flat)}{'…' if v.size > 4 else ''}"
-    console.print(f"{name} run {r.run} (planned {r.planned}): {status}{outputs}{alerts}")
+    when = r.planned[11:19] if r.planned[10:11] == "T" else r.planned
+    console.print(f"{name} run {r.run} (tick {when}): {status}{outputs}{alerts}")
 
 
 @workflow_app.command("serve")
