@@ -177,3 +177,33 @@ def test_a_query_must_fit_the_model() -> None:
                 {"input": "X", "columns": ["a"], "window": 3, "normalise": "log"}):  # fmt: skip
         with pytest.raises(InputError):
             Query.from_json(bad)
+
+
+def test_a_feed_that_trickles_is_cut_at_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from inferproof.workflows import _feeds
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            for _ in range(100):  # each byte well inside httpx's per-read timeout
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.05)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    monkeypatch.setattr(_feeds, "FETCH_DEADLINE", 0.5)
+    try:
+        with pytest.raises(InputError, match=r"took over 0.5 s"):
+            fetch(FeedSpec.parse(f"http://127.0.0.1:{httpd.server_address[1]}/"))
+    finally:
+        httpd.shutdown()

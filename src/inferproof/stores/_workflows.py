@@ -242,14 +242,19 @@ class SQLWorkflowStore:
         return last.run, before
 
     def finish(
-        self, name: str, run: int, *, status: str, digest: str, entry: str,
+        self, name: str, run: int, *, owner: str, status: str, digest: str, entry: str,
         reason: str | None, alerts: str, finished: str,
-    ) -> None:  # fmt: skip
-        """Record a run's signed entry; the chain's next link reads ``digest``."""
+    ) -> bool:  # fmt: skip
+        """Record a run's signed entry; the chain's next link reads ``digest``. False
+        (nothing written) when the run is no longer ``owner``'s: it outlived its lease
+        and another process took its number."""
         with self.engine.begin() as c:
-            c.execute(_RUNS.update().where(_RUNS.c.name == name, _RUNS.c.run == run).values(
-                status=status, digest=digest, entry=entry, reason=reason, alerts=alerts,
-                finished=finished))  # fmt: skip
+            n = c.execute(_RUNS.update().where(
+                _RUNS.c.name == name, _RUNS.c.run == run, _RUNS.c.owner == owner,
+                _RUNS.c.status == "running",
+            ).values(status=status, digest=digest, entry=entry, reason=reason, alerts=alerts,
+                     finished=finished)).rowcount  # fmt: skip
+        return bool(n)
 
     def abandon(self, name: str, run: int) -> None:
         """Drop a running run that could not sign its entry, so its number is reused."""

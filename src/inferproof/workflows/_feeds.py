@@ -26,6 +26,7 @@ import functools
 import io
 import json
 import ssl
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +48,9 @@ __all__ = ["MAX_FEED_BYTES", "FeedSpec", "Fetched", "fetch"]
 MAX_FEED_BYTES = 8 * 1024 * 1024
 MAX_ROWS = 100_000
 FETCH_TIMEOUT = 10.0
+# httpx's timeout bounds each network wait, not the whole answer: a feed sending a
+# byte every few seconds would pass it. This bounds the whole body.
+FETCH_DEADLINE = 30.0
 SIGNATURE_HEADER = "Feed-Signature"
 _KINDS = {"file", "http"}
 _FORMATS = {"csv", "jsonl", "json"}
@@ -188,7 +192,10 @@ def _read_http(spec: FeedSpec, transport: httpx.BaseTransport | None) -> tuple[b
             if r.status_code != 200:
                 raise InputError(f"feed {spec.source} answered {r.status_code}")
             chunks, size = [], 0
+            deadline = time.monotonic() + FETCH_DEADLINE
             for chunk in r.iter_bytes():
+                if time.monotonic() > deadline:  # a feed that trickles holds no run long
+                    raise InputError(f"feed {spec.source} took over {FETCH_DEADLINE:g} s")
                 size += len(chunk)
                 if size > MAX_FEED_BYTES:  # stop reading: never hold more than the cap
                     raise InputError(f"feed {spec.source} is over {MAX_FEED_BYTES} bytes")

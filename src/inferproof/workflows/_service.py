@@ -248,10 +248,16 @@ class Workflows:
             log.exception("workflow %s run %d could not be signed", d.name, claim.run)
             self.store.abandon(d.name, claim.run)
             return None
-        self.store.finish(d.name, claim.run, status="ok" if result.ok else "failed",
-                          digest=result.entry.digest, entry=json.dumps(result.entry.to_json()),
-                          reason=result.reason, alerts=json.dumps(list(result.fired)),
-                          finished=utc_now())  # fmt: skip
+        kept = self.store.finish(
+            d.name, claim.run, owner=self.owner, status="ok" if result.ok else "failed",
+            digest=result.entry.digest, entry=json.dumps(result.entry.to_json()),
+            reason=result.reason, alerts=json.dumps(list(result.fired)), finished=utc_now(),
+        )  # fmt: skip
+        if not kept:
+            # Signed and logged, but too late: the lease ran out and the number went to
+            # another run. Its receipt stays in the log; the history holds the other.
+            log.warning("workflow %s run %d outlived its lease; not stored", d.name, claim.run)
+            return None
         if self.archive is not None and result.payload is not None:
             self._keep(result.payload)
         self._notify(d.name, result)

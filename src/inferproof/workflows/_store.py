@@ -33,9 +33,9 @@ class WorkflowStore(Protocol):
         now: float, lease: float,
     ) -> Claim | None: ...  # fmt: skip
     def finish(
-        self, name: str, run: int, *, status: str, digest: str, entry: str,
+        self, name: str, run: int, *, owner: str, status: str, digest: str, entry: str,
         reason: str | None, alerts: str, finished: str,
-    ) -> None: ...  # fmt: skip
+    ) -> bool: ...  # fmt: skip
     def abandon(self, name: str, run: int) -> None: ...
     def set_deliveries(self, name: str, run: int, deliveries: str) -> None: ...
     def runs(self, name: str, *, after: int = 0, limit: int = 10_000) -> list[StoredRun]: ...
