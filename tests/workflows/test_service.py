@@ -236,3 +236,14 @@ def test_until_ends_the_schedule(env: Any) -> None:
               Schedule(every=60.0, until=soon))  # fmt: skip
     assert wf.tick("brief", now=datetime.now(UTC) + timedelta(hours=2)) is None
     assert wf.tick("brief") is not None and [r.run for r in store.runs("brief")] == [1]
+
+
+def test_the_number_of_workflows_is_bounded(env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from inferproof.workflows import _service
+
+    _node, store, wf, url, _routes = env
+    monkeypatch.setattr(_service, "MAX_WORKFLOWS", 1)
+    _create(wf, url)
+    with pytest.raises(InputError, match="1 workflows, its limit"):
+        wf.create("two", "credit", FeedSpec.parse(url), Query("X", COLS, 1), Schedule(every=60.0))
+    assert [s.name for s in store.definitions()] == ["risk"]

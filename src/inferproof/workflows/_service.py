@@ -48,6 +48,9 @@ log = logging.getLogger("inferproof.workflows")
 # A run is a bounded fetch (10 s), an inference and a log append; a run still marked
 # running after this long belonged to a process that died, and its number is reused.
 RUN_LEASE_SECONDS = 600.0
+# Each workflow is a scheduler job and at most a run a second: a bound on what holders
+# of a write token can make the node do on its own.
+MAX_WORKFLOWS = 1000
 Subscriber = Callable[[str, RunResult], None]
 
 
@@ -161,6 +164,8 @@ class Workflows:
             raise InputError(f"no model {model!r:.80} in the hub")
         d = Definition.create(name, record, feed, query, schedule, alerts)
         self.policy.check(d)
+        if len(self.store.definitions()) >= MAX_WORKFLOWS:
+            raise InputError(f"this node has {MAX_WORKFLOWS} workflows, its limit: delete some")
         if trigger_of(schedule, time.time()).get_next_fire_time(None, datetime.now(UTC)) is None:
             raise InputError(f"the schedule never fires (until {schedule.until} has passed)")
         if probe:
