@@ -99,33 +99,48 @@ def test_pause_resume_delete_and_unknown(cli: Any) -> None:
     assert gone.returncode == 2 and "no workflow 'risk'" in gone.stderr
 
 
+# A scheduler process: it starts, says so (a file), waits for the other one, then
+# runs until it has fired FIRES ticks while both run (a bound, not a sleep, so a slow
+# start on a loaded machine changes nothing) and prints how many it fired.
 _SCHEDULER = """
-import sys, time
+import pathlib, sys, threading, time
 from inferproof import LocalNode
 from inferproof.workflows import open_workflows
-fired = 0
+mine, other, want = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), int(sys.argv[3])
+fired, both = 0, threading.Event()
 with LocalNode() as node, open_workflows(node) as wf:
     tick = wf.tick
     def counting(name, **kw):
         global fired
-        fired += 1
+        if both.is_set():
+            fired += 1
         return tick(name, **kw)
     wf.tick = counting
     wf.start()
-    time.sleep(float(sys.argv[1]))
+    mine.touch()
+    deadline = time.monotonic() + 120
+    while not other.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    both.set()
+    while fired < want and time.monotonic() < deadline:
+        time.sleep(0.05)
 print(fired)
 """
 
 
-def test_two_scheduler_processes_never_run_the_same_tick(cli: Any, home: Path) -> None:
+def test_two_scheduler_processes_never_run_the_same_tick(
+    cli: Any, home: Path, tmp_path: Path
+) -> None:
     run, url, _, env = cli
     assert run("workflow", "create", "risk", "--model", "credit:1", "--feed", url,
                "--columns", COLS, "--every", "1s").returncode == 0  # fmt: skip
-    procs = [subprocess.Popen([sys.executable, "-c", _SCHEDULER, "6"], env=env,
-                              stdout=subprocess.PIPE, text=True) for _ in range(2)]  # fmt: skip
-    fired = [int(p.communicate(timeout=120)[0].split()[-1]) for p in procs]
+    a, b = tmp_path / "a.ready", tmp_path / "b.ready"
+    procs = [subprocess.Popen([sys.executable, "-c", _SCHEDULER, str(x), str(y), "4"],
+                              env=env, stdout=subprocess.PIPE, text=True)
+             for x, y in ((a, b), (b, a))]  # fmt: skip
+    fired = [int(p.communicate(timeout=180)[0].split()[-1]) for p in procs]
     # Both schedulers fired the ticks (each would have run them alone) ...
-    assert all(n >= 3 for n in fired), fired
+    assert all(n >= 4 for n in fired), fired
     store = SQLWorkflowStore("sqlite:///" + str(home / "workflows.sqlite"))
     try:
         runs, claims = store.runs("risk"), store.claims("risk")

@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..client import Client
 from ..engine import LocalNode
@@ -21,26 +20,10 @@ from ..runtime import parse_json_tensors
 from ..testing import SMOLLM2_SYSTEM, credit_risk_model, smollm2_gguf
 from ..verify import Material, Policy
 from ._common import EXIT_VERIFY_FAILED, console, handle_errors
+from ._demokit import publisher_key as _publisher_key
+from ._demokit import step as _step
 from ._node import start_node, stop_node
 from ._render import print_report
-
-
-def _step(text: str) -> None:
-    console.print(f"\n[bold cyan]==>[/bold cyan] [bold]{text}[/bold]")
-
-
-def _publisher_key(path: Path) -> Path:
-    if not path.exists():
-        key = ec.generate_private_key(ec.SECP256R1())
-        path.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        path.chmod(0o600)
-    return path
 
 
 @handle_errors

@@ -21,14 +21,11 @@ from ..testing import credit_risk_model, smollm2_gguf
 from ..verify import RunVerifier
 from ._agents import show_run
 from ._common import EXIT_VERIFY_FAILED, console
+from ._demokit import step as _step
 
 __all__ = ["agent_demo"]
 
 APPLICANT = [[52.0, 0.41, 34.0, 2.0]]  # income (k), debt ratio, age, late payments
-
-
-def _step(text: str) -> None:
-    console.print(f"\n[bold cyan]==>[/bold cyan] [bold]{text}[/bold]")
 
 
 def _result(result: Any) -> dict[str, Any]:

@@ -42,7 +42,8 @@ from ..workflows import (
     verify_webhook,
 )
 from ._common import EXIT_VERIFY_FAILED, console
-from ._demo import _publisher_key, _step
+from ._demokit import publisher_key as _publisher_key
+from ._demokit import step as _step
 from ._workflow import _print_report, _print_run
 
 __all__ = ["workflow_demo"]

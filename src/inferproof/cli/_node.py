@@ -116,6 +116,23 @@ def serve(
             "on this build reproduces the fingerprint bit for bit (slower; docs/llm.md).",
         ),
     ] = "single",
+    feed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--feed-host",
+            help="A host that workflow feeds and webhooks created over the API may reach "
+            "(repeatable; none by default).",
+        ),
+    ] = None,
+    feeds_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--feeds-dir", help="The folder file feeds created over the API are read from."
+        ),
+    ] = None,
+    no_workflows: Annotated[
+        bool, typer.Option("--no-workflows", help="Do not run workflow schedules here.")
+    ] = False,
 ) -> None:
     """Serve this install's node over HTTP until Ctrl-C (the log is flushed on exit)."""
     from ..node import serve as run
@@ -135,6 +152,9 @@ def serve(
         max_model_bytes=max_model_bytes,
         chat_threads=chat_threads,
         chat_timeout=chat_timeout,
+        workflows=not no_workflows,
+        feed_hosts=frozenset(h.strip().lower() for h in feed_host or ()),
+        feeds_dir=feeds_dir.resolve() if feeds_dir is not None else None,
     )
     if max_context < 16:
         raise InputError("--max-context must be at least 16 tokens")

@@ -229,9 +229,8 @@ def run(
     """Run a workflow once now, off schedule, on the same chain."""
     if node is not None:
         with _remote(node, token) as client:
-            body = client.run_workflow(name)
-        data = body["data"] if isinstance(body, dict) else body
-        console.print(f"run {data['run']}: {data['status']}")
+            verified = client.run_workflow(name)  # verified before it is handed over
+        console.print(f"{name} run {verified.run}: {verified.status} (receipt verified)")
         return
     with _local(feeds_dir) as wf:
         result = wf.run_now(name)

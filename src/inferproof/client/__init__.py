@@ -20,6 +20,10 @@ text is unverified until the iteration ends without raising (``verified_stream=T
 holds it back until then). :func:`verify_openai` checks the receipt riding on an
 answer of the official ``openai`` client.
 
+Workflows (``create_workflow``, ``subscribe_workflow``...) are verified the same way:
+each run's signed entry, its definition and its link to the run before, checked here
+before it is handed over; ``verify_workflow`` checks a whole history locally.
+
 The node's URL and token default to ``INFERPROOF_NODE`` and ``INFERPROOF_TOKEN``.
 
 Example::
@@ -41,6 +45,7 @@ from ._chatstream import AsyncChatStream, ChatStream
 from ._core import DEFAULT_POLICY, Inference, ZkSetupInfo
 from ._openai import verify_openai
 from ._sync import Client
+from ._workflows import VerifiedRun
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -50,6 +55,7 @@ __all__ = [
     "ChatStream",
     "Client",
     "Inference",
+    "VerifiedRun",
     "ZkSetupInfo",
     "verify_openai",
 ]

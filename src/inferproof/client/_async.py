@@ -16,6 +16,7 @@ from ..hub import ModelRecord
 from ..log import SignedCheckpoint
 from ..receipts import Bundle, RunRecord
 from ..verify import Material, Policy, RunReport, RunVerifier, TrustRoot, VerificationReport
+from ..workflows import AlertSpec, FeedSpec, History, HistoryReport, Query, Schedule, WorkflowInfo
 from ._chatflows import (
     ChatAnswer,
     ChatCall,
@@ -46,6 +47,7 @@ from ._core import (
 )
 from ._runs import sign_run_flow
 from ._stream import Emit, Pull, StreamFlow
+from ._workflows import VerifiedRun, WorkflowFlows
 
 __all__ = ["AsyncClient"]
 
@@ -77,6 +79,7 @@ class AsyncClient(ClientCore):
         to run against a node's app in this process)."""
         super().__init__(url, token, policy, trust, verify, home)
         self.retries = retries
+        self._wf = WorkflowFlows(self)
         self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout, transport=transport)
 
     async def _send(self, req: Req) -> httpx.Response:
@@ -365,6 +368,47 @@ class AsyncClient(ClientCore):
         its nonce, and public inputs are in the bundles)."""
         verifier = await self._run(self._trust_flow())
         return RunVerifier.for_audit(verifier).check(record)
+
+    # -- workflows (docs/workflows.md, "Over HTTP") -------------------------------------------
+    async def create_workflow(
+        self, name: str, model: str, feed: FeedSpec | str, query: Query, schedule: Schedule,
+        alerts: Sequence[AlertSpec] = (),
+    ) -> WorkflowInfo:  # fmt: skip
+        """:meth:`Client.create_workflow`, awaited."""
+        return await self._run(self._wf.create(name, model, feed, query, schedule, alerts))
+
+    async def workflows(self) -> list[WorkflowInfo]:
+        return await self._run(self._wf.listing())
+
+    async def workflow(self, name: str) -> WorkflowInfo:
+        return await self._run(self._wf.show(name))
+
+    async def pause_workflow(self, name: str) -> WorkflowInfo:
+        return await self._run(self._wf.change(name, "pause"))
+
+    async def resume_workflow(self, name: str) -> WorkflowInfo:
+        return await self._run(self._wf.change(name, "resume"))
+
+    async def delete_workflow(self, name: str) -> None:
+        """Delete a workflow with its schedule and stored runs (export its history first)."""
+        await self._run(self._wf.delete(name))
+
+    async def run_workflow(self, name: str) -> VerifiedRun:
+        """:meth:`Client.run_workflow`, awaited."""
+        return await self._run(self._wf.run_now(name))
+
+    async def workflow_history(self, name: str) -> History:
+        """The workflow's history file as the node sends it (verify it with
+        :meth:`verify_workflow`, or :func:`~inferproof.workflows.verify_history`)."""
+        return await self._run(self._wf.history(name))
+
+    async def verify_workflow(self, name: str) -> HistoryReport:
+        """:meth:`Client.verify_workflow`, awaited."""
+        return await self._run(self._wf.verify(name))
+
+    def subscribe_workflow(self, name: str, after: int = 0) -> AsyncIterator[VerifiedRun]:
+        """:meth:`Client.subscribe_workflow` as an async iterator (``async for``)."""
+        return self._drive(self._wf.subscribe(name, after), lambda _: None)
 
     async def checkpoint(self) -> SignedCheckpoint:
         return await self._run(self._checkpoint_flow())

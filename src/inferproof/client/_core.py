@@ -335,9 +335,12 @@ class ClientCore:
         )  # fmt: skip
 
     def _check_flow(
-        self, bundle: Bundle, material: Material | None, ref: str | None
-    ) -> Flow[VerificationReport]:
-        verifier = yield from self._trust_flow()
+        self, bundle: Bundle, material: Material | None, ref: str | None,
+        verifier: Verifier | None = None,
+    ) -> Flow[VerificationReport]:  # fmt: skip
+        """The report on ``bundle`` (by ``verifier``, else the client's own), with
+        the consistency of its checkpoint with those this client saw before."""
+        verifier = verifier or (yield from self._trust_flow())
         yield from self._srs_flow(bundle)
         if self.policy.require_reexecution and (material is None or material.model_bytes is None):
             model = yield from self._model_flow(bundle.receipt.model_digest)
@@ -348,15 +351,19 @@ class ClientCore:
         inclusion = next((c for c in report.checks if c.name == "log.inclusion"), None)
         if bundle.tlog_entry is None or inclusion is None or not inclusion.passed:
             return report
-        note = TlogProof.parse(bundle.tlog_entry).checkpoint
+        check = yield from self._logged_flow(verifier, bundle.tlog_entry)
+        return with_checks(report, check)
+
+    def _logged_flow(self, verifier: Verifier, tlog_entry: str) -> Flow[Check]:
+        """``log.consistency`` of a verified tlog-proof's checkpoint."""
+        note = TlogProof.parse(tlog_entry).checkpoint
         opened = self._opened.get(note)
         if opened is None:  # many bundles share a checkpoint: verify its note once
             key = verifier.trust.log_keys[Checkpoint.parse(Note.parse(note).text).origin]
             if len(self._opened) > 1024:
                 self._opened.clear()
             opened = self._opened[note] = (open_checkpoint(note, key), key)
-        check = yield from self._consistency_flow(*opened)
-        return with_checks(report, check)
+        return (yield from self._consistency_flow(*opened))
 
     def _consistency_flow(self, cp: SignedCheckpoint, key: VerifierKey) -> Flow[Check]:
         for _ in range(PROOF_ATTEMPTS):  # the latest may move under concurrent requests

@@ -60,8 +60,8 @@ class SseParser:
     blank line, ``:`` comments and other fields ignored). Lines end with LF or CRLF
     (a lone CR, which no OpenAI-compatible server sends, is not a line end here).
 
-    The whole stream is capped at ``limit`` bytes: a node cannot make the client
-    buffer without bound.
+    The whole stream is capped at ``limit`` bytes (``per_event``: each event, for a
+    stream without end): a node cannot make the client buffer without bound.
 
     Example::
 
@@ -70,8 +70,8 @@ class SseParser:
         assert parser.feed(b"NE]\\n\\n") == ["[DONE]"]
     """
 
-    def __init__(self, limit: int = MAX_RESPONSE_BYTES) -> None:
-        self._limit = limit
+    def __init__(self, limit: int = MAX_RESPONSE_BYTES, *, per_event: bool = False) -> None:
+        self._limit, self._per_event = limit, per_event
         self._seen = 0
         self._partial = b""
         self._data: list[str] = []
@@ -93,6 +93,8 @@ class SseParser:
             name, _, value = line.partition(":")
             if name == "data":
                 self._data.append(value.removeprefix(" "))
+        if self._per_event and events:  # what counts is the event being received
+            self._seen = len(self._partial) + sum(len(d) for d in self._data)
         return events
 
     @staticmethod

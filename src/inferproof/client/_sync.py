@@ -16,6 +16,7 @@ from ..hub import ModelRecord
 from ..log import SignedCheckpoint
 from ..receipts import Bundle, RunRecord, RunRecorder
 from ..verify import Material, Policy, RunReport, RunVerifier, TrustRoot, VerificationReport
+from ..workflows import AlertSpec, FeedSpec, History, HistoryReport, Query, Schedule, WorkflowInfo
 from ._chatflows import (
     ChatAnswer,
     ChatCall,
@@ -46,6 +47,7 @@ from ._core import (
 )
 from ._runs import sign_run_flow
 from ._stream import Emit, Pull, StreamFlow
+from ._workflows import VerifiedRun, WorkflowFlows
 
 __all__ = ["Client"]
 
@@ -77,6 +79,7 @@ class Client(ClientCore):
         ``WSGITransport``...); by default httpx's own HTTP/1.1 pool is used."""
         super().__init__(url, token, policy, trust, verify, home)
         self.retries = retries
+        self._wf = WorkflowFlows(self)
         self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
 
     def _send(self, req: Req) -> httpx.Response:
@@ -399,6 +402,68 @@ class Client(ClientCore):
         its nonce, and public inputs are in the bundles)."""
         verifier = self._run(self._trust_flow())
         return RunVerifier.for_audit(verifier).check(record)
+
+    # -- workflows (docs/workflows.md, "Over HTTP") -------------------------------------------
+    def create_workflow(
+        self, name: str, model: str, feed: FeedSpec | str, query: Query, schedule: Schedule,
+        alerts: Sequence[AlertSpec] = (),
+    ) -> WorkflowInfo:  # fmt: skip
+        """Define and schedule a workflow on the node (needs a token). The node refuses,
+        with the reason, a query the model cannot take, an alert on an output it lacks,
+        or a feed or webhook host outside its allow-list (``serve --feed-host``).
+
+        Example::
+
+            client.create_workflow("risk", "credit:1", "https://feeds.example/applicants",
+                                   Query("X", ("income", "debt", "age", "late"), 1),
+                                   Schedule(every=60), [AlertSpec("output.prob > 0.8")])
+        """
+        return self._run(self._wf.create(name, model, feed, query, schedule, alerts))
+
+    def workflows(self) -> list[WorkflowInfo]:
+        return self._run(self._wf.listing())
+
+    def workflow(self, name: str) -> WorkflowInfo:
+        return self._run(self._wf.show(name))
+
+    def pause_workflow(self, name: str) -> WorkflowInfo:
+        return self._run(self._wf.change(name, "pause"))
+
+    def resume_workflow(self, name: str) -> WorkflowInfo:
+        return self._run(self._wf.change(name, "resume"))
+
+    def delete_workflow(self, name: str) -> None:
+        """Delete a workflow with its schedule and stored runs (export its history first)."""
+        self._run(self._wf.delete(name))
+
+    def run_workflow(self, name: str) -> VerifiedRun:
+        """Run a workflow now, off schedule; the run is verified as a subscription's are,
+        except its link to the run before (``verify_workflow`` checks the chain)."""
+        return self._run(self._wf.run_now(name))
+
+    def workflow_history(self, name: str) -> History:
+        """The workflow's history file as the node sends it (verify it with
+        :meth:`verify_workflow`, or :func:`~inferproof.workflows.verify_history`)."""
+        return self._run(self._wf.history(name))
+
+    def verify_workflow(self, name: str) -> HistoryReport:
+        """Fetch the workflow's history and verify it here, with this client's trust
+        root: every entry signed and logged, one definition, an unbroken chain."""
+        return self._run(self._wf.verify(name))
+
+    def subscribe_workflow(self, name: str, after: int = 0) -> Iterator[VerifiedRun]:
+        """The workflow's runs as the node makes them (its server-sent events), the runs
+        after ``after`` first; each is verified before it is yielded (see
+        :mod:`inferproof.client._workflows`: a failed check raises VerificationError).
+        The iteration ends when the node closes the stream.
+
+        Example::
+
+            with contextlib.closing(client.subscribe_workflow("risk")) as runs:
+                for run in runs:
+                    print(run.run, run.status, run.alerts)
+        """
+        return self._drive(self._wf.subscribe(name, after), lambda _: None)
 
     def checkpoint(self) -> SignedCheckpoint:
         """The node's latest checkpoint, signature and consistency checked."""

@@ -17,6 +17,7 @@ from ._errors import install_handlers
 from ._guard import Guard
 from ._runroutes import router as run_routes
 from ._service import InferFn, Service
+from ._workflowroutes import router as workflow_routes
 
 _DESCRIPTION = """\
 A node runs models and returns a signed, logged receipt bundle with every answer.
@@ -52,6 +53,7 @@ def create_app(
         node.environment()
         if node.log_enabled:
             node.log.checkpoint()  # open the log (and create its key) before serving
+        svc.open_workflows()  # its scheduler runs only while the app serves
         svc.ready = True
         try:
             yield
@@ -78,6 +80,7 @@ def create_app(
     app.include_router(bundle_routes)  # GET /v1/bundles: the caller's own
     app.include_router(run_routes, max_body_size=config.max_body_bytes)
     app.include_router(_zkroutes.router, max_body_size=config.max_body_bytes)
+    app.include_router(workflow_routes, max_body_size=config.max_body_bytes)
     app.add_middleware(
         Guard,
         metrics=svc.metrics,

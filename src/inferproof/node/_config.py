@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -77,6 +78,16 @@ class NodeConfig:
     # How the relay reaches its upstream: None is the network; an httpx transport
     # (httpx.MockTransport, a WSGI app) replaces it, for tests without sockets.
     relay_transport: httpx.BaseTransport | None = field(default=None, repr=False)
+    # Workflows (docs/workflows.md, "Over HTTP"): run their schedules in this process
+    # (else only POST .../run runs them); HTTP feeds and webhooks created over the API
+    # may reach these lower-case host names only (none by default: the node fetches
+    # what a token holder names, so every host is the operator's decision); file
+    # feeds only under feeds_dir (None: no file feeds). At most max_event_streams
+    # event streams are open at once; more get 429.
+    workflows: bool = True
+    feed_hosts: frozenset[str] = frozenset()
+    feeds_dir: Path | None = None
+    max_event_streams: int = 64
 
     def __post_init__(self) -> None:
         if self.reserved_inflight is not None and not (
@@ -87,6 +98,10 @@ class NodeConfig:
             raise InputError("chat_timeout must be > 0, chat_threads and max_model_bytes >= 1")
         if min(self.header_timeout, self.body_idle_timeout, self.body_timeout) <= 0:
             raise InputError("header_timeout, body_idle_timeout and body_timeout must be > 0")
+        if any(not h or h != h.strip().lower() for h in self.feed_hosts):
+            raise InputError("feed_hosts are lower-case host names, such as feeds.example.com")
+        if self.max_event_streams < 1:
+            raise InputError("max_event_streams must be >= 1")
 
     @property
     def reserved_for_tokens(self) -> int:

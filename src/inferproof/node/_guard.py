@@ -10,7 +10,8 @@ request, authorised ones included, got 429 while the sockets stayed open. Now:
    the rest is kept for token holders, so readers cannot lock writers out.
 3. A body must keep arriving: each chunk within ``body_idle_timeout`` and the
    whole within ``body_timeout``, else the request ends with 408 and the
-   connection is closed.
+   connection is closed. Once it is in, the deadlines end: a streamed answer
+   (chat, workflow events) may last longer than them.
 
 Header reads are bounded by the server protocol (:mod:`._serve`), since the
 application only sees a request once its headers are complete.
@@ -112,15 +113,22 @@ class Guard:
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> int:
         """Run the app with a deadline on the body; return the status sent."""
-        status, started, replaced = 500, False, False
+        status, started, replaced, body_done = 500, False, False, False
         deadline = time.monotonic() + self.total
 
         async def timed_receive() -> Message:
+            nonlocal body_done
+            if body_done:
+                # The body is in: what comes next is the disconnect, whenever the client
+                # leaves (a streamed answer listens for it all along).
+                return await receive()
             left = min(self.idle, deadline - time.monotonic())
             try:
-                return await asyncio.wait_for(receive(), max(left, 0.0))
+                message = await asyncio.wait_for(receive(), max(left, 0.0))
             except TimeoutError:
                 raise _BodyTimeout from None
+            body_done = message["type"] != "http.request" or not message.get("more_body")
+            return message
 
         async def watch(message: Message) -> None:
             nonlocal status, started, replaced

@@ -157,9 +157,15 @@ async def consistency(
     return {"old_size": old, "new_size": new, "hashes": _b64(log.consistency_proof(old, new))}
 
 
-@router.get("/v1/identity", response_model=Identity, responses=errors(429))
+@router.get(
+    "/v1/identity",
+    response_model=Identity,
+    responses=errors(429),
+    summary="The node's keys (receipts, log, webhooks), measurement and attestation",
+)
 async def identity(svc: Svc) -> dict[str, Any]:
-    """Who signs this node's receipts and log: keys, measurement, attestation if any."""
+    """Who signs this node's receipts, log and webhooks: keys (``webhook_key`` verifies
+    the workflow alerts it POSTs), measurement, attestation if any."""
     node = svc.node
     log = None
     if node.log_enabled:
@@ -175,6 +181,7 @@ async def identity(svc: Svc) -> dict[str, Any]:
         "version": __version__,
         "modes": list(MODES),
         "job_modes": sorted(svc.config.job_modes),
+        "webhook_key": svc.webhook_key,
     }
 
 

@@ -176,6 +176,10 @@ class Identity(_Strict):
     version: str
     modes: list[str]
     job_modes: list[str]
+    webhook_key: str = Field(
+        description="The Ed25519 key that signs this node's workflow webhooks "
+        "(Standard Webhooks v1a, as whpk_ and base64)."
+    )
 
 
 class InclusionProof(_Strict):

@@ -22,6 +22,7 @@ from ..errors import InputError
 from ..hub import ModelRecord, parse_model_signature
 from ..log import TlogProof
 from ..runtime import NamedInputs, parse_json_tensors
+from ..workflows import FeedPolicy, WebhookSigner, Workflows, open_workflows
 from ._auth import TokenStore
 from ._bundles import IssuedBundles
 from ._config import NodeConfig
@@ -87,6 +88,38 @@ class Service:
         self.pool = ThreadPoolExecutor(config.infer_threads, thread_name_prefix="infer")
         self.ready = False
         self.metrics = NodeMetrics(self._log_size, self.jobs.counts)
+        # The workflow service runs scheduler threads, so it opens with the app's
+        # lifespan (open_workflows) rather than with the app.
+        self._workflows: Workflows | None = None
+        self.event_streams = 0
+        self._webhook_key: str | None = None
+
+    # -- workflows ------------------------------------------------------------------------
+    @property
+    def workflows(self) -> Workflows:
+        if self._workflows is None:
+            raise NodeHTTPError(503, "the node's workflow service is not open")
+        return self._workflows
+
+    def open_workflows(self) -> None:
+        """Open the workflow service under the config's feed policy; run its schedules
+        when ``config.workflows`` (one scheduler per database per process)."""
+        policy = FeedPolicy(hosts=self.config.feed_hosts, root=self.config.feeds_dir)
+        wf = open_workflows(self.node, policy=policy)
+        try:
+            if self.config.workflows:
+                wf.start()
+        except BaseException:
+            wf.close()
+            raise
+        self._workflows = wf
+
+    @property
+    def webhook_key(self) -> str:
+        """The public key that signs this node's webhooks, as ``whpk_`` text."""
+        if self._webhook_key is None:
+            self._webhook_key = WebhookSigner(self.node.home.webhook_key()).key_text
+        return self._webhook_key
 
     def _log_size(self) -> float:
         return float(self.node.log.size) if self.node.log_enabled else 0.0
@@ -212,6 +245,9 @@ class Service:
     def close(self) -> None:
         """Finish running work, then flush the log (LocalNode.close) and close the stores."""
         self.ready = False
+        if self._workflows is not None:  # first: a scheduled run uses the node
+            self._workflows.close()
+            self._workflows = None
         self.jobs.shutdown()
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.node.close()

@@ -319,8 +319,11 @@ class Workflows:
     def history(self, name: str) -> History:
         """Every finished run of ``name``, in order, as an exportable :class:`History`."""
         d = self.definition(name)
-        entries = [HistoryEntry.from_json(json.loads(r.entry))
-                   for r in self.store.runs(name) if r.entry is not None]  # fmt: skip
+        entries: builtins.list[HistoryEntry] = []
+        after = 0
+        while page := self.store.runs(name, after=after):
+            entries += [HistoryEntry.from_json(json.loads(r.entry)) for r in page if r.entry]
+            after = page[-1].run
         return History(d, entries)
 
     def events(self, name: str, after: int = 0, limit: int = 100) -> builtins.list[dict[str, Any]]:
