@@ -4,10 +4,12 @@ two scheduler processes on one database that never run the same tick."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +155,50 @@ def test_two_scheduler_processes_never_run_the_same_tick(
     assert sum(fired) > len(runs)  # the losing fires were refused by the claim
     verified = run("workflow", "verify", "risk")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_the_commands_against_a_node(cli: Any, tmp_path: Path) -> None:
+    """``--node``: the same commands over HTTP, on a real ``inferproof serve``."""
+    import httpx
+
+    from inferproof.node import TokenStore
+
+    run, url, _, env = cli
+    node_home = tmp_path / "node-home"
+    token = TokenStore(node_home).create("ops")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "inferproof", "serve", "--host", "127.0.0.1", "--port", "0",
+         "--feed-host", "127.0.0.1"],
+        env=dict(env, INFERPROOF_HOME=str(node_home)), stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        node = proc.stdout.readline().strip().removeprefix("listening on ")
+        for _ in range(600):
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(node + "/healthz", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.05)
+        model = tmp_path / "credit.onnx"
+        client_env = ["--node", node, "--token", token]
+        assert run("model", "push", str(model), "--name", "credit", "--version", "1",
+                   *client_env).returncode == 0  # fmt: skip
+        made = run("workflow", "create", "risk", "--model", "credit:1", "--feed", url,
+                   "--columns", COLS, "--every", "1h", *client_env)  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        denied = run("workflow", "create", "x", "--model", "credit:1", "--feed",
+                     "http://10.0.0.1/feed", "--columns", COLS, "--every", "1h", *client_env)  # fmt: skip
+        assert denied.returncode == 2 and "allow-list" in denied.stderr
+        ran = run("workflow", "run", "risk", *client_env)
+        assert ran.returncode == 0 and "run 1: ok (receipt verified)" in ran.stdout, ran.stderr
+        shown = json.loads(run("workflow", "show", "risk", "--json", "--node", node).stdout)
+        assert shown["runs"] == 1 and shown["state"] == "active"
+        assert run("workflow", "pause", "risk", *client_env).returncode == 0
+        verified = run("workflow", "verify", "risk", "--node", node)
+        assert verified.returncode == 0 and "VERIFIED" in verified.stdout, verified.stderr
+        anonymous = run("workflow", "delete", "risk", "--yes", "--node", node)
+        assert anonymous.returncode == 2 and "Traceback" not in anonymous.stderr
+        assert run("workflow", "delete", "risk", "--yes", *client_env).returncode == 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
