@@ -15,6 +15,9 @@ every process names the same tick the same way.
 
 A job stores only the database's id and the workflow's name; the function it calls
 finds the service that runs on that database in this process (one per process).
+APScheduler keeps jobs pickled in its table, so whoever can write the workflow
+database can make the scheduler run code: it is the node's own state, kept like the
+keys beside it (mode 0700 home), never a file anyone else hands over.
 """
 
 from __future__ import annotations
