@@ -1,0 +1,26 @@
+"""EVM: anchoring the log's checkpoints in a contract that refuses a forked log (issue 16).
+
+Nothing here is needed to verify a bundle offline; the chain is extra evidence.
+web3.py and the EVM tools (anvil, solc) come with the ``chain`` extra and the npm lock.
+
+Example::
+
+    from inferproof.chain import Anvil, CheckpointAnchor
+    with Anvil() as chain:
+        anchor = CheckpointAnchor.deploy(chain.web3, chain.accounts[0])
+"""
+
+from __future__ import annotations
+
+from ._anchor import CheckpointAnchor
+from ._anvil import Anvil
+from ._tools import anvil_binary, artifact, compile_contract, node_modules
+
+__all__ = [
+    "Anvil",
+    "CheckpointAnchor",
+    "anvil_binary",
+    "artifact",
+    "compile_contract",
+    "node_modules",
+]
