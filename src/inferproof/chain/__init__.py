@@ -14,11 +14,15 @@ from __future__ import annotations
 
 from ._anchor import CheckpointAnchor
 from ._anvil import Anvil
+from ._flow import ChainConfig, anchor_log, anchored_check
 from ._tools import anvil_binary, artifact, compile_contract, node_modules
 
 __all__ = [
     "Anvil",
+    "ChainConfig",
     "CheckpointAnchor",
+    "anchor_log",
+    "anchored_check",
     "anvil_binary",
     "artifact",
     "compile_contract",

@@ -10,6 +10,7 @@ from .._version import __version__
 from ._agents import mcp, run_app
 from ._attest import attest_app
 from ._bundle import bundle_app
+from ._chain import anchor, chain_app
 from ._chat import chat
 from ._core import infer, model_app
 from ._demo import demo
@@ -57,6 +58,8 @@ app.add_typer(key_app, name="key")
 app.command("mcp")(mcp)
 app.add_typer(run_app, name="run")
 app.add_typer(workflow_app, name="workflow")
+app.add_typer(chain_app, name="chain")
+app.command("anchor")(anchor)
 
 
 def _print_version(value: bool) -> None:

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from .._checks import CheckStatus
 from ..client import Client
 from ..engine import LocalNode, load_opening
 from ..errors import InputError
@@ -109,6 +110,14 @@ def verify(
     as_json: JsonOpt = False,
     node_url: NodeOpt = None,
     exact: ExactOpt = False,
+    rpc: Annotated[
+        str | None,
+        typer.Option(
+            "--rpc",
+            help="Also check the checkpoint against the chain's anchor "
+            "(log.anchored; HOME/chain.json names the contract).",
+        ),
+    ] = None,
 ) -> None:
     """Verify a bundle offline and print every check; exit 0 only if the policy holds.
 
@@ -116,7 +125,14 @@ def verify(
     --exact asks for regeneration. With --node the node's pinned keys are trusted and
     consistency proofs come from it."""
     how = Checking(policy, model, input_file, opening, nonce, allow_dev_srs, srs, node_url, exact)
-    report = check_bundle(Bundle.read(bundle_file), how)
+    bundle = Bundle.read(bundle_file)
+    report = check_bundle(bundle, how)
+    if rpc is not None:
+        from ._chain import anchored
+
+        extra = anchored(bundle, rpc)
+        ok = report.verified and extra.status is CheckStatus.PASSED
+        report = replace(report, checks=(*report.checks, extra), verified=ok)
     print_report(report, as_json)
     if not report.verified:
         raise typer.Exit(EXIT_VERIFY_FAILED)

@@ -1,0 +1,106 @@
+"""``inferproof chain deploy|status`` and ``inferproof anchor``: the log on an EVM chain."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from ..errors import Error
+from ._common import console, handle_errors
+
+__all__ = ["anchor", "anchored", "chain_app"]
+
+chain_app = typer.Typer(
+    help="The log's checkpoints anchored on an EVM chain.", no_args_is_help=True
+)
+RpcOpt = Annotated[str | None, typer.Option("--rpc", help="The chain's JSON-RPC URL.")]
+FromOpt = Annotated[
+    str | None,
+    typer.Option("--from", help="The account that sends (default: the RPC's first account)."),
+]
+
+
+def _deps() -> Any:
+    try:
+        from .. import chain
+    except ImportError:
+        raise Error(
+            "on-chain commands need the chain extra: pip install 'inferproof[chain]'"
+            " (the README's install has it)"
+        ) from None
+    return chain
+
+
+@chain_app.command("deploy")
+@handle_errors
+def deploy(
+    rpc: Annotated[str, typer.Option("--rpc", help="The chain's JSON-RPC URL.")],
+    sender: FromOpt = None,
+) -> None:
+    """Deploy the checkpoint anchor contract, register this node's log with the sending
+    account as its operator, and write the address to HOME/chain.json."""
+    from ..chain import CheckpointAnchor
+    from ..chain._flow import ChainConfig, connect
+    from ..engine import LocalNode
+
+    _deps()
+    w3 = connect(rpc)
+    account = sender or w3.eth.accounts[0]
+    with LocalNode() as node:
+        contract = CheckpointAnchor.deploy(w3, account)
+        contract.set_operator(node.log.origin, account, sender=account)
+        path = ChainConfig(rpc, int(w3.eth.chain_id), contract.address, account).write(
+            node.home.root
+        )
+    console.print(f"anchor contract {contract.address} on chain {w3.eth.chain_id}; "
+                  f"operator {account}; written to {path}", soft_wrap=True)  # fmt: skip
+
+
+def _contract(rpc: str | None) -> tuple[Any, Any, Any]:
+    from ..chain import CheckpointAnchor
+    from ..chain._flow import ChainConfig, connect
+    from ..engine import LocalNode
+
+    node = LocalNode()
+    cfg = ChainConfig.read(node.home.root)
+    w3 = connect(rpc or cfg.rpc, cfg.chain_id)
+    return node, cfg, CheckpointAnchor(w3, cfg.anchor)
+
+
+@handle_errors
+def anchor(rpc: RpcOpt = None) -> None:
+    """Anchor the log's latest checkpoint, with its consistency proof from the anchored
+    one (checked by the contract); nothing is sent when the chain already has it."""
+    from ..chain._flow import anchor_log
+
+    node, cfg, contract = _contract(rpc)
+    with node:
+        old, new, receipt = anchor_log(node.log, contract, cfg.operator)
+    if receipt is None:
+        console.print(f"already anchored at size {old}: nothing sent")
+        return
+    console.print(f"anchored size {new} (from {old}) in block {receipt['blockNumber']}, "
+                  f"tx {receipt['transactionHash'].hex()}, gas {receipt['gasUsed']}",
+                  soft_wrap=True)  # fmt: skip
+
+
+@chain_app.command("status")
+@handle_errors
+def status(rpc: RpcOpt = None) -> None:
+    """The anchored checkpoint of this node's log beside the log's own size."""
+    node, cfg, contract = _contract(rpc)
+    with node:
+        have = contract.latest(node.log.origin)
+        size = node.log.checkpoint().size
+    console.print(f"log {node.log.origin}: size {size}; anchored size {have.size} in block "
+                  f"{have.block} at {cfg.anchor}", soft_wrap=True)  # fmt: skip
+
+
+def anchored(bundle: Any, rpc: str) -> Any:
+    """``log.anchored`` for ``verify --rpc``: consistency proofs from the local log."""
+    from ..chain._flow import anchored_check
+
+    node, _, contract = _contract(rpc)
+    with node:
+        return anchored_check(bundle, contract, node.consistency_proof)
