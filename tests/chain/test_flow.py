@@ -55,3 +55,39 @@ def test_a_forked_view_fails_log_anchored(chain: Any, home: Path, credit_model: 
         check = anchored_check(Bundle.from_json(bundle.to_json()), contract,
                                node.consistency_proof)  # fmt: skip
     assert check.status.value == "failed" and "forked log" in check.detail
+
+
+# anvil's first development account: a published test key that only ever holds test ETH
+# on a local chain (Foundry's documentation lists it).
+ANVIL_KEY_0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+
+def test_signing_with_a_local_key_and_a_clear_error_without_funds(
+    chain: Any, home: Path, credit_files: Any, tmp_path: Path
+) -> None:
+    from eth_account import Account
+
+    env = dict(os.environ, INFERPROOF_HOME=str(home), COLUMNS="200")
+    key = tmp_path / "operator.key"
+    key.write_text(ANVIL_KEY_0 + "\n")
+    key.chmod(0o600)
+    model, inp = credit_files
+    assert inferproof(env, "model", "push", str(model), "--name", "risk").returncode == 0
+    empty = inferproof(env, "chain", "deploy", "--rpc", chain.url, "--key", str(key))
+    assert "the log is empty: nothing sent" in inferproof(env, "anchor").stdout, empty.stderr
+    assert inferproof(env, "infer", "risk", "--input", str(inp), "-o",
+                      str(tmp_path / "b.json")).returncode == 0  # fmt: skip
+    deployed = inferproof(env, "chain", "deploy", "--rpc", chain.url, "--key", str(key))
+    assert deployed.returncode == 0, deployed.stderr
+    assert Account.from_key(ANVIL_KEY_0).address in deployed.stdout
+    signed = inferproof(env, "anchor", "--key", str(key))
+    assert signed.returncode == 0 and "anchored size" in signed.stdout, signed.stderr
+    poor = tmp_path / "poor.key"
+    poor.write_text(Account.create().key.hex())
+    other = inferproof(env, "anchor", "--key", str(poor))
+    assert other.returncode == 2 and "the log's operator is" in other.stderr
+    broke = dict(env, INFERPROOF_HOME=str(tmp_path / "home2"))
+    assert inferproof(broke, "model", "push", str(model), "--name", "risk").returncode == 0
+    refused = inferproof(broke, "chain", "deploy", "--rpc", chain.url, "--key", str(poor))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "insufficient funds" in refused.stderr.lower() or "funds" in refused.stderr.lower()

@@ -9,7 +9,8 @@ contract's error (``InconsistentProof``, ``NotGrowing``, ``NotOperator``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,19 @@ def _selectors(abi: Sequence[dict[str, Any]]) -> dict[str, str]:
     return out
 
 
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """The RPC node refusing a transaction (funds, nonce, gas) as one of our errors."""
+    from web3.exceptions import Web3RPCError
+
+    try:
+        yield
+    except Web3RPCError as exc:
+        error = (exc.rpc_response or {}).get("error")
+        message = error.get("message") if isinstance(error, dict) else None
+        raise Error(f"the chain refused the transaction: {message or exc}") from None
+
+
 class CheckpointAnchor:
     """One deployed anchor contract (module docs).
 
@@ -66,7 +80,8 @@ class CheckpointAnchor:
     def deploy(cls, web3: Any, sender: str) -> CheckpointAnchor:
         built = artifact(NAME)
         factory = web3.eth.contract(abi=built["abi"], bytecode=built["bytecode"])
-        receipt = cls._wait(web3, factory.constructor().transact({"from": sender}))
+        with _refusals():
+            receipt = cls._wait(web3, factory.constructor().transact({"from": sender}))
         return cls(web3, receipt["contractAddress"])
 
     @staticmethod
@@ -80,7 +95,8 @@ class CheckpointAnchor:
         from web3.exceptions import ContractCustomError, ContractLogicError
 
         try:
-            return self._wait(self.web3, fn.transact({"from": sender}))
+            with _refusals():
+                return self._wait(self.web3, fn.transact({"from": sender}))
         except ContractCustomError as exc:
             data = str(exc.data if hasattr(exc, "data") else exc)
             name = self._errors.get(data[:10], data[:10])

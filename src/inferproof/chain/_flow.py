@@ -50,10 +50,26 @@ class ChainConfig:
                    str(obj["operator"]))  # fmt: skip
 
 
-def connect(rpc: str, chain_id: int | None = None) -> Any:
+def load_key(path: Path) -> Any:
+    """An account from a file holding its private key in hex (kept 0600, like ours)."""
+    from eth_account import Account
+
+    text = path.read_text().strip()
+    try:
+        return Account.from_key(text)
+    except (ValueError, TypeError):
+        raise InputError(f"{path} does not hold a hex private key") from None
+
+
+def connect(rpc: str, chain_id: int | None = None, key: Any = None) -> Any:
+    """web3 on ``rpc`` (checked to be chain ``chain_id``); with ``key`` (an account),
+    transactions from its address are signed here and sent raw."""
     from web3 import Web3
+    from web3.middleware import SignAndSendRawMiddlewareBuilder
 
     w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 30}))
+    if key is not None:
+        w3.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build(key), layer=0)
     try:
         got = int(w3.eth.chain_id)
     except Exception as exc:  # requests' and web3's errors alike: the RPC is unreachable

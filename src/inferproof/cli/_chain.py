@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -17,7 +18,11 @@ chain_app = typer.Typer(
 RpcOpt = Annotated[str | None, typer.Option("--rpc", help="The chain's JSON-RPC URL.")]
 FromOpt = Annotated[
     str | None,
-    typer.Option("--from", help="The account that sends (default: the RPC's first account)."),
+    typer.Option("--from", help="An unlocked account of the RPC (default: its first one)."),
+]
+KeyOpt = Annotated[
+    Path | None,
+    typer.Option("--key", help="A file with the sender's hex private key: sign here."),
 ]
 
 
@@ -37,16 +42,18 @@ def _deps() -> Any:
 def deploy(
     rpc: Annotated[str, typer.Option("--rpc", help="The chain's JSON-RPC URL.")],
     sender: FromOpt = None,
+    key: KeyOpt = None,
 ) -> None:
     """Deploy the checkpoint anchor contract, register this node's log with the sending
     account as its operator, and write the address to HOME/chain.json."""
     from ..chain import CheckpointAnchor
-    from ..chain._flow import ChainConfig, connect
+    from ..chain._flow import ChainConfig, connect, load_key
     from ..engine import LocalNode
 
     _deps()
-    w3 = connect(rpc)
-    account = sender or w3.eth.accounts[0]
+    signer = load_key(key) if key is not None else None
+    w3 = connect(rpc, key=signer)
+    account = signer.address if signer is not None else sender or w3.eth.accounts[0]
     with LocalNode() as node:
         contract = CheckpointAnchor.deploy(w3, account)
         contract.set_operator(node.log.origin, account, sender=account)
@@ -57,28 +64,32 @@ def deploy(
                   f"operator {account}; written to {path}", soft_wrap=True)  # fmt: skip
 
 
-def _contract(rpc: str | None) -> tuple[Any, Any, Any]:
+def _contract(rpc: str | None, key: Path | None = None) -> tuple[Any, Any, Any]:
     from ..chain import CheckpointAnchor
-    from ..chain._flow import ChainConfig, connect
+    from ..chain._flow import ChainConfig, connect, load_key
     from ..engine import LocalNode
 
     node = LocalNode()
     cfg = ChainConfig.read(node.home.root)
-    w3 = connect(rpc or cfg.rpc, cfg.chain_id)
+    signer = load_key(key) if key is not None else None
+    if signer is not None and signer.address != cfg.operator:
+        raise Error(f"--key is account {signer.address}; the log's operator is {cfg.operator}")
+    w3 = connect(rpc or cfg.rpc, cfg.chain_id, key=signer)
     return node, cfg, CheckpointAnchor(w3, cfg.anchor)
 
 
 @handle_errors
-def anchor(rpc: RpcOpt = None) -> None:
+def anchor(rpc: RpcOpt = None, key: KeyOpt = None) -> None:
     """Anchor the log's latest checkpoint, with its consistency proof from the anchored
     one (checked by the contract); nothing is sent when the chain already has it."""
     from ..chain._flow import anchor_log
 
-    node, cfg, contract = _contract(rpc)
+    node, cfg, contract = _contract(rpc, key)
     with node:
         old, new, receipt = anchor_log(node.log, contract, cfg.operator)
     if receipt is None:
-        console.print(f"already anchored at size {old}: nothing sent")
+        why = "the log is empty" if new == 0 else f"already anchored at size {old}"
+        console.print(f"{why}: nothing sent")
         return
     console.print(f"anchored size {new} (from {old}) in block {receipt['blockNumber']}, "
                   f"tx {receipt['transactionHash'].hex()}, gas {receipt['gasUsed']}",
