@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ._anchor import CheckpointAnchor
 from ._anvil import Anvil
-from ._flow import ChainConfig, anchor_log, anchored_check
+from ._flow import ChainConfig, anchor_log, anchored_check, connect, load_key
 from ._tools import anvil_binary, artifact, compile_contract, node_modules
 
 __all__ = [
@@ -26,5 +26,7 @@ __all__ = [
     "anvil_binary",
     "artifact",
     "compile_contract",
+    "connect",
+    "load_key",
     "node_modules",
 ]

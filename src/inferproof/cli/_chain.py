@@ -46,8 +46,7 @@ def deploy(
 ) -> None:
     """Deploy the checkpoint anchor contract, register this node's log with the sending
     account as its operator, and write the address to HOME/chain.json."""
-    from ..chain import CheckpointAnchor
-    from ..chain._flow import ChainConfig, connect, load_key
+    from ..chain import ChainConfig, CheckpointAnchor, connect, load_key
     from ..engine import LocalNode
 
     _deps()
@@ -65,8 +64,7 @@ def deploy(
 
 
 def _contract(rpc: str | None, key: Path | None = None) -> tuple[Any, Any, Any]:
-    from ..chain import CheckpointAnchor
-    from ..chain._flow import ChainConfig, connect, load_key
+    from ..chain import ChainConfig, CheckpointAnchor, connect, load_key
     from ..engine import LocalNode
 
     node = LocalNode()
@@ -82,7 +80,7 @@ def _contract(rpc: str | None, key: Path | None = None) -> tuple[Any, Any, Any]:
 def anchor(rpc: RpcOpt = None, key: KeyOpt = None) -> None:
     """Anchor the log's latest checkpoint, with its consistency proof from the anchored
     one (checked by the contract); nothing is sent when the chain already has it."""
-    from ..chain._flow import anchor_log
+    from ..chain import anchor_log
 
     node, cfg, contract = _contract(rpc, key)
     with node:
@@ -110,7 +108,7 @@ def status(rpc: RpcOpt = None) -> None:
 
 def anchored(bundle: Any, rpc: str) -> Any:
     """``log.anchored`` for ``verify --rpc``: consistency proofs from the local log."""
-    from ..chain._flow import anchored_check
+    from ..chain import anchored_check
 
     node, _, contract = _contract(rpc)
     with node:
