@@ -12,7 +12,6 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,6 +21,7 @@ import pytest
 from inferproof.client import AsyncClient, Client, VerifiedRun
 from inferproof.errors import InputError, VerificationError
 from inferproof.node import NodeConfig
+from inferproof.testing import LoopbackHandler, serve_loopback
 from inferproof.workflows import (
     HISTORY_MEDIA_TYPE,
     AlertSpec,
@@ -46,7 +46,7 @@ HOURLY = Schedule(every=3600.0)  # no scheduled run during a test: runs come fro
 Routes = dict[str, tuple[int, bytes, dict[str, str]]]
 
 
-class _Serve(BaseHTTPRequestHandler):
+class _Serve(LoopbackHandler):
     """GETs answered from ``routes``; POSTs recorded in ``posts`` (with a condition)."""
 
     routes: ClassVar[Routes] = {}
@@ -54,36 +54,14 @@ class _Serve(BaseHTTPRequestHandler):
     posted: ClassVar[threading.Condition] = threading.Condition()
 
     def do_GET(self) -> None:
-        status, body, headers = self.routes.get(self.path, (404, b"no", {}))
-        self.send_response(status)
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.answer(*self.routes.get(self.path, (404, b"no", {})))
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         with self.posted:
             self.posts.append((dict(self.headers.items()), body))
             self.posted.notify_all()
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def _loopback(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+        self.answer(204)
 
 
 class Feed:
@@ -105,7 +83,7 @@ def feed() -> Iterator[Feed]:
     """A feed (GET /feed) that also receives webhooks (POST anywhere), on loopback."""
     handler = type("Handler", (_Serve,), {"routes": {}, "posts": [],
                                           "posted": threading.Condition()})  # fmt: skip
-    with _loopback(handler) as url:
+    with serve_loopback(handler) as url:
         yield Feed(url, handler)
 
 
@@ -402,7 +380,7 @@ def test_the_async_client_subscribes_and_verifies(
 
 
 # -- a node that lies ------------------------------------------------------------------------
-class _Fake(BaseHTTPRequestHandler):
+class _Fake(LoopbackHandler):
     """A node in front of the real one: its events are ``events``; the rest is forwarded."""
 
     upstream: ClassVar[str] = ""
@@ -417,14 +395,8 @@ class _Fake(BaseHTTPRequestHandler):
                 self.wfile.write(event)
             return
         got = httpx.get(self.upstream + self.path, timeout=30)
-        self.send_response(got.status_code)
-        self.send_header("Content-Type", got.headers.get("content-type", "application/json"))
-        self.send_header("Content-Length", str(len(got.content)))
-        self.end_headers()
-        self.wfile.write(got.content)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        kind = got.headers.get("content-type", "application/json")
+        self.answer(got.status_code, got.content, {"Content-Type": kind})
 
 
 def _sse(body: dict[str, Any]) -> bytes:
@@ -498,7 +470,7 @@ def test_the_subscriber_refuses_a_lying_node(
                                       "events": [_sse(b) for b in tamper(node, bodies)]})  # fmt: skip
     got: list[int] = []
     with (
-        _loopback(handler) as url,
+        serve_loopback(handler) as url,
         _client(url, tmp_path) as client,
         pytest.raises(VerificationError) as exc,
     ):
@@ -513,7 +485,7 @@ def test_the_subscriber_checks_the_link_to_a_replayed_run(
 ) -> None:
     node, bodies = lies
     handler = type("Fake", (_Fake,), {"upstream": node.url, "events": [_sse(bodies[2])]})
-    with _loopback(handler) as url, _client(url, tmp_path) as client:
+    with serve_loopback(handler) as url, _client(url, tmp_path) as client:
         assert [r.run for r in client.subscribe_workflow("risk", after=2)] == [3]
         with pytest.raises(VerificationError) as exc:
             list(client.subscribe_workflow("risk", after=1))  # run 2 is due, run 3 comes

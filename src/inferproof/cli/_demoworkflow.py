@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from .._keys import raw_public
 from ..engine import LocalNode
 from ..errors import Error, VerificationError
-from ..testing import volatility_model
+from ..testing import LoopbackHandler, serve_loopback, volatility_model
 from ..workflows import (
     AlertSpec,
     FeedSpec,
@@ -81,10 +80,10 @@ def _servers(market: _Market, public_key: bytes) -> Iterator[tuple[str, str, lis
     """The feed (GET /eth-usd) and the webhook receiver (POST /hook) on loopback."""
     received: list[str] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(LoopbackHandler):
         def do_GET(self) -> None:
             body, sig = market.answer()
-            self._send(200, body, {"Feed-Signature": sig})
+            self.answer(200, body, {"Feed-Signature": sig})
 
         def do_POST(self) -> None:
             data = self.rfile.read(min(int(self.headers.get("Content-Length", 0)), 1 << 24))
@@ -92,29 +91,13 @@ def _servers(market: _Market, public_key: bytes) -> Iterator[tuple[str, str, lis
                 msg = verify_webhook(dict(self.headers), data, public_key, now=int(time.time()))
                 run = json.loads(data)["data"]["run"]
                 received.append(f"{msg} (run {run}): signature verified")
-                self._send(204, b"", {})
+                self.answer(204)
             except VerificationError as exc:
                 received.append(f"rejected: {exc}")
-                self._send(401, b"", {})
+                self.answer(401)
 
-        def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-            self.send_response(status)
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    try:
+    with serve_loopback(Handler) as base:
         yield base + "/eth-usd", base + "/hook", received
-    finally:
-        httpd.shutdown()
 
 
 def workflow_demo(workdir: Path) -> None:

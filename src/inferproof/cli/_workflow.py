@@ -112,8 +112,8 @@ def create(
     if node is not None:
         with _remote(node, token) as client:
             query = Query(input_name or _only_input(client.model(model)), cols, window, normalise)
-            info = client.create_workflow(name, model, spec, query, schedule, alerts)
-        digest = info["digest"] if isinstance(info, dict) else info.definition.digest
+            made = client.create_workflow(name, model, spec, query, schedule, alerts)
+            digest = made.definition.digest
     else:
         with _local(feeds_dir) as wf:
             record, _ = wf.node.resolve(model)
@@ -135,17 +135,13 @@ def _only_input(record: Any) -> str:
     return str(names[0])
 
 
-def _info_json(info: Any) -> dict[str, Any]:
-    return info if isinstance(info, dict) else info.to_json()
-
-
 @workflow_app.command("list")
 @handle_errors
 def list_(node: NodeOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """List workflows: state, runs so far, the last run's status, the next run."""
     if node is not None:
         with _remote(node, token) as client:
-            infos = [_info_json(i) for i in client.workflows()]
+            infos = [i.to_json() for i in client.workflows()]
     else:
         with _local() as wf:
             infos = [i.to_json() for i in wf.list()]
@@ -170,7 +166,7 @@ def show(name: str, node: NodeOpt = None, token: TokenOpt = None, as_json: JsonO
     """Show a workflow's definition (with its digest) and state."""
     if node is not None:
         with _remote(node, token) as client:
-            info = _info_json(client.workflow(name))
+            info = client.workflow(name).to_json()
     else:
         with _local() as wf:
             info = wf.info(name).to_json()
@@ -190,7 +186,7 @@ def _simple(action: str, name: str, node: str | None, token: str | None) -> None
     else:
         with _local() as wf:
             getattr(wf, action)(name)
-    console.print(f"workflow {name}: {action}d" if action != "resume" else f"{name}: resumed")
+    console.print(f"workflow {name}: {action.removesuffix('e')}ed")
 
 
 @workflow_app.command("pause")

@@ -25,7 +25,6 @@ the check, and is never yielded.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -48,6 +47,7 @@ from ..workflows import (
     Query,
     Schedule,
     WorkflowInfo,
+    check_name,
     parse_alert,
     verify_history,
 )
@@ -56,7 +56,6 @@ from ._stream import Emit, SseParser, StreamFlow, pull
 
 __all__ = ["VerifiedRun", "WorkflowFlows"]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # One event is one run: a bundle (at most 64 MiB) and a few fields.
 MAX_EVENT_BYTES = 64 * 1024 * 1024
 
@@ -98,12 +97,6 @@ class _Signed:
     tlog_entry: str | None
 
 
-def workflow_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise InputError(f"workflow name {name!r:.80} must be 1 to 64 letters, digits, . _ -")
-    return name
-
-
 def info_of(obj: Any) -> WorkflowInfo:
     """A node's workflow answer, its digest recomputed from the definition sent."""
     try:
@@ -136,7 +129,7 @@ class WorkflowFlows:
         alerts: Sequence[AlertSpec],
     ) -> Flow[WorkflowInfo]:  # fmt: skip
         spec = FeedSpec.parse(feed) if isinstance(feed, str) else feed
-        body = {"name": workflow_name(name), "model": check_ref(model), "feed": spec.to_json(),
+        body = {"name": check_name(name), "model": check_ref(model), "feed": spec.to_json(),
                 "query": query.to_json(), "schedule": schedule.to_json(),
                 "alerts": [a.to_json() for a in alerts]}  # fmt: skip
         return info_of(body_of((yield Req("POST", "/v1/workflows", True, {"json": body}))))
@@ -148,18 +141,18 @@ class WorkflowFlows:
         return [info_of(w) for w in obj["workflows"]]
 
     def show(self, name: str) -> Flow[WorkflowInfo]:
-        path = f"/v1/workflows/{workflow_name(name)}"
+        path = f"/v1/workflows/{check_name(name)}"
         return info_of(body_of((yield Req("GET", path))))
 
     def change(self, name: str, action: str) -> Flow[WorkflowInfo]:
-        path = f"/v1/workflows/{workflow_name(name)}/{action}"
+        path = f"/v1/workflows/{check_name(name)}/{action}"
         return info_of(body_of((yield Req("POST", path, True))))
 
     def delete(self, name: str) -> Flow[None]:
-        yield Req("DELETE", f"/v1/workflows/{workflow_name(name)}", True)
+        yield Req("DELETE", f"/v1/workflows/{check_name(name)}", True)
 
     def history(self, name: str) -> Flow[History]:
-        response = yield Req("GET", f"/v1/workflows/{workflow_name(name)}/history")
+        response = yield Req("GET", f"/v1/workflows/{check_name(name)}/history")
         history = History.parse(response.content)
         if history.name != name:
             raise VerificationError("workflow.name", f"asked for {name!r}, got {history.name!r}")
@@ -182,7 +175,7 @@ class WorkflowFlows:
     def run_now(self, name: str) -> Flow[VerifiedRun]:
         verifier = yield from self._audit()
         info = yield from self.show(name)
-        obj = body_of((yield Req("POST", f"/v1/workflows/{workflow_name(name)}/run", True)))
+        obj = body_of((yield Req("POST", f"/v1/workflows/{check_name(name)}/run", True)))
         chain = _Chain(name, info.definition, due=None)
         return (yield from self._event(verifier, chain, obj))
 
@@ -190,7 +183,7 @@ class WorkflowFlows:
         if isinstance(after, bool) or not isinstance(after, int) or after < 0:
             raise InputError("after is a run number (0: from the first run)")
         verifier = yield from self._audit()
-        chain = yield from self._start(verifier, workflow_name(name), after)
+        chain = yield from self._start(verifier, check_name(name), after)
         path = f"/v1/workflows/{name}/events"
         response = yield Req("GET", path, False, {"params": {"after": after}}, stream=True)
         if not response.headers.get("content-type", "").startswith("text/event-stream"):

@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from ..errors import InputError
 from ..workflows import (
     HISTORY_MEDIA_TYPE,
+    NAME_PATTERN,
     AlertSpec,
     FeedSpec,
     RunResult,
@@ -48,7 +49,7 @@ from ._strict import StrictRoute
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", route_class=StrictRoute)
-NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+NAME = NAME_PATTERN
 Name = Annotated[str, Path(pattern=NAME)]
 # A comment line this often keeps proxies and clients from closing an idle stream.
 KEEPALIVE_SECONDS = 15.0

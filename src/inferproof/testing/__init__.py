@@ -5,6 +5,7 @@
 - :func:`mlp_model`: a float32 MLP of any layer sizes, built with onnx's helpers.
 - :func:`volatility_model`: realised volatility of a window of prices (the workflow
   demo's model).
+- :func:`serve_loopback`: a plain HTTP server on loopback (test feeds, webhook receivers).
 - :func:`write_tiny_llama` / :func:`tiny_llama_gguf`: a tiny random llama GGUF that
   llama.cpp loads and answers with (gibberish, but real, deterministic output): for
   fast unit tests.
@@ -27,6 +28,7 @@ from ._gguf import (
     tiny_llama_gguf,
     write_tiny_llama,
 )
+from ._http import LoopbackHandler, serve_loopback
 from ._onnx import FEATURES, credit_risk_model, mlp_model, volatility_model
 from ._smollm2 import (
     SMOLLM2_DIGEST,
@@ -45,10 +47,12 @@ __all__ = [
     "SMOLLM2_FILE",
     "SMOLLM2_SYSTEM",
     "SPECIAL_TOKENS",
+    "LoopbackHandler",
     "TinyLlamaConfig",
     "credit_risk_model",
     "mlp_model",
     "requantise_gguf",
+    "serve_loopback",
     "smollm2_gguf",
     "tiny_llama_gguf",
     "volatility_model",

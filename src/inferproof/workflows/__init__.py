@@ -26,7 +26,7 @@ from ._chain import (
     check_history,
     failure_statement,
 )
-from ._definition import AlertSpec, Definition, Schedule, parse_every
+from ._definition import NAME_PATTERN, AlertSpec, Definition, Schedule, check_name, parse_every
 from ._feeds import MAX_FEED_BYTES, FeedSpec, Fetched, fetch
 from ._history import HISTORY_MEDIA_TYPE, History, archive_reader, verify_history
 from ._provenance import check_provenance
@@ -47,6 +47,7 @@ __all__ = [
     "FAILURE_PREDICATE_TYPE",
     "HISTORY_MEDIA_TYPE",
     "MAX_FEED_BYTES",
+    "NAME_PATTERN",
     "Alert",
     "AlertSpec",
     "Definition",
@@ -67,6 +68,7 @@ __all__ = [
     "archive_reader",
     "audit_verifier",
     "check_history",
+    "check_name",
     "check_provenance",
     "deliver",
     "event_body",

@@ -22,9 +22,19 @@ from ._alerts import parse_alert
 from ._feeds import FeedSpec
 from ._query import Query
 
-__all__ = ["MIN_EVERY_SECONDS", "AlertSpec", "Definition", "Schedule", "parse_every"]
+__all__ = [
+    "MIN_EVERY_SECONDS",
+    "NAME_PATTERN",
+    "AlertSpec",
+    "Definition",
+    "Schedule",
+    "check_name",
+    "parse_every",
+]
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# A workflow name: also the node's URL path segment and pydantic pattern (one source).
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+NAME = re.compile(NAME_PATTERN)
 # One run a second at most: a run is a fetch, an inference, a signature and a log
 # append; faster schedules belong in a stream, not a scheduler.
 MIN_EVERY_SECONDS = 1.0
