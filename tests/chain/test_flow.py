@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +92,18 @@ def test_signing_with_a_local_key_and_a_clear_error_without_funds(
     refused = inferproof(broke, "chain", "deploy", "--rpc", chain.url, "--key", str(poor))
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "insufficient funds" in refused.stderr.lower() or "funds" in refused.stderr.lower()
+
+
+def test_log_anchored_fails_without_a_log_proof_or_an_anchor(
+    chain: Any, home: Path, credit_model: Any
+) -> None:
+    owner = chain.accounts[0]
+    with LocalNode(home) as node:
+        node.push(credit_model[0], name="risk")
+        bundle = node.infer("risk", {"X": credit_model[1]["X"]}).bundle
+        contract = CheckpointAnchor.deploy(chain.web3, owner)  # nothing anchored on it
+        unanchored = anchored_check(bundle, contract, node.consistency_proof)
+        unlogged = anchored_check(replace(bundle, tlog_entry=None), contract,
+                                  node.consistency_proof)  # fmt: skip
+    assert unanchored.status.value == "failed" and "has no anchor" in unanchored.detail
+    assert unlogged.status.value == "failed" and "no log proof" in unlogged.detail
