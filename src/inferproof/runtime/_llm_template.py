@@ -16,7 +16,9 @@ change), and adds:
 
 1. Steps and time: a trace function on the rendering thread counts the Python
    events of the render and raises past :data:`MAX_RENDER_STEPS` (the same count
-   on a node and on a verifier) or :data:`MAX_RENDER_SECONDS` (a backstop).
+   on a node and on a verifier) or :data:`MAX_RENDER_SECONDS` (a backstop), and
+   past :data:`MAX_RENDER_DEPTH` frames (a recursive macro), before Python's own
+   recursion limit or the thread's C stack is reached.
 2. Sizes: every value the template creates by an operation that can grow data
    (``+ * ** %``, ``~``, literals, slices, calls, filters, captured output) is
    measured: one value over :data:`MAX_VALUE_SIZE`, nested over :data:`MAX_NESTING`,
@@ -124,6 +126,14 @@ MAX_RENDER_STEPS = 5_000_000
 # Wall-clock backstop, for work between two events (a line may run a long C call)
 # and for machines slower than this one. The 1024-message renders above take 20 ms.
 MAX_RENDER_SECONDS = 5.0
+# Python frames a render may stack above its caller. The templates here reach 43 to 54
+# (ChatML, SmolLM2's default-system form, the many-features template; measured with a
+# frame-counting tracer); a recursive macro adds about 6 a level. Without a bound a
+# runaway macro recursion ends in RecursionError near sys.getrecursionlimit(), or, with
+# the trace function's own frames on a thread's C stack, in a crash of the process
+# (seen here: a segmentation fault under a long time bound). 250 stops it at a depth
+# that is the same on every machine, far below both.
+MAX_RENDER_DEPTH = 250
 # CPython's time.strftime grows its buffer up to 256 times the format's length
 # (Modules/timemodule.c, time_strftime): cap the format so the date stays a value.
 MAX_STRFTIME_CHARS = MAX_VALUE_SIZE // 256
@@ -145,6 +155,7 @@ class RenderLimits:
 
     max_steps: int = MAX_RENDER_STEPS
     max_seconds: float = MAX_RENDER_SECONDS
+    max_depth: int = MAX_RENDER_DEPTH
     max_output: int = MAX_RENDER_CHARS
     max_value: int = MAX_VALUE_SIZE
     max_created: int = MAX_CREATED_SIZE
@@ -810,9 +821,11 @@ def _output_value(value: Any) -> Any:
 
 
 # -- steps and time --------------------------------------------------------------------
-def _tracer(limits: RenderLimits) -> Callable[[FrameType, str, Any], Any]:
-    """A trace function that counts events and raises past the step or time bound.
-    Frames of :data:`_QUIET_FILES` count as one event each."""
+def _tracer(limits: RenderLimits, base: FrameType | None) -> Callable[[FrameType, str, Any], Any]:
+    """A trace function that counts events and raises past the step, time or depth
+    bound. Frames of :data:`_QUIET_FILES` count as one event each, and the depth is
+    measured where a traced frame (the template's code, a macro) is entered: every
+    recursion of a template passes through one."""
     deadline = time.monotonic() + limits.max_seconds
     steps = 0
 
@@ -824,11 +837,25 @@ def _tracer(limits: RenderLimits) -> Callable[[FrameType, str, Any], Any]:
                 _exceed(f"it runs more than {limits.max_steps} steps (MAX_RENDER_STEPS)")
             if time.monotonic() > deadline:
                 _exceed(f"it runs longer than {limits.max_seconds:g} s (MAX_RENDER_SECONDS)")
-        if event == "call" and frame.f_code.co_filename in _QUIET_FILES:
-            return None
+        if event == "call":
+            if frame.f_code.co_filename in _QUIET_FILES:
+                return None
+            if _deeper_than(frame, base, limits.max_depth):
+                _exceed(f"it nests calls more than {limits.max_depth} deep (MAX_RENDER_DEPTH)")
         return trace
 
     return trace
+
+
+def _deeper_than(frame: FrameType, base: FrameType | None, bound: int) -> bool:
+    """Whether more than ``bound`` frames lie between ``frame`` and ``base`` (walks at
+    most ``bound + 1`` frames)."""
+    current: FrameType | None = frame
+    for _ in range(bound + 1):
+        if current is None or current is base:
+            return False
+        current = current.f_back
+    return True
 
 
 def _within(limits: RenderLimits, run: Callable[[], _T]) -> _T:
@@ -838,7 +865,7 @@ def _within(limits: RenderLimits, run: Callable[[], _T]) -> _T:
     are unaffected; a debugger's or coverage's trace function is restored after."""
     token = _BUDGET.set(_Budget(limits))
     previous = sys.gettrace()
-    sys.settrace(_tracer(limits))
+    sys.settrace(_tracer(limits, sys._getframe()))
     try:
         return run()
     except _LimitExceeded as exc:
@@ -990,6 +1017,7 @@ __all__ = [
     "MAX_INT_BITS",
     "MAX_NESTING",
     "MAX_RENDER_CHARS",
+    "MAX_RENDER_DEPTH",
     "MAX_RENDER_SECONDS",
     "MAX_RENDER_STEPS",
     "MAX_STRFTIME_CHARS",
