@@ -9,15 +9,13 @@ contract's error (``InconsistentProof``, ``NotGrowing``, ``NotOperator``).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from eth_utils.crypto import keccak
 
-from ..errors import Error
-from ._tools import artifact
+from ._contract import Contract
 
 __all__ = ["Anchored", "CheckpointAnchor"]
 
@@ -37,29 +35,7 @@ def origin_hash(origin: str) -> bytes:
     return bytes(keccak(origin.encode()))
 
 
-def _selectors(abi: Sequence[dict[str, Any]]) -> dict[str, str]:
-    out = {}
-    for item in abi:
-        if item.get("type") == "error":
-            sig = f"{item['name']}({','.join(i['type'] for i in item['inputs'])})"
-            out["0x" + keccak(sig.encode())[:4].hex()] = item["name"]
-    return out
-
-
-@contextlib.contextmanager
-def _refusals() -> Iterator[None]:
-    """The RPC node refusing a transaction (funds, nonce, gas) as one of our errors."""
-    from web3.exceptions import Web3RPCError
-
-    try:
-        yield
-    except Web3RPCError as exc:
-        error = (exc.rpc_response or {}).get("error")
-        message = error.get("message") if isinstance(error, dict) else None
-        raise Error(f"the chain refused the transaction: {message or exc}") from None
-
-
-class CheckpointAnchor:
+class CheckpointAnchor(Contract):
     """One deployed anchor contract (module docs).
 
     Example::
@@ -69,43 +45,10 @@ class CheckpointAnchor:
         anchor.anchor(log.origin, size, root, proof, sender=operator)
     """
 
-    def __init__(self, web3: Any, address: str) -> None:
-        self.web3 = web3
-        self.address = address
-        self._abi = artifact(NAME)["abi"]
-        self.contract = web3.eth.contract(address=address, abi=self._abi)
-        self._errors = _selectors(self._abi)
-
-    @classmethod
-    def deploy(cls, web3: Any, sender: str) -> CheckpointAnchor:
-        built = artifact(NAME)
-        factory = web3.eth.contract(abi=built["abi"], bytecode=built["bytecode"])
-        with _refusals():
-            receipt = cls._wait(web3, factory.constructor().transact({"from": sender}))
-        return cls(web3, receipt["contractAddress"])
-
-    @staticmethod
-    def _wait(web3: Any, tx: Any) -> Any:
-        receipt = web3.eth.wait_for_transaction_receipt(tx, timeout=60)
-        if receipt["status"] != 1:
-            raise Error(f"transaction {tx.hex()} reverted")
-        return receipt
-
-    def _send(self, fn: Any, sender: str) -> Any:
-        from web3.exceptions import ContractCustomError, ContractLogicError
-
-        try:
-            with _refusals():
-                return self._wait(self.web3, fn.transact({"from": sender}))
-        except ContractCustomError as exc:
-            data = str(exc.data if hasattr(exc, "data") else exc)
-            name = self._errors.get(data[:10], data[:10])
-            raise Error(f"the anchor contract refused: {name}") from None
-        except ContractLogicError as exc:
-            raise Error(f"the anchor contract refused: {exc}") from None
+    NAME = NAME
 
     def set_operator(self, origin: str, operator: str, *, sender: str) -> Any:
-        return self._send(self.contract.functions.setOperator(origin, operator), sender)
+        return self.send(self.contract.functions.setOperator(origin, operator), sender)
 
     def anchor(
         self, origin: str, size: int, root: bytes, proof: Sequence[bytes], *, sender: str
@@ -113,7 +56,7 @@ class CheckpointAnchor:
         """Anchor ``(size, root)`` of log ``origin`` with the consistency ``proof`` from
         the anchored size (empty for the first anchor); the transaction receipt."""
         fn = self.contract.functions.anchor(origin_hash(origin), size, root, list(proof))
-        return self._send(fn, sender)
+        return self.send(fn, sender)
 
     def latest(self, origin: str) -> Anchored:
         size, root, block = self.contract.functions.latest(origin_hash(origin)).call()
