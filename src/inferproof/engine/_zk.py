@@ -89,6 +89,12 @@ class ZkFlow:
         record = self.load(setup_digest)
         return None if record is None else (record, self.hub.blobs)
 
+    def setups(self, model_ref: ModelRef) -> list[ZkSetup]:
+        """Every setup made for the hub model ``model_ref`` (any options)."""
+        _, block = self.models.resolve(model_ref)
+        found = (self.load(d) for d in self.index().entries(str(block["digest"])))
+        return [record for record in found if record is not None]
+
     def find(self, model_digest: str, inputs: dict[str, np.ndarray]) -> ZkSetup:
         """The setup of ``model_digest`` whose circuit takes inputs of these shapes."""
         shapes = {name: tuple(arr.shape) for name, arr in inputs.items()}

@@ -13,6 +13,7 @@ from .._checks import Check, CheckStatus
 from ._policy import Policy, TrustRoot, load_policy, parse_policy
 from ._runcheck import CallReport, RunReport, RunVerifier, log_checks_of
 from ._verifier import Material, VerificationReport, VerifiedReceipt, Verifier
+from ._zkcheck import zk_setup_of
 
 __all__ = [
     "CallReport",
@@ -29,4 +30,5 @@ __all__ = [
     "load_policy",
     "log_checks_of",
     "parse_policy",
+    "zk_setup_of",
 ]

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ..hub import BlobStore
     from ..proofs.zk import ZkSetup
 
-__all__ = ["ZkResolver", "zk_checks"]
+__all__ = ["ZkResolver", "zk_checks", "zk_setup_of"]
 
 # Setup record digest -> (the record, the store holding its verifying key), or None.
 ZkResolver = Callable[[str], "tuple[ZkSetup, BlobStore] | None"]
@@ -149,6 +149,34 @@ def _proof_part(bundle: Bundle, entry: Mapping[str, Any]) -> dict[str, Any] | Ch
     if sha256_digest(canonical_json(part["proof"])) != entry.get("proof"):
         return failed("zk.proof", "the bundle's proof is not the one the receipt records")
     return part
+
+
+def zk_setup_of(
+    bundle: Bundle, resolver: ZkResolver | None, srs: BlobStore | None
+) -> tuple[ZkSetup, BlobStore]:
+    """The setup a ZK bundle's proof was made for and a store holding its artifacts
+    and SRS: from the verifier's hub (``resolver``), else carried by the bundle (each
+    artifact checked against its digest) with the SRS from ``srs``. VerificationError
+    naming the check when the bundle has no such proof or its setup is not at hand.
+
+    Example::
+
+        setup, store = zk_setup_of(bundle, node.zk.resolver, node.hub.blobs)
+    """
+    from ..errors import VerificationError
+
+    entry = _entry(bundle)
+    if entry is None:
+        raise VerificationError("zk.proof", "the receipt has no zk proof")
+    part = _proof_part(bundle, entry)
+    if isinstance(part, Check):
+        raise VerificationError(part.name, part.detail)
+    setup_digest = str(entry.get("setup"))
+    resolved = resolver(setup_digest) if resolver else None
+    found = resolved if resolved is not None else _carried(part, setup_digest, srs)
+    if isinstance(found, Check):
+        raise VerificationError(found.name, found.detail)
+    return found
 
 
 def zk_checks(
