@@ -1,4 +1,5 @@
-"""EVM: anchoring the log's checkpoints in a contract that refuses a forked log (issue 16).
+"""EVM: the log's checkpoints anchored in a contract that refuses a forked log, ZK
+results settled only with a proof the chain checks, and a registry of nodes (issue 16).
 
 Nothing here is needed to verify a bundle offline; the chain is extra evidence.
 web3.py and the EVM tools (anvil, solc) come with the ``chain`` extra and the npm lock.
@@ -15,18 +16,35 @@ from __future__ import annotations
 from ._anchor import CheckpointAnchor
 from ._anvil import Anvil
 from ._flow import ChainConfig, anchor_log, anchored_check, connect, load_key
+from ._settlement import (
+    Circuit,
+    InferenceSettlement,
+    Settled,
+    ZkClaim,
+    deploy_verifier,
+    onchain_check,
+)
 from ._tools import anvil_binary, artifact, compile_contract, node_modules
+from ._zkverifier import EvmVerifier, build_verifier
 
 __all__ = [
     "Anvil",
     "ChainConfig",
     "CheckpointAnchor",
+    "Circuit",
+    "EvmVerifier",
+    "InferenceSettlement",
+    "Settled",
+    "ZkClaim",
     "anchor_log",
     "anchored_check",
     "anvil_binary",
     "artifact",
+    "build_verifier",
     "compile_contract",
     "connect",
+    "deploy_verifier",
     "load_key",
     "node_modules",
+    "onchain_check",
 ]
