@@ -15,7 +15,21 @@ from __future__ import annotations
 
 from ._anchor import CheckpointAnchor
 from ._anvil import Anvil
-from ._flow import ChainConfig, anchor_log, anchored_check, connect, load_key
+from ._flow import AnchorResult, ChainConfig, anchor_log, anchored_check, connect, load_key
+from ._registry import (
+    MAX_ENTRIES,
+    Discovery,
+    NodeRegistry,
+    Registration,
+    Rejected,
+    discover,
+    match_identity,
+    registration_statement,
+    sign_registration,
+    verify_registration,
+)
+from ._schedule import AnchorSchedule
+from ._sent import AnchorStatus, SentAnchor, anchor_status, last_sent, wait_confirmations
 from ._settlement import (
     Circuit,
     InferenceSettlement,
@@ -28,15 +42,25 @@ from ._tools import anvil_binary, artifact, compile_contract, node_modules
 from ._zkverifier import EvmVerifier, build_verifier
 
 __all__ = [
+    "MAX_ENTRIES",
+    "AnchorResult",
+    "AnchorSchedule",
+    "AnchorStatus",
     "Anvil",
     "ChainConfig",
     "CheckpointAnchor",
     "Circuit",
+    "Discovery",
     "EvmVerifier",
     "InferenceSettlement",
+    "NodeRegistry",
+    "Registration",
+    "Rejected",
+    "SentAnchor",
     "Settled",
     "ZkClaim",
     "anchor_log",
+    "anchor_status",
     "anchored_check",
     "anvil_binary",
     "artifact",
@@ -44,7 +68,14 @@ __all__ = [
     "compile_contract",
     "connect",
     "deploy_verifier",
+    "discover",
+    "last_sent",
     "load_key",
+    "match_identity",
     "node_modules",
     "onchain_check",
+    "registration_statement",
+    "sign_registration",
+    "verify_registration",
+    "wait_confirmations",
 ]

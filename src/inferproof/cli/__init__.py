@@ -10,7 +10,7 @@ from .._version import __version__
 from ._agents import mcp, run_app
 from ._attest import attest_app
 from ._bundle import bundle_app
-from ._chain import anchor, chain_app
+from ._chain import anchor, chain_app, evm_verifier, settle
 from ._chat import chat
 from ._core import infer, model_app
 from ._demo import demo
@@ -60,6 +60,8 @@ app.add_typer(run_app, name="run")
 app.add_typer(workflow_app, name="workflow")
 app.add_typer(chain_app, name="chain")
 app.command("anchor")(anchor)
+app.command("settle")(settle)
+zk_app.command("evm-verifier")(evm_verifier)
 
 
 def _print_version(value: bool) -> None:

@@ -114,10 +114,15 @@ def verify(
         str | None,
         typer.Option(
             "--rpc",
-            help="Also check the checkpoint against the chain's anchor "
-            "(log.anchored; HOME/chain.json names the contract).",
+            help="Also check the chain: the checkpoint against the anchor (log.anchored) "
+            "and a ZK proof with the circuit's on-chain verifier (zk.onchain); "
+            "HOME/chain.json names the contracts.",
         ),
     ] = None,
+    confirmations: Annotated[
+        int,
+        typer.Option("--confirmations", min=1, help="With --rpc: blocks the anchor needs."),
+    ] = 1,
 ) -> None:
     """Verify a bundle offline and print every check; exit 0 only if the policy holds.
 
@@ -128,11 +133,12 @@ def verify(
     bundle = Bundle.read(bundle_file)
     report = check_bundle(bundle, how)
     if rpc is not None:
-        from ._chain import anchored
+        from ._chain import onchain_checks
 
-        extra = anchored(bundle, rpc)
-        ok = report.verified and extra.status is CheckStatus.PASSED
-        report = replace(report, checks=(*report.checks, extra), verified=ok)
+        srs_bytes = srs.read_bytes() if srs is not None else None
+        extra = onchain_checks(bundle, rpc, confirmations, srs_bytes)
+        ok = report.verified and all(c.status is CheckStatus.PASSED for c in extra)
+        report = replace(report, checks=(*report.checks, *extra), verified=ok)
     print_report(report, as_json)
     if not report.verified:
         raise typer.Exit(EXIT_VERIFY_FAILED)
