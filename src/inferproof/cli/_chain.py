@@ -171,8 +171,8 @@ def anchor(
         from ..workflows import parse_every
 
         seconds = parse_every(every) if every is not None else None
-        schedule = chain.AnchorSchedule(once, s.node.log.size, every=seconds, receipts=receipts,
-                                        report=_report)  # fmt: skip
+        schedule = chain.AnchorSchedule(once, lambda: s.node.log.size, every=seconds,
+                                        receipts=receipts, report=_report)  # fmt: skip
         schedule.start()
         err_console.print("anchoring on schedule; Ctrl-C stops", markup=False)
         try:
