@@ -129,7 +129,7 @@ def test_confirmations_are_required_and_waited_for(
         assert status.confirmations >= 3 and seen[0] == 1
         enough = anchored_check(bundle, contract, node.consistency_proof, confirmations=3)
         assert enough.status.value == "passed"
-        with pytest.raises(Error, match="not reached in 0.5 s"):
+        with pytest.raises(Error, match=r"not reached in 0\.5 s"):
             wait_confirmations(chain.web3, result.sent, 99, 0.5)
 
 

@@ -68,7 +68,9 @@ def test_committed_build_is_the_fresh_build() -> None:
         "contracts/InferenceSettlement.json is stale"
     )
     source = (CONTRACTS / "InferenceSettlement.sol").read_bytes()
-    assert artifact("InferenceSettlement")["source"] == "sha256:" + hashlib.sha256(source).hexdigest()
+    assert (
+        artifact("InferenceSettlement")["source"] == "sha256:" + hashlib.sha256(source).hexdigest()
+    )
 
 
 def test_the_verifier_build_is_reproducible_and_is_ezkls(
@@ -106,13 +108,16 @@ def test_a_proof_settles_once_and_zk_onchain_passes(
     # elements, which are the bundle's outputs at the circuit's scale.
     scale = 2.0 ** deployed["setup"].output_scales[0]
     signed = [v - R if v > R // 2 else v for v in done.outputs]
-    assert np.allclose(np.array(signed) / scale, np.asarray(bundle_outputs(node, bundle)), atol=1e-9)
+    assert np.allclose(
+        np.array(signed) / scale, np.asarray(bundle_outputs(node, bundle)), atol=1e-9
+    )
     # The input commitment: SHA-256 of the public input instances, 32 bytes each.
     n_out = len(done.outputs)
     inputs = claim.instances[: len(claim.instances) - n_out]
-    assert done.input_commitment == hashlib.sha256(
-        b"".join(v.to_bytes(32, "big") for v in inputs)
-    ).digest()
+    assert (
+        done.input_commitment
+        == hashlib.sha256(b"".join(v.to_bytes(32, "big") for v in inputs)).digest()
+    )
     after = onchain_check(claim, deployed["built"], settlement)
     assert after.status is CheckStatus.PASSED and f"settled in block {done.block}" in after.detail
     with pytest.raises(Error, match="AlreadySettled"):
@@ -198,4 +203,3 @@ def test_the_wrong_instance_count_is_refused(
     short = replace(claim, instances=claim.instances[:-1])
     with pytest.raises(Error, match="WrongInstanceCount"):
         deployed["settlement"].settle(short, sender=chain.accounts[2])
-
