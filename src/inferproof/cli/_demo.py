@@ -45,6 +45,10 @@ def demo(
         bool,
         typer.Option("--workflow", help="A volatility model run every second on a signed feed."),
     ] = False,
+    chain: Annotated[
+        bool,
+        typer.Option("--chain", help="Anchor the log on a local EVM chain; settle a ZK result."),
+    ] = False,
 ) -> None:
     """Train, sign and push a credit-risk model, infer, verify, then tamper and fail.
 
@@ -56,9 +60,18 @@ def demo(
     tampered copy fails.
 
     With --workflow: a volatility model runs every second on a signed price feed, ten
-    times; an alert fires, the history verifies, and a copy missing one run does not."""
-    if node + chat + agent + workflow > 1:
-        raise InputError("--node, --chat, --agent and --workflow are four demos: give one")
+    times; an alert fires, the history verifies, and a copy missing one run does not.
+
+    With --chain: start a local EVM chain (anvil), deploy the contracts, anchor the log
+    twice, watch the contract refuse a forked log, then prove an MLP inference with EZKL
+    and settle it on chain, where a tampered copy is refused."""
+    if node + chat + agent + workflow + chain > 1:
+        raise InputError("--node, --chat, --agent, --workflow and --chain are five demos: give one")
+    if chain:
+        from ._demochain import chain_demo
+
+        chain_demo(workdir)
+        return
     if workflow:
         from ._demoworkflow import workflow_demo
 
