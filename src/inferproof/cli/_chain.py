@@ -84,8 +84,16 @@ def _session(
             raise Error(f"--key is account {signer.address}; the log's operator is {cfg.operator}")
         w3 = chain.connect(rpc or cfg.rpc, cfg.chain_id, key=signer)
         account = signer.address if signer is not None else sender or (
-            cfg.operator if operator else w3.eth.accounts[0])  # fmt: skip
+            cfg.operator if operator else _first_account(w3))  # fmt: skip
         yield _Session(node, cfg, w3, account)
+
+
+def _first_account(w3: Any) -> str:
+    accounts = list(w3.eth.accounts)
+    if not accounts:
+        raise InputError("the RPC unlocks no account: give --key FILE (a hex private key) "
+                         "or --from ADDRESS")  # fmt: skip
+    return str(accounts[0])
 
 
 @chain_app.command("deploy")
@@ -103,7 +111,7 @@ def deploy(
 
     signer = chain.load_key(key) if key is not None else None
     w3 = chain.connect(rpc, key=signer)
-    account = signer.address if signer is not None else sender or w3.eth.accounts[0]
+    account = signer.address if signer is not None else sender or _first_account(w3)
     with LocalNode() as node, step_progress("deploying") as say:
         say("checkpoint anchor")
         anchor_c = chain.CheckpointAnchor.deploy(w3, account)
