@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from tests._cli import inferproof
@@ -15,7 +17,10 @@ def test_demo_chain(tmp_path: Path) -> None:
     _ensure_tools()
     env = dict(os.environ, INFERPROOF_HOME=str(tmp_path / "home"), COLUMNS="200")
     out = tmp_path / "demo"
-    proc = inferproof(env, "demo", "--chain", "--dir", str(out))
+    # A relative --dir, as a reader types it: the demo's home is then relative too, and
+    # EZKL's child process (which runs in its own folder) must still find the keys.
+    proc = subprocess.run([sys.executable, "-m", "inferproof", "demo", "--chain", "--dir", "demo"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = proc.stdout
     assert "anchored size 2 (from 0)" in text and "anchored size 3 (from 2)" in text

@@ -113,8 +113,9 @@ def _generate(work: Path, vk: Path, settings: Path, srs: Path) -> str:
     _svmshim.install(home)
     sol = work / _FILE
     env = {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home / ".local" / "share")}
-    args = [sys.executable, "-m", "inferproof.chain._evmchild", str(vk), str(settings),
-            str(srs), str(sol), str(work / "abi.json")]  # fmt: skip
+    # Absolute paths: the child runs in the work folder (a store's paths may be relative).
+    files = [str(p.resolve()) for p in (vk, settings, srs, sol, work / "abi.json")]
+    args = [sys.executable, "-m", "inferproof.chain._evmchild", *files]
     try:
         done = subprocess.run(args, env=env, cwd=work, capture_output=True, text=True,
                               timeout=GENERATE_TIMEOUT)  # fmt: skip
