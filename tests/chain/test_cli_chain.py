@@ -219,3 +219,42 @@ def test_anchor_every_keeps_anchoring_until_interrupted(
     assert loop.returncode == 0, err
     assert "anchored size 1 (from 0)" in out and "anchored size 2 (from 1)" in out
     assert "Traceback" not in err
+
+
+def test_a_serving_node_anchors_on_its_schedule(
+    chain: Any, tmp_path: Path, credit_model: Any
+) -> None:
+    """`serve --anchor-receipts 2`: the node's own scheduler anchors while it serves."""
+    from inferproof.node import NodeConfig
+
+    from ..node.conftest import start
+
+    home = tmp_path / "served"
+    owner = chain.accounts[0]
+    with LocalNode(home) as node:
+        node.push(credit_model[0], name="risk")
+        origin = node.log.origin
+        contract = CheckpointAnchor.deploy(chain.web3, owner)
+        contract.set_operator(origin, owner, sender=owner)
+        ChainConfig(chain.url, int(chain.web3.eth.chain_id), contract.address, owner).write(home)
+    running = start(home, NodeConfig(anchor_receipts=2))
+    try:
+        with running.http() as http:
+            for _ in range(2):
+                got = http.post("/v1/infer", json={"model": "risk",
+                                                   "inputs": {"X": credit_model[1]["X"]}})  # fmt: skip
+                assert got.status_code == 200, got.text
+        deadline = time.monotonic() + 30
+        while contract.latest(origin).size < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert contract.latest(origin).size == 2
+        assert last_sent(home, origin) is not None
+    finally:
+        running.stop()
+
+
+def test_serve_with_anchoring_needs_a_deployed_chain(home: Path) -> None:
+    refused = _runner(home)("serve", "--anchor-every", "60s", "--port", "0", code=2)
+    assert "deploy first (inferproof chain deploy --rpc URL)" in refused.stderr
+    bad = _runner(home)("anchor", "--every", "0.1s", code=2)
+    assert "no " in bad.stderr and "chain.json" in bad.stderr

@@ -28,7 +28,7 @@ from ._registry import (
     sign_registration,
     verify_registration,
 )
-from ._schedule import AnchorSchedule
+from ._schedule import AnchorSchedule, anchoring
 from ._sent import AnchorStatus, SentAnchor, anchor_status, last_sent, wait_confirmations
 from ._settlement import (
     Circuit,
@@ -62,6 +62,7 @@ __all__ = [
     "anchor_log",
     "anchor_status",
     "anchored_check",
+    "anchoring",
     "anvil_binary",
     "artifact",
     "build_verifier",

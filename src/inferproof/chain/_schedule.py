@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ..errors import Error, InputError
 from ._flow import AnchorResult
 
-__all__ = ["AnchorSchedule"]
+__all__ = ["AnchorSchedule", "anchoring"]
 
 # How often the receipt trigger looks at the log's size (a local read).
 SIZE_POLL_SECONDS = 1.0
@@ -93,3 +94,33 @@ class AnchorSchedule:
                 return
             self._anchored_size = result.new
             self._report(result)
+
+
+def anchoring(
+    home: Path,
+    log: Any,
+    *,
+    every: float | None,
+    receipts: int | None,
+    key: Path | None = None,
+    report: Callable[[AnchorResult | Error], None],
+) -> AnchorSchedule:
+    """The schedule that anchors ``log`` with the contract ``HOME/chain.json`` names, sent
+    by the operator (``key``, a hex private key file, or the account the RPC unlocks).
+
+    Example::
+
+        schedule = anchoring(node.home.root, node.log, every=60, receipts=20, report=print)
+        schedule.start()
+    """
+    from ._anchor import CheckpointAnchor
+    from ._flow import ChainConfig, anchor_log, connect, load_key
+
+    cfg = ChainConfig.read(home)
+    signer = load_key(key) if key is not None else None
+    if signer is not None and signer.address != cfg.operator:
+        raise Error(f"the key is account {signer.address}; the log's operator is {cfg.operator}")
+    contract = CheckpointAnchor(connect(cfg.rpc, cfg.chain_id, key=signer), cfg.anchor)
+    return AnchorSchedule(lambda: anchor_log(log, contract, cfg.operator, home),
+                          lambda: int(log.size), every=every, receipts=receipts,
+                          report=report)  # fmt: skip

@@ -133,9 +133,27 @@ def serve(
     no_workflows: Annotated[
         bool, typer.Option("--no-workflows", help="Do not run workflow schedules here.")
     ] = False,
+    anchor_every: Annotated[
+        str | None,
+        typer.Option(
+            "--anchor-every",
+            help="Anchor the log on chain every 60s, 5m... (HOME/chain.json names the contract).",
+        ),
+    ] = None,
+    anchor_receipts: Annotated[
+        int | None,
+        typer.Option("--anchor-receipts", help="Anchor whenever N receipts were logged."),
+    ] = None,
+    anchor_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--anchor-key", help="The operator's hex private key file, to sign anchors here."
+        ),
+    ] = None,
 ) -> None:
     """Serve this install's node over HTTP until Ctrl-C (the log is flushed on exit)."""
     from ..node import serve as run
+    from ..workflows import parse_every
 
     if not 0 <= port <= 65535:
         raise InputError("--port must be 0..65535")
@@ -155,9 +173,16 @@ def serve(
         workflows=not no_workflows,
         feed_hosts=frozenset(h.strip().lower() for h in feed_host or ()),
         feeds_dir=feeds_dir.resolve() if feeds_dir is not None else None,
+        anchor_every=parse_every(anchor_every) if anchor_every is not None else None,
+        anchor_receipts=anchor_receipts,
+        anchor_key=anchor_key,
     )
     if max_context < 16:
         raise InputError("--max-context must be at least 16 tokens")
+    if anchor_every is not None or anchor_receipts is not None:
+        from ._chain import _deps
+
+        _deps().ChainConfig.read(default_home())  # before serving: no chain.json, no start
     settings = LlamaSettings(n_threads=llama_threads, decode=llm_decode)
     chat = ChatConfig(settings=settings, max_ctx=max_context)
     if relay is not None:

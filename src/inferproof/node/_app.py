@@ -54,6 +54,7 @@ def create_app(
         if node.log_enabled:
             node.log.checkpoint()  # open the log (and create its key) before serving
         svc.open_workflows()  # its scheduler runs only while the app serves
+        svc.open_anchoring()  # likewise the anchoring schedule, when configured
         svc.ready = True
         try:
             yield

@@ -88,6 +88,13 @@ class NodeConfig:
     feed_hosts: frozenset[str] = frozenset()
     feeds_dir: Path | None = None
     max_event_streams: int = 64
+    # Anchoring (docs/chain.md): while serving, anchor the log's checkpoint every
+    # anchor_every seconds and/or whenever anchor_receipts receipts were logged, with
+    # the contract HOME/chain.json names, sent by the operator (anchor_key, a hex
+    # private key file, or the account the RPC unlocks). None and None: no anchoring.
+    anchor_every: float | None = None
+    anchor_receipts: int | None = None
+    anchor_key: Path | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.reserved_inflight is not None and not (

@@ -18,7 +18,7 @@ from typing import Any, BinaryIO, cast
 
 from .._canonical import canonical_json, sha256_digest
 from ..engine import InferenceResult, LocalNode, opening_json
-from ..errors import InputError
+from ..errors import Error, InputError
 from ..hub import ModelRecord, parse_model_signature
 from ..log import TlogProof
 from ..runtime import NamedInputs, parse_json_tensors
@@ -93,6 +93,7 @@ class Service:
         self._workflows: Workflows | None = None
         self.event_streams = 0
         self._webhook_key: str | None = None
+        self._anchoring: Any = None
 
     # -- workflows ------------------------------------------------------------------------
     @property
@@ -113,6 +114,23 @@ class Service:
             wf.close()
             raise
         self._workflows = wf
+
+    def open_anchoring(self) -> None:
+        """Start anchoring the log on the config's schedule (none by default)."""
+        cfg = self.config
+        if cfg.anchor_every is None and cfg.anchor_receipts is None:
+            return
+        try:
+            from ..chain import anchoring
+        except ImportError:
+            raise Error(
+                "anchoring needs the chain extra: pip install 'inferproof[chain]'"
+            ) from None
+        schedule = anchoring(self.node.home.root, self.node.log, every=cfg.anchor_every,
+                             receipts=cfg.anchor_receipts, key=cfg.anchor_key,
+                             report=_log_anchor)  # fmt: skip
+        schedule.start()
+        self._anchoring = schedule
 
     @property
     def webhook_key(self) -> str:
@@ -245,6 +263,9 @@ class Service:
     def close(self) -> None:
         """Finish running work, then flush the log (LocalNode.close) and close the stores."""
         self.ready = False
+        if self._anchoring is not None:
+            self._anchoring.stop()
+            self._anchoring = None
         if self._workflows is not None:  # first: a scheduled run uses the node
             self._workflows.close()
             self._workflows = None
@@ -252,3 +273,15 @@ class Service:
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.node.close()
         self.bundles.close()
+
+
+def _log_anchor(result: Any) -> None:
+    """Where the node's scheduled anchors are reported: its log, one line each."""
+    import logging
+
+    logger = logging.getLogger("inferproof.node.anchor")
+    if isinstance(result, Error):
+        logger.warning("anchoring failed: %s", result)
+    elif result.receipt is not None:
+        logger.info("anchored size %d (from %d) in block %s", result.new, result.old,
+                    result.receipt["blockNumber"])  # fmt: skip
