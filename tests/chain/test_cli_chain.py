@@ -258,3 +258,14 @@ def test_serve_with_anchoring_needs_a_deployed_chain(home: Path) -> None:
     assert "deploy first (inferproof chain deploy --rpc URL)" in refused.stderr
     bad = _runner(home)("anchor", "--every", "0.1s", code=2)
     assert "no " in bad.stderr and "chain.json" in bad.stderr
+
+
+def test_an_rpc_without_unlocked_accounts_needs_a_key(home: Path, credit_files: Any) -> None:
+    """A public RPC unlocks no account: deploy says to give --key, in one line."""
+    from inferproof.chain import Anvil
+
+    run = _runner(home)
+    run("model", "push", str(credit_files[0]), "--name", "risk")
+    with Anvil(accounts=0) as bare:
+        refused = run("chain", "deploy", "--rpc", bare.url, code=2)
+    assert "the RPC unlocks no account: give --key FILE" in refused.stderr

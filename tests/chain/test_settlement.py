@@ -203,3 +203,38 @@ def test_the_wrong_instance_count_is_refused(
     short = replace(claim, instances=claim.instances[:-1])
     with pytest.raises(Error, match="WrongInstanceCount"):
         deployed["settlement"].settle(short, sender=chain.accounts[2])
+
+
+def test_an_unregistered_circuit_is_refused(zk_node: tuple[LocalNode, Any], chain: Any) -> None:
+    node, _ = zk_node
+    claim = ZkClaim.from_bundle(node.infer("tiny:1", _x(6), mode="zk").bundle)
+    empty = InferenceSettlement.deploy(chain.web3, chain.accounts[0])
+    with pytest.raises(Error, match="UnknownCircuit"):
+        empty.settle(claim, sender=chain.accounts[2])
+
+
+def test_hashed_weights_must_be_the_setups(chain: Any, tmp_path_factory: Any) -> None:
+    """With hashed weights the weights are public instances, not in the verifying key:
+    the contract compares them with the setup's recorded hash, so a proof over other
+    weights of the same architecture (which the verifier alone would accept) is refused."""
+    node = LocalNode(tmp_path_factory.mktemp("zkhashed"))
+    try:
+        model = make_model(seed=8)
+        node.push(model.data, name="h", version="1")
+        setup = node.zk_setup("h:1", [NamedInputs(s) for s in model.samples], dev_srs=True,
+                              decomp=DECOMP, param_visibility="hashed")  # fmt: skip
+        built = build_verifier(setup, node.hub.blobs)
+        owner = chain.accounts[0]
+        settlement = InferenceSettlement.deploy(chain.web3, owner)
+        settlement.register(setup, deploy_verifier(chain.web3, owner, built), sender=owner)
+        circuit = settlement.circuit(setup.digest())
+        assert circuit is not None and circuit.params == len(setup.param_hash or ())
+        claim = ZkClaim.from_bundle(node.infer("h:1", _x(1), mode="zk").bundle)
+        column = list(claim.instances)
+        column[circuit.input_hashes] = (column[circuit.input_hashes] + 1) % R
+        with pytest.raises(Error, match="WrongWeights"):
+            settlement.settle(replace(claim, instances=tuple(column)), sender=owner)
+        settlement.settle(claim, sender=owner)
+        assert settlement.settled(claim) is not None
+    finally:
+        node.close()

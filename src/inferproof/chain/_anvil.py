@@ -32,15 +32,19 @@ class Anvil:
             print(chain.url, chain.web3.eth.block_number)
     """
 
-    def __init__(self, *, block_time: float | None = None) -> None:
+    def __init__(self, *, block_time: float | None = None, accounts: int = 10) -> None:
+        """``block_time``: mine every so many seconds (default: on each transaction);
+        ``accounts``: how many funded development accounts the node unlocks."""
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._block_time = block_time
+        self._accounts = accounts
         self._proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Anvil:
         args = [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(self.port),
-                "--chain-id", str(CHAIN_ID), "--silent"]  # fmt: skip
+                "--chain-id", str(CHAIN_ID), "--accounts", str(self._accounts),
+                "--silent"]  # fmt: skip
         if self._block_time is not None:
             args += ["--block-time", f"{self._block_time:g}"]
         self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
