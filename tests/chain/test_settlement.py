@@ -238,3 +238,29 @@ def test_hashed_weights_must_be_the_setups(chain: Any, tmp_path_factory: Any) ->
         assert settlement.settled(claim) is not None
     finally:
         node.close()
+
+
+def test_every_sampled_bit_flip_of_proof_or_instances_is_rejected_on_chain(
+    zk_node: tuple[LocalNode, Any], deployed: dict[str, Any]
+) -> None:
+    """One bit flipped in the proof (a byte in every 31, so every 32-byte word is hit
+    at some offset) or any public instance changed: the deployed verifier rejects it."""
+    node, _ = zk_node
+    claim = ZkClaim.from_bundle(node.infer("tiny:1", _x(9), mode="zk").bundle)
+    settlement: InferenceSettlement = deployed["settlement"]
+    assert onchain_check(claim, deployed["built"], settlement).status is CheckStatus.PASSED
+    accepted = []
+    for i in range(0, len(claim.proof), 31):
+        raw = bytearray(claim.proof)
+        raw[i] ^= 1 << (i % 8)
+        check = onchain_check(replace(claim, proof=bytes(raw)), deployed["built"], settlement)
+        if check.status is CheckStatus.PASSED:
+            accepted.append(f"proof byte {i}")
+    for j in range(len(claim.instances)):
+        column = list(claim.instances)
+        column[j] ^= 1
+        check = onchain_check(replace(claim, instances=tuple(column)), deployed["built"],
+                              settlement)  # fmt: skip
+        if check.status is CheckStatus.PASSED:
+            accepted.append(f"instance {j}")
+    assert accepted == []
