@@ -59,8 +59,7 @@ class ZkClaim:
     @classmethod
     def from_bundle(cls, bundle: Bundle) -> ZkClaim:
         """The claim of a bundle whose receipt carries a ZK proof (InputError if not)."""
-        from ..proofs.zk import ZkProof
-        from ..proofs.zk._felts import BN254_R, felt_to_int
+        from ..proofs.zk import BN254_R, ZkProof, felt_to_int
         from ..receipts import receipt_digest
 
         part = bundle.proofs.get("zk")
@@ -93,8 +92,7 @@ class Circuit:
     @classmethod
     def of(cls, setup: ZkSetup, verifier: str) -> Circuit:
         """The registration of ``setup``'s circuit verified by the contract at ``verifier``."""
-        from ..proofs.zk._felts import BN254_R, felt_to_int
-        from ..proofs.zk._prove import layout
+        from ..proofs.zk import BN254_R, felt_to_int, layout
 
         where = layout(setup)
         n = [s.stop - s.start for s in (where.input_hashes, where.param_hashes,

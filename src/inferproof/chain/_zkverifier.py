@@ -85,7 +85,7 @@ def build_verifier(
     key = (setup.vk_digest, setup.settings_digest, setup.srs_digest)
     if key in _BUILT:
         return _BUILT[key]
-    from ..proofs.zk._ezkl import artifact_path
+    from ..proofs.zk import artifact_path
 
     say = progress or (lambda _: None)
     with tempfile.TemporaryDirectory(prefix="inferproof-evm-") as tmp:

@@ -21,10 +21,11 @@ Example::
 from __future__ import annotations
 
 from ...errors import ZkError
-from ._ezkl import EZKL_VERSION
+from ._ezkl import EZKL_VERSION, artifact_path
+from ._felts import BN254_R, felt_to_int
 from ._index import JsonSetupIndex, SetupIndex
 from ._memory import check_memory, estimate_bytes
-from ._prove import prove
+from ._prove import Layout, layout, prove
 from ._rederive import CHECK_REDERIVED
 from ._setup import DEFAULT_DECOMP, SETUP_STEPS, ProgressFn, options_key, setup
 from ._srs import PUBLIC_SRS_SHA256, public_srs_logrows
@@ -47,6 +48,7 @@ from ._verify import (
 )
 
 __all__ = [
+    "BN254_R",
     "CHECK_INPUT",
     "CHECK_MODEL",
     "CHECK_OUTPUT",
@@ -60,6 +62,7 @@ __all__ = [
     "SETUP_STEPS",
     "InputVisibility",
     "JsonSetupIndex",
+    "Layout",
     "ParamVisibility",
     "ProgressFn",
     "SetupIndex",
@@ -68,8 +71,11 @@ __all__ = [
     "ZkError",
     "ZkProof",
     "ZkSetup",
+    "artifact_path",
     "check_memory",
     "estimate_bytes",
+    "felt_to_int",
+    "layout",
     "options_key",
     "prove",
     "public_srs_logrows",

@@ -38,6 +38,13 @@ class Layout:
 
 
 def layout(setup: ZkSetup) -> Layout:
+    """Where ``setup``'s public values sit in its proofs' instance column.
+
+    Example::
+
+        where = layout(record)
+        outputs = proof.instances[where.outputs]
+    """
     n_in_hash = len(setup.input_names) if setup.input_visibility == "hashed" else 0
     n_param = len(setup.param_hash or ()) if setup.param_visibility == "hashed" else 0
     n_pub = (
