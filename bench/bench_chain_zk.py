@@ -27,9 +27,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _models
 import ezkl
 
+import _models
 from inferproof._canonical import sha256_digest
 from inferproof.chain import (
     Anvil,
@@ -40,7 +40,7 @@ from inferproof.chain import (
 )
 from inferproof.hub._blobs import LocalBlobStore
 from inferproof.proofs import zk
-from inferproof.proofs.zk._felts import BN254_R, felt_to_int
+from inferproof.proofs.zk import BN254_R, felt_to_int
 
 # (name, sizes, lookup decomposition): the tests' small circuit (2^11 rows with the
 # small decomposition), and two of bench_zk's reference MLPs at EZKL's default one.
