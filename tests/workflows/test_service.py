@@ -33,17 +33,14 @@ SAFE = {"income": 150, "debt": 0.05, "age": 50, "late": 0}
 ALERT = "output.probabilities[0][1] > 0.5"
 
 
-def _store(node: LocalNode) -> SQLWorkflowStore:
-    return SQLWorkflowStore("sqlite:///" + str(node.home.root / "workflows.sqlite"))
-
-
 @pytest.fixture()
-def env(home: Path, credit_model: Any, server: Any) -> Iterator[Any]:
+def env(home: Path, credit_model: Any, server: Any, database: str) -> Iterator[Any]:
+    """Each test on SQLite (the embedded default) and on a real PostgreSQL server."""
     url, routes = server
     routes["/feed"] = (200, json.dumps([SAFE]).encode(), {})
     with LocalNode(home) as node:
         node.push(credit_model[0], name="credit")
-        store = _store(node)
+        store = SQLWorkflowStore(database)
         wf = Workflows(node, store)
         yield node, store, wf, url + "/feed", routes
         wf.close()

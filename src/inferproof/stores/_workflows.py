@@ -16,6 +16,7 @@ never wait (https://www.sqlite.org/wal.html).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -147,13 +148,15 @@ class SQLWorkflowStore:
 
     def _database_id(self) -> str:
         """A random id made once per database: the same for every process sharing it."""
-        with self.engine.begin() as c:
-            row = c.execute(sa.select(_INFO.c.value).where(_INFO.c.key == "id")).first()
-            if row is not None:
-                return str(row[0])
-            value = uuid.uuid4().hex
-            c.execute(_INFO.insert().values(key="id", value=value))
-            return value
+        for _ in range(2):  # a second process may insert the id between our read and write
+            with contextlib.suppress(IntegrityError), self.engine.begin() as c:
+                row = c.execute(sa.select(_INFO.c.value).where(_INFO.c.key == "id")).first()
+                if row is not None:
+                    return str(row[0])
+                value = uuid.uuid4().hex
+                c.execute(_INFO.insert().values(key="id", value=value))
+                return value
+        raise Error("the workflow store's id could not be read or written")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -205,7 +208,11 @@ class SQLWorkflowStore:
         and its number reused: it never stored an entry, so the chain has no hole."""
         try:
             with self.engine.begin() as c:
-                state = c.execute(sa.select(_DEFS.c.state).where(_DEFS.c.name == name)).scalar()
+                # FOR UPDATE: on PostgreSQL two claims of one workflow queue on its row
+                # (as BEGIN IMMEDIATE queues them on SQLite), so each reads the run the
+                # other made and none loses its tick to a taken run number.
+                state = c.execute(sa.select(_DEFS.c.state).where(_DEFS.c.name == name)
+                                  .with_for_update()).scalar()  # fmt: skip
                 if state != "active":
                     return None
                 c.execute(_CLAIMS.insert().values(name=name, tick=tick, owner=owner,
