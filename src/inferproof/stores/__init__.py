@@ -2,6 +2,7 @@
 
 The embedded default is SQLite under the home folder. :class:`SQLWorkflowStore` is
 written against SQLAlchemy Core, so the same code serves SQLite and PostgreSQL.
+:class:`S3BlobStore` keeps content-addressed blobs in any S3-compatible bucket.
 
 Example::
 
@@ -11,6 +12,14 @@ Example::
 
 from __future__ import annotations
 
+from ._s3 import S3BlobStore, parse_s3_url
 from ._workflows import Claim, SQLWorkflowStore, StoredRun, StoredWorkflow
 
-__all__ = ["Claim", "SQLWorkflowStore", "StoredRun", "StoredWorkflow"]
+__all__ = [
+    "Claim",
+    "S3BlobStore",
+    "SQLWorkflowStore",
+    "StoredRun",
+    "StoredWorkflow",
+    "parse_s3_url",
+]
