@@ -8,7 +8,6 @@ only, which is what lets MinIO or AWS take its place unchanged."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -19,28 +18,7 @@ from inferproof._canonical import sha256_digest
 from inferproof.errors import BlobCorruptError, Error, InputError
 from inferproof.stores import S3BlobStore, _s3, parse_s3_url
 
-BUCKET = "inferproof-test"
-
-
-@pytest.fixture(scope="module")
-def endpoint(monkeypatch_module: Any) -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    # Credentials a real S3 would check; the stand-in accepts any.
-    for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"),
-                        ("AWS_DEFAULT_REGION", "us-east-1")):  # fmt: skip
-        monkeypatch_module.setenv(name, value)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
-    with pytest.MonkeyPatch.context() as mp:
-        yield mp
+from .conftest import BUCKET
 
 
 def _raw(endpoint: str) -> Any:

@@ -150,6 +150,22 @@ def serve(
             "--anchor-key", help="The operator's hex private key file, to sign anchors here."
         ),
     ] = None,
+    blobs: Annotated[
+        str | None,
+        typer.Option(
+            "--blobs",
+            envvar="INFERPROOF_BLOBS",
+            help="Keep model and ZK blobs in S3: s3://bucket/prefix.",
+        ),
+    ] = None,
+    s3_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--s3-endpoint",
+            envvar="INFERPROOF_S3_ENDPOINT",
+            help="An S3-compatible server (MinIO, Ceph RGW); AWS by default.",
+        ),
+    ] = None,
 ) -> None:
     """Serve this install's node over HTTP until Ctrl-C (the log is flushed on exit)."""
     from ..node import serve as run
@@ -179,6 +195,14 @@ def serve(
     )
     if max_context < 16:
         raise InputError("--max-context must be at least 16 tokens")
+    if blobs is not None:
+        from ..stores import parse_s3_url
+
+        parse_s3_url(blobs)  # a bad URL is refused before serving
+        # The node (and every LocalNode of this process) reads them from the environment.
+        os.environ["INFERPROOF_BLOBS"] = blobs
+        if s3_endpoint:
+            os.environ["INFERPROOF_S3_ENDPOINT"] = s3_endpoint
     if anchor_every is not None or anchor_receipts is not None:
         from ._chain import _deps
 

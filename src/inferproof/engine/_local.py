@@ -17,7 +17,7 @@ import httpx
 from .._files import PathLike
 from ..attest import EvidenceProducer, NodeIdentity, software_environment
 from ..errors import InputError
-from ..hub import BlobStore, Hub, MemoryBlobStore, ModelRecord
+from ..hub import BlobStore, Hub, MemoryBlobStore, ModelRecord, SQLiteRegistry
 from ..log import Log
 from ..receipts import RunRecorder
 from ..runtime import LlamaModel, NamedInputs
@@ -36,7 +36,18 @@ if TYPE_CHECKING:
     from ..proofs.zk import ZkSetup
     from ..receipts import Bundle
 
-__all__ = ["LocalNode"]
+__all__ = ["LocalNode", "blobs_from_env"]
+
+
+def blobs_from_env() -> BlobStore | None:
+    """The blob store ``INFERPROOF_BLOBS`` names (``s3://bucket/prefix``), or None for
+    the home's folder. InputError for any other value."""
+    url = os.environ.get("INFERPROOF_BLOBS")
+    if not url:
+        return None
+    from ..stores import S3BlobStore
+
+    return S3BlobStore(url, endpoint_url=os.environ.get("INFERPROOF_S3_ENDPOINT") or None)
 
 
 class LocalNode:
@@ -56,12 +67,21 @@ class LocalNode:
         *,
         log: bool = True,
         chat: ChatConfig | None = None,
+        blobs: BlobStore | None = None,
     ) -> None:
         """``log=False`` skips the transparency log (for measuring the receipt alone);
-        ``chat`` sets how GGUF models run."""
+        ``chat`` sets how GGUF models run; ``blobs`` keeps model and ZK blobs elsewhere
+        than the home's folder (an :class:`~inferproof.stores.S3BlobStore`; by default
+        the one ``INFERPROOF_BLOBS=s3://bucket/prefix`` names, with
+        ``INFERPROOF_S3_ENDPOINT`` for a server other than AWS)."""
         self.home = home if isinstance(home, Home) else Home.open(home)
         software_environment()  # measured once, up front: the first call takes ~1 s
-        self.hub = Hub.local(self.home.root)
+        blobs = blobs if blobs is not None else blobs_from_env()
+        self.hub = (
+            Hub(blobs, SQLiteRegistry(self.home.root / "registry.sqlite"))
+            if blobs is not None
+            else Hub.local(self.home.root)
+        )
         self.issuer = Issuer(self.home, log=log)
         self._onnx = OnnxModels(self.hub)
         self._chat = ChatModels(self.hub, chat)
