@@ -40,6 +40,6 @@ def test_demo_chat_and_node_are_two_demos(tmp_path: Path) -> None:
     env = dict(os.environ, INFERPROOF_HOME=str(tmp_path / "home"))
     proc = _inferproof(env, "demo", "--chat", "--node", "--dir", str(tmp_path / "d"))
     assert proc.returncode != 0
-    assert "--node, --chat, --agent and --workflow are four demos: give one" in proc.stderr
+    assert "--node, --chat, --agent, --workflow and --chain are five demos: give one" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "d").exists()
