@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -52,3 +54,27 @@ def credit_files(
 def mlp_input(seed: int = 1, batch: int = 1) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {"x": rng.standard_normal((batch, 8)).astype(np.float32)}
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """A real PostgreSQL server for the session (tests/_postgres.py)."""
+    from tests._postgres import Postgres
+
+    with Postgres() as pg:
+        yield pg
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store's database: SQLite in a file (the embedded default), or a
+    fresh database on the session's PostgreSQL server."""
+    if request.param == "sqlite":
+        return "sqlite:///" + str(tmp_path / "workflows.sqlite")
+    import psycopg
+
+    pg = request.getfixturevalue("postgres")
+    name = "wf_" + uuid.uuid4().hex[:16]
+    with psycopg.connect(pg.url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return pg.url.rsplit("/", 1)[0] + "/" + name

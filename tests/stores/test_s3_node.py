@@ -110,3 +110,26 @@ def test_serve_with_blobs_in_s3(endpoint: str, tmp_path: Path, credit_files: Any
     )
     refused = inferproof(env, "serve", "--port", "0", "--blobs", "s3://x")
     assert refused.returncode == 2 and "is not an S3 bucket name" in refused.stderr
+
+
+def test_two_nodes_share_one_hub_on_postgresql_and_s3(
+    endpoint: str, postgres: Any, tmp_path: Path, credit_model: Any
+) -> None:
+    """A model pushed through one node is found, loaded and run by another node with
+    another home: the names are in PostgreSQL, the bytes in S3."""
+    import psycopg
+
+    from inferproof.stores import SQLRegistry
+    from inferproof.verify import Material
+
+    with psycopg.connect(postgres.url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE shared_hub")
+    url = postgres.url.rsplit("/", 1)[0] + "/shared_hub"
+    store = S3BlobStore(f"s3://{BUCKET}/shared", endpoint_url=endpoint, create_bucket=True)
+    with LocalNode(tmp_path / "a", blobs=store, registry=SQLRegistry(url)) as a:
+        record = a.push(credit_model[0], name="risk", version="1")
+    with LocalNode(tmp_path / "b", blobs=store, registry=SQLRegistry(url)) as b:
+        assert [r.ref for r in b.hub.list()] == ["risk:1", "risk:latest"]
+        bundle = b.infer("risk:1", {"X": credit_model[1]["X"]}).bundle
+        assert bundle.receipt.model_digest == record.digest
+        assert b.verifier().check(bundle, Material()).verified

@@ -17,7 +17,15 @@ import httpx
 from .._files import PathLike
 from ..attest import EvidenceProducer, NodeIdentity, software_environment
 from ..errors import InputError
-from ..hub import BlobStore, Hub, MemoryBlobStore, ModelRecord, SQLiteRegistry
+from ..hub import (
+    BlobStore,
+    Hub,
+    LocalBlobStore,
+    MemoryBlobStore,
+    ModelRecord,
+    Registry,
+    SQLiteRegistry,
+)
 from ..log import Log
 from ..receipts import RunRecorder
 from ..runtime import LlamaModel, NamedInputs
@@ -68,19 +76,22 @@ class LocalNode:
         log: bool = True,
         chat: ChatConfig | None = None,
         blobs: BlobStore | None = None,
+        registry: Registry | None = None,
     ) -> None:
         """``log=False`` skips the transparency log (for measuring the receipt alone);
         ``chat`` sets how GGUF models run; ``blobs`` keeps model and ZK blobs elsewhere
         than the home's folder (an :class:`~inferproof.stores.S3BlobStore`; by default
         the one ``INFERPROOF_BLOBS=s3://bucket/prefix`` names, with
-        ``INFERPROOF_S3_ENDPOINT`` for a server other than AWS)."""
+        ``INFERPROOF_S3_ENDPOINT`` for a server other than AWS); ``registry`` keeps the
+        model names elsewhere than the home's SQLite file (a
+        :class:`~inferproof.stores.SQLRegistry` on PostgreSQL)."""
         self.home = home if isinstance(home, Home) else Home.open(home)
         software_environment()  # measured once, up front: the first call takes ~1 s
         blobs = blobs if blobs is not None else blobs_from_env()
-        self.hub = (
-            Hub(blobs, SQLiteRegistry(self.home.root / "registry.sqlite"))
-            if blobs is not None
-            else Hub.local(self.home.root)
+        root = self.home.root
+        self.hub = Hub(
+            blobs if blobs is not None else LocalBlobStore(root / "blobs"),
+            registry if registry is not None else SQLiteRegistry(root / "registry.sqlite"),
         )
         self.issuer = Issuer(self.home, log=log)
         self._onnx = OnnxModels(self.hub)
