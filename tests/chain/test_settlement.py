@@ -264,3 +264,11 @@ def test_every_sampled_bit_flip_of_proof_or_instances_is_rejected_on_chain(
         if check.status is CheckStatus.PASSED:
             accepted.append(f"instance {j}")
     assert accepted == []
+
+
+@pytest.mark.parametrize("bad", ["sha256:" + "z" * 64, "sha256:" + "0" * 63, "md5:" + "0" * 64])
+def test_a_malformed_digest_is_an_input_error(bad: str) -> None:
+    from inferproof.chain._settlement import digest_bytes
+
+    with pytest.raises(InputError, match="is not a sha256"):
+        digest_bytes(bad)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
 
+from .._canonical import check_digest
 from .._checks import Check, failed, passed
 from ..errors import Error, InputError
 from ._contract import Contract, deploy_code
@@ -35,12 +36,8 @@ _ZERO = b"\0" * 32
 
 
 def digest_bytes(digest: str) -> bytes:
-    """``sha256:HEX`` as the 32 bytes a contract stores."""
-    algo, _, hexed = digest.partition(":")
-    raw = bytes.fromhex(hexed) if algo == "sha256" and len(hexed) == 64 else b""
-    if len(raw) != 32:
-        raise InputError(f"not a sha256 digest: {digest[:80]!r}")
-    return raw
+    """``sha256:HEX`` as the 32 bytes a contract stores (InputError if malformed)."""
+    return bytes.fromhex(check_digest(digest).split(":", 1)[1])
 
 
 def _word(value: int) -> bytes:

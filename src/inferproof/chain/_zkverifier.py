@@ -15,7 +15,6 @@ holding the stand-in of :mod:`._svmshim` rather than the user's.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._canonical import sha256_digest
 from ..errors import Error, ZkError
 from . import _svmshim
 from ._tools import compile_source
@@ -62,7 +62,7 @@ class EvmVerifier:
 
     @property
     def source_digest(self) -> str:
-        return "sha256:" + hashlib.sha256(self.source.encode()).hexdigest()
+        return sha256_digest(self.source.encode())
 
     @property
     def code_hash(self) -> bytes:

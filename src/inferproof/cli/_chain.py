@@ -83,9 +83,16 @@ def _session(
         if operator and signer is not None and signer.address != cfg.operator:
             raise Error(f"--key is account {signer.address}; the log's operator is {cfg.operator}")
         w3 = chain.connect(rpc or cfg.rpc, cfg.chain_id, key=signer)
-        account = signer.address if signer is not None else sender or (
-            cfg.operator if operator else _first_account(w3))  # fmt: skip
+        account = _sender(w3, signer, sender, cfg.operator if operator else None)
         yield _Session(node, cfg, w3, account)
+
+
+def _sender(w3: Any, signer: Any, sender: str | None, default: str | None = None) -> str:
+    """Who sends: the local key's account, else --from, else ``default``, else the
+    first account the RPC unlocks."""
+    if signer is not None:
+        return str(signer.address)
+    return sender or default or _first_account(w3)
 
 
 def _first_account(w3: Any) -> str:
@@ -111,7 +118,7 @@ def deploy(
 
     signer = chain.load_key(key) if key is not None else None
     w3 = chain.connect(rpc, key=signer)
-    account = signer.address if signer is not None else sender or _first_account(w3)
+    account = _sender(w3, signer, sender)
     with LocalNode() as node, step_progress("deploying") as say:
         say("checkpoint anchor")
         anchor_c = chain.CheckpointAnchor.deploy(w3, account)
