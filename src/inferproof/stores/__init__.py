@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from ._registry import SQLRegistry
 from ._s3 import S3BlobStore, parse_s3_url
+from ._url import is_postgres, libpq_url, sqlalchemy_url
 from ._workflows import Claim, SQLWorkflowStore, StoredRun, StoredWorkflow
 
 __all__ = [
@@ -24,5 +25,8 @@ __all__ = [
     "SQLWorkflowStore",
     "StoredRun",
     "StoredWorkflow",
+    "is_postgres",
+    "libpq_url",
     "parse_s3_url",
+    "sqlalchemy_url",
 ]
