@@ -34,6 +34,7 @@ __all__ = [
     "InputError",
     "ModelNotFound",
     "ProducerError",
+    "StoreUnavailable",
     "UpstreamError",
     "VerificationError",
     "ZkError",
@@ -88,6 +89,12 @@ class ZkError(Error):
 
 class ProducerError(Error):
     """The TEE interface failed or answered something unexpected."""
+
+
+class StoreUnavailable(Error):
+    """A store cannot be written or reached now (its server restarts, the database is
+    read only, the disk is full): nothing was stored, and retrying later may work.
+    The node answers 503."""
 
 
 class UpstreamError(Error):
