@@ -23,10 +23,18 @@ from .._files import default_home
 from ..client import DEFAULT_POLICY, Client
 from ..engine import ChatConfig
 from ..errors import Error, InputError
-from ..node import MAX_MODEL_BYTES, NodeConfig, TokenStore
+from ..node import MAX_MODEL_BYTES, NodeConfig
 from ..runtime import DEFAULT_MAX_CTX, LlamaSettings, check_upstream
 from ..verify import load_policy
 from ._common import console, err_console, handle_errors
+from ._storage import (
+    BlobsOpt,
+    ConfigOpt,
+    DatabaseOpt,
+    S3EndpointOpt,
+    resolve_storage,
+    token_store,
+)
 
 token_app = typer.Typer(help="Bearer tokens for a node's write endpoints.", no_args_is_help=True)
 
@@ -150,22 +158,16 @@ def serve(
             "--anchor-key", help="The operator's hex private key file, to sign anchors here."
         ),
     ] = None,
-    blobs: Annotated[
-        str | None,
+    database: DatabaseOpt = None,
+    blobs: BlobsOpt = None,
+    s3_endpoint: S3EndpointOpt = None,
+    config_file: ConfigOpt = None,
+    workers: Annotated[
+        int,
         typer.Option(
-            "--blobs",
-            envvar="INFERPROOF_BLOBS",
-            help="Keep model and ZK blobs in S3: s3://bucket/prefix.",
+            "--workers", help="Node processes sharing the socket and the stores.", min=1, max=64
         ),
-    ] = None,
-    s3_endpoint: Annotated[
-        str | None,
-        typer.Option(
-            "--s3-endpoint",
-            envvar="INFERPROOF_S3_ENDPOINT",
-            help="An S3-compatible server (MinIO, Ceph RGW); AWS by default.",
-        ),
-    ] = None,
+    ] = 1,
 ) -> None:
     """Serve this install's node over HTTP until Ctrl-C (the log is flushed on exit)."""
     from ..node import serve as run
@@ -195,14 +197,8 @@ def serve(
     )
     if max_context < 16:
         raise InputError("--max-context must be at least 16 tokens")
-    if blobs is not None:
-        from ..stores import parse_s3_url
-
-        parse_s3_url(blobs)  # a bad URL is refused before serving
-        # The node (and every LocalNode of this process) reads them from the environment.
-        os.environ["INFERPROOF_BLOBS"] = blobs
-        if s3_endpoint:
-            os.environ["INFERPROOF_S3_ENDPOINT"] = s3_endpoint
+    # A bad URL or config file is refused before serving.
+    storage = resolve_storage(database, blobs, s3_endpoint, config_file)
     if anchor_every is not None or anchor_receipts is not None:
         from ._chain import _deps
 
@@ -212,16 +208,30 @@ def serve(
     if relay is not None:
         err_console.print(f"relaying chat for models not held here to {relay}", markup=False)
     err_console.print(f"node home: {default_home()}", markup=False)
-    run(host, port, config=config, chat=chat)
+    if not storage.embedded:
+        where = ", ".join(f"{k}={_redact(v)}" for k, v in storage.environ().items())
+        err_console.print(f"storage: {where}", markup=False)
+    run(host, port, config=config, chat=chat, storage=storage, workers=workers)
+
+
+def _redact(url: str) -> str:
+    """A URL without its password, for printing."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}"
 
 
 @token_app.command("create")
 @handle_errors
 def token_create(
     label: Annotated[str, typer.Option("--label", help="A note to recognise it by.")] = "",
+    database: DatabaseOpt = None,
+    config_file: ConfigOpt = None,
 ) -> None:
     """Make a write token; it is printed once, as the last line, and stored only hashed."""
-    store = TokenStore(default_home())
+    store = token_store(resolve_storage(database, config=config_file))
     token = store.create(label)
     err_console.print("keep this token secret; it is not stored and cannot be shown again")
     sys.stdout.write(token + "\n")
@@ -229,9 +239,9 @@ def token_create(
 
 @token_app.command("list")
 @handle_errors
-def token_list() -> None:
+def token_list(database: DatabaseOpt = None, config_file: ConfigOpt = None) -> None:
     """List tokens by the first digits of their hash, with label and creation date."""
-    for info in TokenStore(default_home()).list():
+    for info in token_store(resolve_storage(database, config=config_file)).list():
         when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(info.created))
         console.print(f"{info.hash[:16]}  {when}  {info.label}", markup=False)
 
@@ -240,9 +250,12 @@ def token_list() -> None:
 @handle_errors
 def token_revoke(
     prefix: Annotated[str, typer.Argument(help="First hex digits of the token's hash.")],
+    database: DatabaseOpt = None,
+    config_file: ConfigOpt = None,
 ) -> None:
-    """Revoke a token (a running node stops accepting it at once)."""
-    info = TokenStore(default_home()).revoke(prefix)
+    """Revoke a token (a running node stops accepting it at once; nodes sharing a
+    database, within a second)."""
+    info = token_store(resolve_storage(database, config=config_file)).revoke(prefix)
     console.print(f"revoked {info.hash[:16]} ({info.label})", markup=False)
 
 

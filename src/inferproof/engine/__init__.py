@@ -27,6 +27,7 @@ from ._issue import Claim, Issuer
 from ._local import LocalNode
 from ._onnx import MODES, OUTPUT_COMMITTED, SALT_SCHEME, InferenceResult, named_inputs
 from ._opening import Opening, load_opening, opening_json, parse_opening, save_opening
+from ._storage import Storage
 
 __all__ = [
     "MODES",
@@ -42,6 +43,7 @@ __all__ = [
     "Issuer",
     "LocalNode",
     "Opening",
+    "Storage",
     "load_opening",
     "named_inputs",
     "opening_json",

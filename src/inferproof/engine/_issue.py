@@ -11,6 +11,7 @@ else in the engine touches the node's private key or its log.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,7 @@ from .._files import write_atomic
 from .._keys import key_id, raw_public
 from ..attest import EvidenceProducer, NodeIdentity, produce_identity, software_environment
 from ..errors import InputError
-from ..log import Log, open_default_log
+from ..log import Log, LogStore, open_default_log
 from ..receipts import (
     PREDICATE_TYPE,
     Bundle,
@@ -63,9 +64,18 @@ class Issuer:
         bundle = issuer.issue(claim, outputs=encoded, inputs=None, model_signature=None)
     """
 
-    def __init__(self, home: Home, *, log: bool = True) -> None:
+    def __init__(
+        self,
+        home: Home,
+        *,
+        log: bool = True,
+        log_store: Callable[[], LogStore | None] | None = None,
+    ) -> None:
+        """``log_store`` opens the log's store when the log is first used (None, or
+        returning None: ``log/log.sqlite`` in the home)."""
         self.home = home
         self.log_enabled = log
+        self._log_store = log_store
         self._key = home.node_key()
         self.public_key = raw_public(self._key.public_key())
         self.node_id = key_id(self.public_key)
@@ -81,7 +91,8 @@ class Issuer:
             if self._log is None:
                 # Group commit without an artificial wait: appends that arrive while a
                 # batch is being made durable form the next batch.
-                self._log = open_default_log(self.home.root, max_delay=0.0)
+                store = self._log_store() if self._log_store is not None else None
+                self._log = open_default_log(self.home.root, max_delay=0.0, store=store)
             return self._log
 
     def close(self) -> None:

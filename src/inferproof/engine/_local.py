@@ -38,24 +38,14 @@ from ._home import Home
 from ._issue import Issuer
 from ._models import ModelRef, OnnxModels
 from ._onnx import InferenceResult
+from ._storage import Storage
 from ._zk import ZkFlow
 
 if TYPE_CHECKING:
     from ..proofs.zk import ZkSetup
     from ..receipts import Bundle
 
-__all__ = ["LocalNode", "blobs_from_env"]
-
-
-def blobs_from_env() -> BlobStore | None:
-    """The blob store ``INFERPROOF_BLOBS`` names (``s3://bucket/prefix``), or None for
-    the home's folder. InputError for any other value."""
-    url = os.environ.get("INFERPROOF_BLOBS")
-    if not url:
-        return None
-    from ..stores import S3BlobStore
-
-    return S3BlobStore(url, endpoint_url=os.environ.get("INFERPROOF_S3_ENDPOINT") or None)
+__all__ = ["LocalNode"]
 
 
 class LocalNode:
@@ -77,23 +67,27 @@ class LocalNode:
         chat: ChatConfig | None = None,
         blobs: BlobStore | None = None,
         registry: Registry | None = None,
+        storage: Storage | None = None,
     ) -> None:
         """``log=False`` skips the transparency log (for measuring the receipt alone);
-        ``chat`` sets how GGUF models run; ``blobs`` keeps model and ZK blobs elsewhere
-        than the home's folder (an :class:`~inferproof.stores.S3BlobStore`; by default
-        the one ``INFERPROOF_BLOBS=s3://bucket/prefix`` names, with
-        ``INFERPROOF_S3_ENDPOINT`` for a server other than AWS); ``registry`` keeps the
-        model names elsewhere than the home's SQLite file (a
-        :class:`~inferproof.stores.SQLRegistry` on PostgreSQL)."""
+        ``chat`` sets how GGUF models run; ``storage`` says where the registry, the
+        log and the blobs live (:class:`Storage`: PostgreSQL and S3; by default what
+        ``INFERPROOF_DATABASE``, ``INFERPROOF_BLOBS``, ``INFERPROOF_S3_ENDPOINT`` or the
+        home's ``config.toml`` name, else the embedded SQLite files and folder);
+        ``blobs`` and ``registry`` replace those two stores with objects of the
+        caller's (an :class:`~inferproof.stores.S3BlobStore`, a
+        :class:`~inferproof.stores.SQLRegistry`)."""
         self.home = home if isinstance(home, Home) else Home.open(home)
+        self.storage = storage if storage is not None else Storage.resolve(self.home.root)
         software_environment()  # measured once, up front: the first call takes ~1 s
-        blobs = blobs if blobs is not None else blobs_from_env()
+        blobs = blobs if blobs is not None else self.storage.open_blobs()
+        registry = registry if registry is not None else self.storage.open_registry()
         root = self.home.root
         self.hub = Hub(
             blobs if blobs is not None else LocalBlobStore(root / "blobs"),
             registry if registry is not None else SQLiteRegistry(root / "registry.sqlite"),
         )
-        self.issuer = Issuer(self.home, log=log)
+        self.issuer = Issuer(self.home, log=log, log_store=self.storage.open_log_store)
         self._onnx = OnnxModels(self.hub)
         self._chat = ChatModels(self.hub, chat)
         self._zk = ZkFlow(self._onnx, self.home.zk)

@@ -14,6 +14,7 @@ See docs/log.md for formats, witnesses and serving tiles.
 """
 
 from ._checkpoint import Checkpoint, Cosignature, SignedCheckpoint, TlogProof, open_checkpoint
+from ._copy import compare_logs, copy_log
 from ._default import load_or_create_key, open_default_log
 from ._log import AppendResult, AuditResult, BatchResult, Log, PendingAppend
 from ._merkle import (
@@ -104,7 +105,9 @@ __all__ = [
     "WitnessEndpoint",
     "b64encode",
     "bundle_path",
+    "compare_logs",
     "consistency_proof",
+    "copy_log",
     "cosign_checkpoint",
     "encode_bundle",
     "hash_children",

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..errors import InputError
 from ._log import Log
 from ._note import ALG_ED25519, SignerKey
+from ._store import LogStore, SQLiteLogStore
 
 # Key files hold a private key: owner read/write only.
 _KEY_MODE = 0o600
@@ -34,8 +35,15 @@ def load_or_create_key(path: Path, name_prefix: str, alg: int = ALG_ED25519) -> 
     return key
 
 
-def open_default_log(home: Path, *, batch_size: int = 1024, max_delay: float = 0.005) -> Log:
-    """Open or create the node's log: ``<home>/log/log.sqlite`` signed by ``<home>/keys/log.key``.
+def open_default_log(
+    home: Path,
+    *,
+    batch_size: int = 1024,
+    max_delay: float = 0.005,
+    store: LogStore | None = None,
+) -> Log:
+    """Open or create the node's log: ``<home>/log/log.sqlite`` (or ``store``, such as
+    a PostgreSQL one) signed by ``<home>/keys/log.key``.
 
     The origin (and key name) is ``inferproof.local/<16 hex of SHA-256(public key)>``.
 
@@ -45,4 +53,6 @@ def open_default_log(home: Path, *, batch_size: int = 1024, max_delay: float = 0
             print(log.origin, log.verifier_key)
     """
     key = load_or_create_key(home / "keys" / "log.key", "inferproof.local")
-    return Log.open(home / "log" / "log.sqlite", key, batch_size=batch_size, max_delay=max_delay)
+    if store is None:
+        store = SQLiteLogStore(home / "log" / "log.sqlite")
+    return Log(store, key, batch_size=batch_size, max_delay=max_delay)

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from ..errors import Error, InputError
+from ..errors import Error, InputError, StoreUnavailable
 from ._schemas import ErrorResponse
 
 log = logging.getLogger("inferproof.node")
@@ -89,6 +89,26 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def _database_down(exc: BaseException) -> bool:
+    """Whether ``exc`` is a database driver's "cannot reach or write now" error:
+    SQLAlchemy's OperationalError, psycopg's OperationalError (connection lost, server
+    shutting down, read-only transaction), sqlite3's (locked, disk full)."""
+    import sqlite3
+
+    import sqlalchemy.exc
+
+    if isinstance(exc, sqlite3.OperationalError):  # not every one: "no such table" is a bug
+        return any(word in str(exc) for word in ("locked", "full", "readonly", "disk I/O"))
+    kinds: tuple[type[BaseException], ...] = (sqlalchemy.exc.OperationalError,)
+    try:
+        import psycopg
+    except ImportError:  # the scale extra is not installed
+        pass
+    else:
+        kinds = (*kinds, psycopg.OperationalError, psycopg.errors.ReadOnlySqlTransaction)
+    return isinstance(exc, kinds)
+
+
 def install_handlers(app: FastAPI) -> None:
     """Register the JSON error handlers on ``app``."""
 
@@ -112,6 +132,11 @@ def install_handlers(app: FastAPI) -> None:
         message = str(cause) if isinstance(cause, InputError) else str(exc.detail)
         return error_response(exc.status_code, message, headers=exc.headers)
 
+    @app.exception_handler(StoreUnavailable)
+    async def _unavailable(_: Request, exc: StoreUnavailable) -> Response:
+        log.warning("a store is unavailable: %s", exc)
+        return error_response(503, str(exc), "unavailable", {"Retry-After": "1"})
+
     @app.exception_handler(Error)
     async def _ours(_: Request, exc: Error) -> Response:
         log.error("request failed: %s", exc)
@@ -119,5 +144,9 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:
+        if _database_down(exc):  # a driver's error a store did not translate
+            log.warning("the database is unavailable: %s", exc.__class__.__name__)
+            message = "the node's database is unavailable; retry later"
+            return error_response(503, message, "unavailable", {"Retry-After": "1"})
         log.exception("unexpected error", exc_info=exc)
         return error_response(500, "internal error (see the node's log)", "internal")

@@ -7,12 +7,15 @@ import logging
 import os
 import socket
 import sys
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from ..engine import ChatConfig, LocalNode
+from .._files import default_home
+from ..engine import ChatConfig, LocalNode, Storage
+from ..errors import InputError
 from ._app import create_app
 from ._config import NodeConfig
 
@@ -93,6 +96,27 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def run_on(
+    sock: socket.socket,
+    *,
+    home: str | os.PathLike[str] | None,
+    config: NodeConfig,
+    chat: ChatConfig | None,
+    storage: Storage | None,
+    log_level: str,
+) -> None:
+    """Serve one node process on the bound ``sock`` until SIGINT or SIGTERM."""
+    # The node's threads (event loop, inference workers, log sequencer) hand the GIL to
+    # each other on every request; with the default 5 ms switch interval a waiting
+    # thread can stall that long behind a busy one, which dominated request latency.
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    node = LocalNode(home, chat=chat, storage=storage)
+    app = create_app(node, config)
+    uv = server_config(app, config, log_level=log_level, access_log=False)
+    logging.getLogger("inferproof.node").setLevel(log_level.upper())
+    uvicorn.Server(uv).run(sockets=[sock])
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 8080,
@@ -100,32 +124,42 @@ def serve(
     home: str | os.PathLike[str] | None = None,
     config: NodeConfig | None = None,
     chat: ChatConfig | None = None,
+    storage: Storage | None = None,
+    workers: int = 1,
     announce: bool = True,
     log_level: str = "warning",
 ) -> None:
     """Serve a node on ``host:port`` until SIGINT or SIGTERM, then flush the log.
 
     Prints ``listening on URL`` on stdout once the port is bound (``port=0`` picks
-    one), so a parent process learns where to connect.
+    one), so a parent process learns where to connect. ``storage`` says where the
+    node keeps its state (:class:`~inferproof.engine.Storage`; by default the
+    environment's or the home's ``config.toml``, else the embedded files);
+    ``workers`` > 1 runs that many processes on the one socket (see
+    ``inferproof.node._workers``).
 
     Example::
 
         serve("127.0.0.1", 8080)          # blocks; Ctrl-C stops it cleanly
     """
-    # The node's threads (event loop, inference workers, log sequencer) hand the GIL to
-    # each other on every request; with the default 5 ms switch interval a waiting
-    # thread can stall that long behind a busy one, which dominated request latency.
-    sys.setswitchinterval(SWITCH_INTERVAL)
+    from ._workers import MAX_WORKERS, serve_workers
+
+    if not 1 <= workers <= MAX_WORKERS:
+        raise InputError(f"workers must be 1..{MAX_WORKERS}")
     config = config or NodeConfig()
-    node = LocalNode(home, chat=chat)
-    app = create_app(node, config)
     sock = bind(host, port)
-    uv = server_config(app, config, log_level=log_level, access_log=False)
     if announce:
         print(f"listening on {url_of(sock)}", flush=True)
-    logging.getLogger("inferproof.node").setLevel(log_level.upper())
     try:
-        uvicorn.Server(uv).run(sockets=[sock])
+        if workers == 1:
+            run_on(sock, home=home, config=config, chat=chat, storage=storage,
+                   log_level=log_level)  # fmt: skip
+        else:
+            root = Path(home) if home is not None else None
+            serve_workers(workers, sock, home=root, config=config, chat=chat,
+                          storage=storage or Storage.resolve(default_home() if root is None
+                                                             else root),
+                          log_level=log_level)  # fmt: skip
     finally:
         sock.close()
     sys.stdout.flush()

@@ -80,9 +80,7 @@ class Service:
     def __init__(self, node: LocalNode, config: NodeConfig, infer: InferFn | None = None):
         self.node, self.config = node, config
         self._infer = infer or node.infer
-        root = node.home.root
-        self.bundles = IssuedBundles(root / "node" / "bundles.sqlite")
-        self.tokens = TokenStore(root)
+        self.bundles, self.tokens = _open_stores(node)
         self.jobs = Jobs(config.max_jobs, config.max_queued_jobs, config.job_timeout,
                          config.job_retention)  # fmt: skip
         self.pool = ThreadPoolExecutor(config.infer_threads, thread_name_prefix="infer")
@@ -106,7 +104,8 @@ class Service:
         """Open the workflow service under the config's feed policy; run its schedules
         when ``config.workflows`` (one scheduler per database per process)."""
         policy = FeedPolicy(hosts=self.config.feed_hosts, root=self.config.feeds_dir)
-        wf = open_workflows(self.node, policy=policy)
+        url = _sql_url(self.node.storage.database)
+        wf = open_workflows(self.node, url, policy=policy)
         try:
             if self.config.workflows:
                 wf.start()
@@ -273,6 +272,28 @@ class Service:
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.node.close()
         self.bundles.close()
+
+
+def _open_stores(node: LocalNode) -> tuple[BundleStore, Tokens]:
+    """The node's issued bundles and tokens: in its database when it has one (shared
+    by every worker and node on it), else SQLite and a file under its home."""
+    database = node.storage.database
+    if database is None:
+        root = node.home.root
+        return IssuedBundles(root / "node" / "bundles.sqlite"), TokenStore(root)
+    from ..stores import SQLBundleStore, SQLTokenStore
+
+    return SQLBundleStore(database), SQLTokenStore(database)
+
+
+def _sql_url(database: str | None) -> str | None:
+    """The database in SQLAlchemy's form (stores/ is imported only when there is one:
+    the embedded default needs none of its drivers)."""
+    if database is None:
+        return None
+    from ..stores import sqlalchemy_url
+
+    return sqlalchemy_url(database)
 
 
 def _log_anchor(result: Any) -> None:

@@ -1,0 +1,141 @@
+"""``serve --workers N``: several node processes on one listening socket.
+
+One Python process serves a few hundred verified receipts per second: the GIL holds
+request parsing, inference, signing and the log's hashing to one core. Workers are
+separate processes, so each has its own GIL. The parent binds the socket once and
+starts each worker with a copy of it (the kernel hands each new connection to one of
+the processes waiting in ``accept``); it restarts a worker that dies and, on SIGTERM or
+SIGINT, stops them all gracefully.
+
+Workers share what the node keeps: the log (each batch takes the store's write lock,
+so every receipt is appended exactly once, in one tree, whichever worker issued it),
+the registry, tokens, bundles and jobs. With the embedded default those are the
+home's SQLite files, each safe across processes; with ``--database`` they are in
+PostgreSQL. Only worker 0 anchors the log on chain, so one schedule sends.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import replace
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from types import FrameType
+
+from ..engine import ChatConfig, Storage
+from ._config import NodeConfig
+
+__all__ = ["MAX_WORKERS", "serve_workers"]
+
+# A bound on --workers: each worker holds its own models and connection pools.
+MAX_WORKERS = 64
+# A worker that dies is restarted, but no faster than this (a crash loop would
+# otherwise spin the parent).
+_RESTART_DELAY = 1.0
+# How often the parent looks for a dead worker.
+_POLL_SECONDS = 0.2
+
+_logger = logging.getLogger("inferproof.node.workers")
+
+
+def _worker(
+    index: int,
+    sock: socket.socket,
+    home: Path | None,
+    config: NodeConfig,
+    chat: ChatConfig | None,
+    storage: Storage,
+    log_level: str,
+) -> None:
+    """One worker: a node over ``sock`` until SIGTERM (in a spawned process)."""
+    from ._serve import run_on
+
+    # Ctrl-C reaches the whole process group; the parent decides when workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if index != 0:  # one anchoring schedule for the whole node
+        config = replace(config, anchor_every=None, anchor_receipts=None)
+    run_on(sock, home=home, config=config, chat=chat, storage=storage, log_level=log_level)
+
+
+class _Supervisor:
+    """Starts, watches and stops the worker processes."""
+
+    def __init__(self, count: int, args: tuple[object, ...]) -> None:
+        self._ctx = multiprocessing.get_context("spawn")
+        self._args = args
+        self._procs: list[BaseProcess | None] = [None] * count
+        self._stopping = threading.Event()
+
+    def _start(self, index: int) -> None:
+        proc = self._ctx.Process(
+            target=_worker, args=(index, *self._args), name=f"inferproof-worker-{index}"
+        )
+        proc.start()
+        self._procs[index] = proc
+
+    def stop(self, *_: object) -> None:
+        self._stopping.set()
+
+    def run(self) -> int:
+        for index in range(len(self._procs)):
+            self._start(index)
+        while not self._stopping.wait(_POLL_SECONDS):
+            for index, proc in enumerate(self._procs):
+                if proc is not None and not proc.is_alive():
+                    _logger.warning("worker %d exited with code %s; restarting it",
+                                    index, proc.exitcode)  # fmt: skip
+                    proc.close()
+                    self._procs[index] = None
+                    if self._stopping.wait(_RESTART_DELAY):
+                        break
+                    self._start(index)
+        return self._shutdown()
+
+    def _shutdown(self) -> int:
+        from ._serve import GRACEFUL_SECONDS
+
+        live = [p for p in self._procs if p is not None and p.is_alive()]
+        for proc in live:
+            proc.terminate()  # SIGTERM: in-flight requests finish, the log is flushed
+        deadline = time.monotonic() + GRACEFUL_SECONDS + 10
+        code = 0
+        for proc in live:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+            code = code or (proc.exitcode or 0)
+        return code
+
+
+def serve_workers(
+    workers: int,
+    sock: socket.socket,
+    *,
+    home: Path | None,
+    config: NodeConfig,
+    chat: ChatConfig | None,
+    storage: Storage,
+    log_level: str,
+) -> int:
+    """Run ``workers`` node processes on the bound ``sock`` until SIGTERM or SIGINT;
+    return the first non-zero exit code of a worker (0 when all stopped cleanly)."""
+    sock.listen(socket.SOMAXCONN)
+    supervisor = _Supervisor(workers, (sock, home, config, chat, storage, log_level))
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        supervisor.stop()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return supervisor.run()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        sys.stdout.flush()
