@@ -18,6 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from .._files import locked, write_atomic
 from ..errors import InputError
@@ -40,6 +41,26 @@ class TokenInfo:
     hash: str
     created: float
     label: str
+
+
+class Tokens(Protocol):
+    """What the node asks of a token store: :class:`TokenStore` (a file under the home
+    folder) or :class:`~inferproof.stores.SQLTokenStore` (one database shared by
+    every node process on it).
+
+    Example::
+
+        def admitted(tokens: Tokens, bearer: str | None) -> bool:
+            return tokens.check(bearer) is not None
+    """
+
+    def create(self, label: str = "") -> str: ...
+
+    def revoke(self, prefix: str) -> TokenInfo: ...
+
+    def check(self, token: str | None) -> str | None: ...
+
+    def list(self) -> list[TokenInfo]: ...
 
 
 class TokenStore:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .._canonical import is_digest
 from ..receipts import Bundle
@@ -96,6 +96,46 @@ class BundleSummary:
         return {"id": self.id, "receipt_digest": self.receipt_digest,
                 "log_index": self.log_index, "created": self.created, "model": model,
                 "nonce": self.nonce}  # fmt: skip
+
+
+class BundleStore(Protocol):
+    """What the node asks of its issued bundles: :class:`IssuedBundles` (SQLite under
+    the home folder) or :class:`~inferproof.stores.SQLBundleStore` (one database
+    shared by every node process on it).
+
+    Example::
+
+        def mine(store: BundleStore, owner: str) -> list[BundleSummary]:
+            return store.find(BundleQuery(owner=owner))[0]
+    """
+
+    def add(
+        self,
+        receipt_digest: str,
+        log_index: int | None,
+        data: bytes,
+        bundle_id: str | None = None,
+        *,
+        owner: str | None = None,
+    ) -> str: ...
+
+    def add_many(
+        self,
+        rows: list[tuple[str, int | None, bytes]],
+        ids: list[str] | None = None,
+        *,
+        owners: Sequence[str | None] | None = None,
+    ) -> list[str]: ...
+
+    def by_id(self, bundle_id: str) -> bytes | None: ...
+
+    def by_digest(self, receipt_digest: str, owner: str) -> bytes | None: ...
+
+    def find(self, query: BundleQuery) -> tuple[list[BundleSummary], int | None]: ...
+
+    def count(self) -> int: ...
+
+    def close(self) -> None: ...
 
 
 def _indexed(data: bytes) -> tuple[str | None, str | None, str | None, str | None]:

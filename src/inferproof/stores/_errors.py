@@ -1,0 +1,122 @@
+"""The SQL stores' boundary: driver errors come out as ours, and engines open one way.
+
+A database that cannot answer now (unreachable, restarting, shutting down, read-only,
+out of disk, locked past the busy timeout) raises
+:class:`~inferproof.errors.StoreUnavailable`: the request may succeed later, so a
+node answers 503. Every other driver error is a plain
+:class:`~inferproof.errors.Error`. Messages are one line and name the driver's class
+and its first line, never the SQL or its parameters (which hold token hashes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from ..errors import Error, StoreUnavailable
+from ._url import sqlalchemy_url
+
+__all__ = ["guarded", "open_engine", "writing"]
+
+# How long a SQLite writer waits for another process's write lock (the workflow and
+# log stores' figure), and a PostgreSQL connect for an answer before it is unavailable.
+BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_S = 5
+# SQLSTATE 25006 read_only_sql_transaction: a standby, or default_transaction_read_only
+# (https://www.postgresql.org/docs/current/errcodes-appendix.html). psycopg files it
+# under InternalError, though it says nothing about the server's health.
+_READ_ONLY = "25006"
+# sqlite3's messages for a database that cannot be written or opened now (SQLITE_BUSY,
+# SQLITE_LOCKED, SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN:
+# https://www.sqlite.org/rescode.html).
+_SQLITE_DOWN = ("locked", "full", "readonly", "disk I/O", "unable to open")
+
+
+def _unavailable(exc: SQLAlchemyError) -> bool:
+    if isinstance(exc, sa.exc.TimeoutError | sa.exc.DisconnectionError):
+        return True  # the pool had no connection to give in time
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if isinstance(exc.orig, sqlite3.OperationalError):
+        # sqlite3 files a missing table or column here too: that is a bug, not an outage.
+        return any(word in str(exc.orig) for word in _SQLITE_DOWN)
+    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+        return True
+    return getattr(exc.orig, "sqlstate", None) == _READ_ONLY
+
+
+def _line(exc: SQLAlchemyError) -> str:
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    text = str(cause).strip().splitlines()
+    return f"{cause.__class__.__name__}: {text[0][:200] if text else 'no message'}"
+
+
+@contextlib.contextmanager
+def guarded(what: str) -> Iterator[None]:
+    """Run a block against the database; its driver errors re-raised as ours."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        if _unavailable(exc):
+            raise StoreUnavailable(f"{what}: database unavailable ({_line(exc)})") from None
+        raise Error(f"{what}: database error ({_line(exc)})") from None
+
+
+def _sqlite_setup(engine: sa.Engine, synchronous: str) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi: Any, _record: Any) -> None:
+        # The "begin" hook below is the only transaction control (SQLAlchemy's recipe
+        # for pysqlite: https://docs.sqlalchemy.org/en/20/dialects/sqlite.html).
+        dbapi.isolation_level = None
+        cur = dbapi.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        # A writer takes the write lock at BEGIN so two processes queue on it instead
+        # of failing a lock upgrade (https://www.sqlite.org/lang_transaction.html);
+        # readers stay deferred and, in WAL, never wait (https://www.sqlite.org/wal.html).
+        write = conn.get_execution_options().get("inferproof_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def open_engine(
+    url: str, engine: sa.Engine | None, meta: sa.MetaData, what: str, *, synchronous: str
+) -> sa.Engine:
+    """An engine on ``url`` (or ``engine``) with ``meta``'s tables created.
+
+    On SQLite, WAL with ``synchronous`` (``FULL`` or ``NORMAL``); writes go through
+    :func:`writing`. On PostgreSQL, connects give up after :data:`CONNECT_TIMEOUT_S`.
+    """
+    with guarded(what):
+        if engine is None:
+            target = sqlalchemy_url(url)
+            args = {"connect_timeout": CONNECT_TIMEOUT_S} if target.startswith("postgresql") else {}
+            engine = sa.create_engine(target, connect_args=args)
+            if engine.dialect.name == "sqlite":
+                _sqlite_setup(engine, synchronous)
+        try:
+            meta.create_all(engine)
+        except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
+            # Two processes creating the tables at once on PostgreSQL: one loses on
+            # the catalog's unique keys; the second pass finds the tables there.
+            meta.create_all(engine)
+    return engine
+
+
+@contextlib.contextmanager
+def writing(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A write transaction: committed at the end of the block, rolled back on error."""
+    with engine.connect().execution_options(inferproof_write=True) as c, c.begin():
+        yield c

@@ -1,0 +1,153 @@
+"""The node's bearer tokens in SQL, shared by every node process on one database.
+
+The same tokens and rules as the file-based :class:`~inferproof.node.TokenStore`:
+``ipt_`` and 256 random bits, only the SHA-256 stored (its module docs say why that
+suffices), labels folded to one line of at most 64 characters, revocation by the one
+token whose hash starts with at least 8 given hex digits.
+
+A token made by any process (or by the CLI) is accepted by all at once: a check that
+misses the cache asks the database. A check that hits it does not, so a token revoked
+elsewhere is refused within ``cache_seconds`` (the node checks a token on every
+request; the cache keeps that off the database). Revocation is one ``DELETE ...
+RETURNING`` whose transaction rolls back unless it removed exactly one row, so two
+processes revoking at once cannot remove two tokens, or one token twice.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import math
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from ..errors import InputError
+from ._errors import guarded, open_engine, writing
+
+__all__ = ["TOKEN_BYTES", "TOKEN_PREFIX", "SQLTokenStore", "TokenInfo", "hash_token"]
+
+# The token format and its stored form, as node/_auth.py defines them for TokenStore.
+# They are defined again here because stores/ sits below node/ in DESIGN.md's layer
+# table and may not import it; tests/stores/test_tokens.py holds the two equal.
+TOKEN_PREFIX = "ipt_"
+# 32 bytes = 256 bits of entropy (node/_auth.py says why SHA-256 then suffices).
+TOKEN_BYTES = 32
+_MAX_LABEL = 64
+_WHAT = "token store"
+_HEX = frozenset("0123456789abcdef")
+# Valid hashes this process has seen lately; more than this many at once (a node has
+# a few dozen tokens) empties the cache rather than letting it grow.
+_MAX_CACHED = 4096
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token: hex SHA-256 of its UTF-8 bytes."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A stored token: its hash (the id shown to operators), creation time and label."""
+
+    hash: str
+    created: float
+    label: str
+
+
+_META = sa.MetaData()
+_TOKENS = sa.Table(
+    "node_tokens", _META,
+    # The order tokens were made in, as TokenStore's file keeps them.
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created", sa.Double, nullable=False),
+    sa.Column("label", sa.String(_MAX_LABEL), nullable=False),
+)  # fmt: skip
+
+
+class SQLTokenStore:
+    """Create, list, revoke and check node tokens in SQLite or PostgreSQL (module docs).
+
+    ``url`` is ``postgresql://...`` or ``sqlite:///path``; ``engine`` replaces the one
+    made from it. Database failures raise :class:`~inferproof.stores.StoreUnavailable`
+    (try again later) or :class:`~inferproof.errors.Error`.
+
+    Example::
+
+        store = SQLTokenStore("postgresql://inferproof@db/inferproof")
+        token = store.create("ci")           # shown once, never stored
+        assert store.check(token) == hash_token(token)
+        store.revoke(store.list()[-1].hash[:12])
+    """
+
+    def __init__(
+        self, url: str, *, engine: sa.Engine | None = None, cache_seconds: float = 1.0
+    ) -> None:
+        if not (math.isfinite(cache_seconds) and cache_seconds >= 0):
+            raise InputError(f"cache_seconds must be a number >= 0, not {cache_seconds!r}")
+        self.cache_seconds = cache_seconds
+        self.engine = open_engine(url, engine, _META, _WHAT, synchronous="FULL")
+        self._lock = threading.Lock()
+        self._valid: dict[str, float] = {}  # hash -> time.monotonic() it was last read
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def create(self, label: str = "") -> str:
+        """Make a new token, store its hash, and return the token (shown only once)."""
+        label = " ".join(label.split())[:_MAX_LABEL] or "-"
+        token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
+        row = {"hash": hash_token(token), "created": time.time(), "label": label}
+        with guarded(_WHAT), writing(self.engine) as c:
+            c.execute(_TOKENS.insert().values(**row))
+        return token
+
+    def revoke(self, prefix: str) -> TokenInfo:
+        """Remove the one token whose hash starts with ``prefix`` (at least 8 hex digits)."""
+        if len(prefix) < 8:
+            raise InputError("give at least 8 hex digits of the token's hash")
+        wanted = prefix.lower()
+        # Only hex reaches LIKE, so the pattern has no wildcard but the final %.
+        if len(wanted) > 64 or not _HEX.issuperset(wanted):
+            raise InputError(f"0 tokens match {prefix!r}; need exactly one")
+        cols = (_TOKENS.c.hash, _TOKENS.c.created, _TOKENS.c.label)
+        delete = _TOKENS.delete().where(_TOKENS.c.hash.like(wanted + "%")).returning(*cols)
+        with guarded(_WHAT), writing(self.engine) as c:
+            rows = c.execute(delete).all()
+            if len(rows) != 1:  # raised inside the transaction: nothing is deleted
+                raise InputError(f"{len(rows)} tokens match {prefix!r}; need exactly one")
+        with self._lock:
+            self._valid.pop(rows[0].hash, None)
+        return TokenInfo(rows[0].hash, float(rows[0].created), rows[0].label)
+
+    def check(self, token: str | None) -> str | None:
+        """The token's hash if it is a valid token, else None."""
+        if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 128:
+            return None
+        digest = hash_token(token)
+        now = time.monotonic()
+        seen = self._valid.get(digest)
+        if seen is not None and now - seen < self.cache_seconds:
+            return digest
+        query = sa.select(_TOKENS.c.seq).where(_TOKENS.c.hash == digest)
+        with guarded(_WHAT), self.engine.connect() as c:
+            found = c.execute(query).first() is not None
+        with self._lock:
+            if not found:
+                self._valid.pop(digest, None)
+                return None
+            if len(self._valid) >= _MAX_CACHED:
+                self._valid.clear()
+            self._valid[digest] = now
+        return digest
+
+    def list(self) -> builtins.list[TokenInfo]:
+        """Every stored token, oldest first."""
+        cols = (_TOKENS.c.hash, _TOKENS.c.created, _TOKENS.c.label)
+        with guarded(_WHAT), self.engine.connect() as c:
+            rows = c.execute(sa.select(*cols).order_by(_TOKENS.c.seq)).all()
+        return [TokenInfo(r.hash, float(r.created), r.label) for r in rows]
