@@ -13,20 +13,32 @@ Example::
 
 from __future__ import annotations
 
+from ._bundles import BundleQuery, BundleSummary, SQLBundleStore, is_id, new_id
 from ._registry import SQLRegistry
 from ._s3 import S3BlobStore, parse_s3_url
+from ._tokens import TOKEN_BYTES, TOKEN_PREFIX, SQLTokenStore, TokenInfo, hash_token
 from ._url import is_postgres, libpq_url, sqlalchemy_url
 from ._workflows import Claim, SQLWorkflowStore, StoredRun, StoredWorkflow
 
 __all__ = [
+    "TOKEN_BYTES",
+    "TOKEN_PREFIX",
+    "BundleQuery",
+    "BundleSummary",
     "Claim",
     "S3BlobStore",
+    "SQLBundleStore",
     "SQLRegistry",
+    "SQLTokenStore",
     "SQLWorkflowStore",
     "StoredRun",
     "StoredWorkflow",
+    "TokenInfo",
+    "hash_token",
+    "is_id",
     "is_postgres",
     "libpq_url",
+    "new_id",
     "parse_s3_url",
     "sqlalchemy_url",
 ]
