@@ -28,6 +28,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ..errors import InputError
+from ..stores import (
+    CANCELLED_ERROR,
+    LOST_ERROR,
+    MAX_LINE_CHARS,
+    MAX_PROGRESS_LINES,
+    SHUTDOWN_ERROR,
+    JobRecord,
+)
 from ._bundles import new_id
 from ._errors import NodeHTTPError
 
@@ -44,44 +52,10 @@ __all__ = [
     "ResultCodec",
 ]
 
-# A job keeps at most this many progress lines (the latest ones): a prover that
-# reports per step stays far below it, and memory stays bounded if one does not.
-MAX_PROGRESS_LINES = 256
-# One progress line is cut to this many characters.
-MAX_LINE_CHARS = 500
 ACTIVE = ("queued", "running")
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
-LOST_ERROR = ("worker_lost", "the node worker running the job stopped responding")
-CANCELLED_ERROR = ("cancelled", "the job was cancelled by its owner")
-SHUTDOWN_ERROR = ("shutdown", "the node worker shut down before the job started")
 # A job's work: called with a progress callback, returns the job's result.
 JobFn = Callable[[Callable[[str], None]], Any]
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    """One job as a store keeps it. ``result`` is whatever the job's codec made of its
-    return value (JSON values for a SQL store); ``worker`` is the id of the process
-    running it and ``heartbeat`` the last time that process said it was alive.
-
-    Example::
-
-        record = JobRecord("0123456789abcdef01234567", "zk", owner, now, worker="w1",
-                           heartbeat=now)
-    """
-
-    id: str
-    mode: str
-    owner: str
-    created: float
-    status: str = "queued"
-    started: float | None = None
-    finished: float | None = None
-    progress: tuple[str, ...] = ()
-    result: Any = None
-    error: tuple[str, str] | None = None
-    worker: str = ""
-    heartbeat: float = 0.0
 
 
 @dataclass

@@ -14,6 +14,15 @@ Example::
 from __future__ import annotations
 
 from ._bundles import BundleQuery, BundleSummary, SQLBundleStore, is_id, new_id
+from ._jobs import (
+    CANCELLED_ERROR,
+    LOST_ERROR,
+    MAX_LINE_CHARS,
+    MAX_PROGRESS_LINES,
+    SHUTDOWN_ERROR,
+    JobRecord,
+    SQLJobStore,
+)
 from ._registry import SQLRegistry
 from ._s3 import S3BlobStore, parse_s3_url
 from ._tokens import TOKEN_BYTES, TOKEN_PREFIX, SQLTokenStore, TokenInfo, hash_token
@@ -21,13 +30,20 @@ from ._url import is_postgres, libpq_url, sqlalchemy_url
 from ._workflows import Claim, SQLWorkflowStore, StoredRun, StoredWorkflow
 
 __all__ = [
+    "CANCELLED_ERROR",
+    "LOST_ERROR",
+    "MAX_LINE_CHARS",
+    "MAX_PROGRESS_LINES",
+    "SHUTDOWN_ERROR",
     "TOKEN_BYTES",
     "TOKEN_PREFIX",
     "BundleQuery",
     "BundleSummary",
     "Claim",
+    "JobRecord",
     "S3BlobStore",
     "SQLBundleStore",
+    "SQLJobStore",
     "SQLRegistry",
     "SQLTokenStore",
     "SQLWorkflowStore",
