@@ -76,7 +76,7 @@ def test_what_check_refuses(database: str, tmp_path: Path) -> None:
 def test_revoke_rejections(database: str, tmp_path: Path) -> None:
     for store in _both(database, tmp_path):
         keep = store.create("keep")
-        with pytest.raises(InputError, match="^give at least 8 hex digits of the token's hash$"):
+        with pytest.raises(InputError, match=r"^give at least 8 hex digits of the token's hash$"):
             store.revoke("abc1234")
         # Not hex, or LIKE's wildcards: they match nothing (a wildcard reaching LIKE
         # would match every hash).
@@ -85,7 +85,7 @@ def test_revoke_rejections(database: str, tmp_path: Path) -> None:
                 store.revoke(prefix)
         _plant(store, "abcdef01" + "0" * 56, "one")
         _plant(store, "abcdef01" + "1" * 56, "two")
-        with pytest.raises(InputError, match="^2 tokens match 'abcdef01'; need exactly one$"):
+        with pytest.raises(InputError, match=r"^2 tokens match 'abcdef01'; need exactly one$"):
             store.revoke("abcdef01")
         assert [t.label for t in store.list()] == ["keep", "one", "two"]  # none removed
         assert store.revoke("abcdef010").label == "one"
@@ -104,7 +104,7 @@ def test_two_processes_share_tokens(database: str) -> None:
         assert a.check(token) is None  # cache_seconds=0: refused at once
         # The long cache still admits it: revocation reaches it within cache_seconds.
         assert cached.check(token) == hash_token(token)
-        with pytest.raises(InputError, match="^0 tokens match"):
+        with pytest.raises(InputError, match=r"^0 tokens match"):
             a.revoke(hash_token(token)[:8])  # already gone, for every process
         # A revocation by the cached store itself takes effect in it at once.
         other = a.create("other")
@@ -163,7 +163,7 @@ def _run(work: Any, stores: list[SQLTokenStore]) -> None:
 
 @pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf")])
 def test_bad_cache_seconds(database: str, value: float) -> None:
-    with pytest.raises(InputError, match="^cache_seconds must be a number >= 0, not"):
+    with pytest.raises(InputError, match=r"^cache_seconds must be a number >= 0, not"):
         SQLTokenStore(database, cache_seconds=value)
 
 
@@ -188,7 +188,7 @@ def test_a_read_only_database_is_unavailable(postgres: Any) -> None:
     try:
         with pytest.raises(StoreUnavailable, match="ReadOnlySqlTransaction"):
             store.create("after")
-        with pytest.raises(StoreUnavailable, match="^token store: database unavailable"):
+        with pytest.raises(StoreUnavailable, match=r"^token store: database unavailable"):
             store.revoke(hash_token(token)[:8])
         assert store.check(token) == hash_token(token)  # reads still answer
     finally:
@@ -202,7 +202,7 @@ def test_a_foreign_table_is_a_plain_error(database: str) -> None:
     engine.dispose()
     store = SQLTokenStore(database, cache_seconds=0)
     try:
-        with pytest.raises(Error, match="^token store: database error \\(") as caught:
+        with pytest.raises(Error, match=r"^token store: database error \(") as caught:
             store.create("x")
         assert not isinstance(caught.value, StoreUnavailable)
         assert "INSERT" not in str(caught.value)  # no SQL in the message
