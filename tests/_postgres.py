@@ -41,11 +41,16 @@ def _free_port() -> int:
 
 class Postgres:
     """``with Postgres() as pg: pg.url`` (a ``postgresql+psycopg://`` URL, database
-    ``postgres``, user ``postgres``)."""
+    ``postgres``, user ``postgres``).
 
-    def __init__(self) -> None:
+    ``fsync=False`` (the default) is for speed: a crash of the machine could lose
+    commits, which no test makes. Benchmarks of durable writes pass ``fsync=True``.
+    :meth:`stop`, :meth:`start` and :meth:`restart` are for fault tests."""
+
+    def __init__(self, *, fsync: bool = False) -> None:
         self.port = _free_port()
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        self.fsync = fsync
         self._dir: Path | None = None
 
     def _run(self, *args: str) -> None:
@@ -63,12 +68,35 @@ class Postgres:
         data = self._dir / "data"
         self._run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
                   "--auth=trust", "-E", "UTF8", "--no-sync")  # fmt: skip
-        options = (f"-p {self.port} -k {self._dir} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c max_connections=100")  # fmt: skip
-        self._run(str(bindir / "pg_ctl"), "-D", str(data), "-o", options,
-                  "-l", str(self._dir / "log"), "-w", "-t", "60", "start")  # fmt: skip
         self._bindir = bindir
+        self.start()
         return self
+
+    @property
+    def directory(self) -> Path:
+        """The server's folder (``data`` inside it, ``log`` beside it)."""
+        if self._dir is None:
+            raise RuntimeError("the server is not set up")
+        return self._dir
+
+    def start(self) -> None:
+        """Start the server (again) on the same port and data; returns once it accepts."""
+        fsync = "on" if self.fsync else "off"
+        options = (f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
+                   f"-c fsync={fsync} -c max_connections=100")  # fmt: skip
+        self._run(str(self._bindir / "pg_ctl"), "-D", str(self.directory / "data"),
+                  "-o", options, "-l", str(self.directory / "log"), "-w", "-t", "60",
+                  "start")  # fmt: skip
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server: ``fast`` ends sessions (their clients see a shutdown),
+        ``immediate`` is a crash (recovery replays the WAL at the next start)."""
+        self._run(str(self._bindir / "pg_ctl"), "-D", str(self.directory / "data"),
+                  "-m", mode, "-w", "stop")  # fmt: skip
+
+    def restart(self, mode: str = "fast") -> None:
+        self.stop(mode)
+        self.start()
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -78,6 +106,8 @@ class Postgres:
         try:
             self._run(str(self._bindir / "pg_ctl"), "-D", str(self._dir / "data"), "-m", "fast",
                       "-w", "stop")  # fmt: skip
+        except subprocess.CalledProcessError:
+            pass  # already stopped (by a fault test that failed before restarting it)
         finally:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None

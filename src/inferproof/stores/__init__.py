@@ -23,6 +23,7 @@ from ._jobs import (
     JobRecord,
     SQLJobStore,
 )
+from ._pglog import PostgresLogStore, StoreUnavailable
 from ._registry import SQLRegistry
 from ._s3 import S3BlobStore, parse_s3_url
 from ._tokens import TOKEN_BYTES, TOKEN_PREFIX, SQLTokenStore, TokenInfo, hash_token
@@ -41,12 +42,14 @@ __all__ = [
     "BundleSummary",
     "Claim",
     "JobRecord",
+    "PostgresLogStore",
     "S3BlobStore",
     "SQLBundleStore",
     "SQLJobStore",
     "SQLRegistry",
     "SQLTokenStore",
     "SQLWorkflowStore",
+    "StoreUnavailable",
     "StoredRun",
     "StoredWorkflow",
     "TokenInfo",
