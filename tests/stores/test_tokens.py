@@ -111,6 +111,12 @@ def test_two_processes_share_tokens(database: str) -> None:
         assert cached.check(other) is not None
         cached.revoke(hash_token(other)[:12])
         assert cached.check(other) is None and b.check(other) is None
+        # Refusals are cached as well: a hash stored after its refusal stays refused
+        # by the long cache, and is admitted by a store without one.
+        late = "ipt_" + "L" * 43
+        assert cached.check(late) is None
+        _plant(a, hash_token(late), "late")
+        assert cached.check(late) is None and b.check(late) == hash_token(late)
     finally:
         for store in (a, b, cached):
             store.close()

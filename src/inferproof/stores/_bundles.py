@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from .._canonical import is_digest
 from ..errors import InputError
 from ..receipts import Bundle
-from ._errors import guarded, open_engine, writing
+from ._errors import guarded, open_engine, reading, writing
 
 __all__ = ["MAX_PAGE", "BundleQuery", "BundleSummary", "SQLBundleStore", "is_id", "new_id"]
 
@@ -161,6 +161,7 @@ class SQLBundleStore:
     def __init__(self, url: str, *, engine: sa.Engine | None = None) -> None:
         # synchronous=NORMAL on SQLite, as the embedded store: a copy the log backs.
         self.engine = open_engine(url, engine, _META, _WHAT, synchronous="NORMAL")
+        self._read = reading(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -218,7 +219,7 @@ class SQLBundleStore:
         """Which of a refused batch's keys was taken (by the batch itself or the store)."""
         if len(set(digests)) < len(digests):
             return "a batch of bundles holds one receipt digest twice"
-        with guarded(_WHAT), self.engine.connect() as c:
+        with guarded(_WHAT), self._read.connect() as c:
             found = c.execute(sa.select(_C.receipt_digest).where(_C.receipt_digest.in_(digests))
                               .limit(1)).scalar()  # fmt: skip
         if found is not None:
@@ -239,7 +240,7 @@ class SQLBundleStore:
         return self._one((_C.receipt_digest == receipt_digest) & (_C.owner == owner))
 
     def _one(self, where: sa.ColumnElement[bool]) -> bytes | None:
-        with guarded(_WHAT), self.engine.connect() as c:
+        with guarded(_WHAT), self._read.connect() as c:
             data = c.execute(sa.select(_C.bundle).where(where)).scalar()
         return bytes(data) if data is not None else None
 
@@ -252,7 +253,7 @@ class SQLBundleStore:
             raise InputError(f"cursor {query.before} is out of range")
         select = (sa.select(*_SUMMARY).where(*_conditions(query))
                   .order_by(_C.seq.desc()).limit(query.limit + 1))  # fmt: skip
-        with guarded(_WHAT), self.engine.connect() as c:
+        with guarded(_WHAT), self._read.connect() as c:
             rows = c.execute(select).all()
         page = [BundleSummary(*row[1:]) for row in rows[: query.limit]]
         more = len(rows) > query.limit
@@ -260,5 +261,5 @@ class SQLBundleStore:
 
     def count(self) -> int:
         """How many bundles are stored."""
-        with guarded(_WHAT), self.engine.connect() as c:
+        with guarded(_WHAT), self._read.connect() as c:
             return int(c.execute(sa.select(sa.func.count()).select_from(_BUNDLES)).scalar_one())

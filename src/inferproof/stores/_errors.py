@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from ..errors import Error, StoreUnavailable
 from ._url import sqlalchemy_url
 
-__all__ = ["guarded", "open_engine", "writing"]
+__all__ = ["guarded", "open_engine", "reading", "writing"]
 
 # How long a SQLite writer waits for another process's write lock (the workflow and
 # log stores' figure), and a PostgreSQL connect for an answer before it is unavailable.
@@ -120,3 +120,12 @@ def writing(engine: sa.Engine) -> Iterator[sa.Connection]:
     """A write transaction: committed at the end of the block, rolled back on error."""
     with engine.connect().execution_options(inferproof_write=True) as c, c.begin():
         yield c
+
+
+def reading(engine: sa.Engine) -> sa.Engine:
+    """``engine`` for one-statement reads: on PostgreSQL in autocommit, which spares
+    the BEGIN and ROLLBACK round trips (a third of the time of a token check on
+    loopback); one statement sees one snapshot either way."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine

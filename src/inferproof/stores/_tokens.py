@@ -8,9 +8,13 @@ token whose hash starts with at least 8 given hex digits.
 A token made by any process (or by the CLI) is accepted by all at once: a check that
 misses the cache asks the database. A check that hits it does not, so a token revoked
 elsewhere is refused within ``cache_seconds`` (the node checks a token on every
-request; the cache keeps that off the database). Revocation is one ``DELETE ...
-RETURNING`` whose transaction rolls back unless it removed exactly one row, so two
-processes revoking at once cannot remove two tokens, or one token twice.
+request; the cache keeps that off the database). Refusals are cached too, which
+delays no new token: its hash was never checked before it existed (256 random bits),
+and a caller repeating a wrong token costs one read per ``cache_seconds``.
+
+Revocation is one ``DELETE ... RETURNING`` whose transaction rolls back unless it
+removed exactly one row, so two processes revoking at once cannot remove two tokens,
+or one token twice.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from ..errors import InputError
-from ._errors import guarded, open_engine, writing
+from ._errors import guarded, open_engine, reading, writing
 
 __all__ = ["TOKEN_BYTES", "TOKEN_PREFIX", "SQLTokenStore", "TokenInfo", "hash_token"]
 
@@ -39,8 +43,8 @@ TOKEN_BYTES = 32
 _MAX_LABEL = 64
 _WHAT = "token store"
 _HEX = frozenset("0123456789abcdef")
-# Valid hashes this process has seen lately; more than this many at once (a node has
-# a few dozen tokens) empties the cache rather than letting it grow.
+# Hashes this process checked lately, valid or not; more than this many at once
+# empties the cache rather than letting it grow.
 _MAX_CACHED = 4096
 
 
@@ -91,8 +95,10 @@ class SQLTokenStore:
             raise InputError(f"cache_seconds must be a number >= 0, not {cache_seconds!r}")
         self.cache_seconds = cache_seconds
         self.engine = open_engine(url, engine, _META, _WHAT, synchronous="FULL")
+        self._read = reading(self.engine)
         self._lock = threading.Lock()
-        self._valid: dict[str, float] = {}  # hash -> time.monotonic() it was last read
+        # hash -> (valid, time.monotonic() of the read)
+        self._seen: dict[str, tuple[bool, float]] = {}
 
     def close(self) -> None:
         self.engine.dispose()
@@ -121,7 +127,7 @@ class SQLTokenStore:
             if len(rows) != 1:  # raised inside the transaction: nothing is deleted
                 raise InputError(f"{len(rows)} tokens match {prefix!r}; need exactly one")
         with self._lock:
-            self._valid.pop(rows[0].hash, None)
+            self._seen.pop(rows[0].hash, None)
         return TokenInfo(rows[0].hash, float(rows[0].created), rows[0].label)
 
     def check(self, token: str | None) -> str | None:
@@ -130,24 +136,21 @@ class SQLTokenStore:
             return None
         digest = hash_token(token)
         now = time.monotonic()
-        seen = self._valid.get(digest)
-        if seen is not None and now - seen < self.cache_seconds:
-            return digest
+        seen = self._seen.get(digest)
+        if seen is not None and now - seen[1] < self.cache_seconds:
+            return digest if seen[0] else None
         query = sa.select(_TOKENS.c.seq).where(_TOKENS.c.hash == digest)
-        with guarded(_WHAT), self.engine.connect() as c:
+        with guarded(_WHAT), self._read.connect() as c:
             found = c.execute(query).first() is not None
         with self._lock:
-            if not found:
-                self._valid.pop(digest, None)
-                return None
-            if len(self._valid) >= _MAX_CACHED:
-                self._valid.clear()
-            self._valid[digest] = now
-        return digest
+            if len(self._seen) >= _MAX_CACHED:
+                self._seen.clear()
+            self._seen[digest] = (found, now)
+        return digest if found else None
 
     def list(self) -> builtins.list[TokenInfo]:
         """Every stored token, oldest first."""
         cols = (_TOKENS.c.hash, _TOKENS.c.created, _TOKENS.c.label)
-        with guarded(_WHAT), self.engine.connect() as c:
+        with guarded(_WHAT), self._read.connect() as c:
             rows = c.execute(sa.select(*cols).order_by(_TOKENS.c.seq)).all()
         return [TokenInfo(r.hash, float(r.created), r.label) for r in rows]
