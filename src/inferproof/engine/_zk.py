@@ -22,11 +22,16 @@ from ..runtime import NamedInputs
 from ._models import ModelRef, OnnxModels
 
 if TYPE_CHECKING:
-    from ..proofs.zk import JsonSetupIndex, ZkSetup
+    from ..proofs.zk import JsonSetupIndex, ZkProof, ZkSetup
 
-__all__ = ["ZK_PROOF_TYPE", "ZkFlow"]
+__all__ = ["ZK_PROOF_TYPE", "Prover", "ZkFlow"]
 
 ZK_PROOF_TYPE = "zk"
+# Makes one proof: (setup, inputs, the hub's blobs, progress) -> proof. The default
+# proves in this process; engine.RayProver proves on a Ray cluster.
+Prover = Callable[
+    ["ZkSetup", dict[str, np.ndarray], BlobStore, Callable[[str], None] | None], "ZkProof"
+]
 
 
 class ZkFlow:
@@ -39,10 +44,15 @@ class ZkFlow:
         entry, bundle_part, outputs = zk.prove(model_digest, tensors, {"y": float_y})
     """
 
-    def __init__(self, models: OnnxModels, index_dir: Path) -> None:
+    def __init__(self, models: OnnxModels, index_dir: Path, prover: Prover | None = None) -> None:
         self.models = models
         self.hub = models.hub
         self.index_dir = index_dir
+        self._prover = prover
+
+    def set_prover(self, prover: Prover | None) -> None:
+        """Prove with ``prover`` from now on (None: in this process, the default)."""
+        self._prover = prover
 
     def index(self) -> JsonSetupIndex:
         from ..proofs import zk
@@ -139,7 +149,10 @@ class ZkFlow:
             )
         if progress:
             progress(f"proving with EZKL (logrows {record.logrows}, {record.srs_kind} SRS)")
-        proof = zk.prove(record, inputs, self.hub.blobs)
+        if self._prover is None:
+            proof = zk.prove(record, inputs, self.hub.blobs)
+        else:
+            proof = self._prover(record, inputs, self.hub.blobs, progress)
         proof_json = proof.to_json()
         names = (
             list(outputs)
