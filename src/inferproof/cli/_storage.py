@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from .._files import default_home
 from ..engine import Storage
-from ..node import TokenStore
+from ..node import Tokens, TokenStore
+from ._common import console, err_console, handle_errors, is_tty
 
 # No envvar= here: Storage.resolve reads the environment itself, so the command line,
 # the library and the node's worker processes agree on one order.
@@ -59,10 +61,42 @@ def resolve_storage(
                            s3_endpoint=s3_endpoint)  # fmt: skip
 
 
-def token_store(storage: Storage) -> TokenStore:
+def token_store(storage: Storage) -> Tokens:
     """The node's tokens: in the database when there is one, else the home's file."""
     if storage.database is None:
         return TokenStore(default_home())
     from ..stores import SQLTokenStore
 
-    return SQLTokenStore(storage.database)  # type: ignore[no-any-return]
+    return SQLTokenStore(storage.database)
+
+
+@handle_errors
+def migrate(
+    database: DatabaseOpt = None,
+    blobs: BlobsOpt = None,
+    s3_endpoint: S3EndpointOpt = None,
+    config_file: ConfigOpt = None,
+) -> None:
+    """Copy this home (registry, log, bundles, tokens, workflows; blobs with --blobs)
+    into PostgreSQL and S3, then check the copy: every log entry, the same roots.
+
+    Stop the node first. Afterwards serve with the same --database and --blobs."""
+    from ..node import migrate as run
+
+    storage = resolve_storage(database, blobs, s3_endpoint, config_file)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=err_console, disable=not is_tty()) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        done = run(default_home(), storage, progress)
+    console.print(
+        f"ok: {done.blobs} blobs, {done.models} model versions, {done.log_size} log entries "
+        f"({done.checkpoints} checkpoints, root {done.root or '-'}), {done.bundles} bundles, "
+        f"{done.tokens} tokens, {done.workflows} workflow rows copied and checked",
+        markup=False,
+    )

@@ -94,6 +94,13 @@ class LocalBlobStore:
         target = self._file(digest)
         return target if target.exists() else None
 
+    def digests(self) -> list[str]:
+        """Every blob's digest, sorted (what ``inferproof migrate`` copies). Files that
+        are not named by a digest (a write in progress) are skipped."""
+        hexdigits = set("0123456789abcdef")
+        names = (p.name for p in (self._root / "sha256").iterdir())
+        return sorted(f"sha256:{n}" for n in names if len(n) == 64 and set(n) <= hexdigits)
+
 
 class MemoryBlobStore:
     """Blobs in a dictionary, checked on read like any store: for a verifier's

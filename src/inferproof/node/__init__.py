@@ -16,8 +16,19 @@ Example::
 from __future__ import annotations
 
 from ._app import create_app
-from ._auth import TokenInfo, TokenStore
+from ._auth import TokenInfo, Tokens, TokenStore
 from ._config import MAX_MODEL_BYTES, NodeConfig
-from ._serve import serve
+from ._migrate import Migrated, migrate
+from ._workers import serve
 
-__all__ = ["MAX_MODEL_BYTES", "NodeConfig", "TokenInfo", "TokenStore", "create_app", "serve"]
+__all__ = [
+    "MAX_MODEL_BYTES",
+    "Migrated",
+    "NodeConfig",
+    "TokenInfo",
+    "TokenStore",
+    "Tokens",
+    "create_app",
+    "migrate",
+    "serve",
+]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._serve import serve
+from ._workers import serve
 
 
 def main() -> None:

@@ -11,36 +11,20 @@ salted, costly hashing of memorised secrets, not of random authenticators).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from .._files import locked, write_atomic
 from ..errors import InputError
+from ..stores import TOKEN_BYTES, TOKEN_PREFIX, TokenInfo, hash_token
 
-TOKEN_PREFIX = "ipt_"
-# 32 bytes = 256 bits of entropy (see the module docs for why SHA-256 then suffices).
-TOKEN_BYTES = 32
+__all__ = ["TOKEN_BYTES", "TOKEN_PREFIX", "TokenInfo", "TokenStore", "Tokens", "hash_token"]
+
 _MAX_LABEL = 64
-
-
-def hash_token(token: str) -> str:
-    """The stored form of a token: hex SHA-256 of its UTF-8 bytes."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class TokenInfo:
-    """A stored token: its hash (the id shown to operators), creation time and label."""
-
-    hash: str
-    created: float
-    label: str
 
 
 class Tokens(Protocol):

@@ -17,17 +17,26 @@ readable by id).
 
 from __future__ import annotations
 
-import secrets
 import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from .._canonical import is_digest
 from ..receipts import Bundle
+from ..stores import BundleQuery, BundleSummary, is_id, new_id
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "BundleQuery",
+    "BundleStore",
+    "BundleSummary",
+    "IssuedBundles",
+    "is_id",
+    "new_id",
+]
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS bundles (
     id TEXT PRIMARY KEY,
@@ -51,51 +60,6 @@ CREATE INDEX IF NOT EXISTS bundles_owner_nonce ON bundles (owner, nonce);
 _SUMMARY = "rowid, id, receipt_digest, log_index, created, model_digest, model_name, " + (
     "model_version, nonce"
 )
-
-
-def new_id() -> str:
-    """A bundle or job id: 96 random bits in hex (unguessable, so ids are capabilities)."""
-    return secrets.token_hex(12)
-
-
-def is_id(text: str) -> bool:
-    return len(text) == 24 and all(c in "0123456789abcdef" for c in text)
-
-
-@dataclass(frozen=True)
-class BundleQuery:
-    """One caller's search: every field set narrows it (``model`` is a digest, a name
-    (every version) or ``name:version``; ``since`` inclusive, ``until`` exclusive, in
-    Unix seconds of issue); ``before`` is the cursor of the previous page."""
-
-    owner: str
-    model: str | None = None
-    nonce: str | None = None
-    since: float | None = None
-    until: float | None = None
-    limit: int = 50
-    before: int | None = None
-
-
-@dataclass(frozen=True)
-class BundleSummary:
-    """What a listing shows of one bundle (the bundle itself is read by id)."""
-
-    id: str
-    receipt_digest: str
-    log_index: int | None
-    created: float
-    model_digest: str | None
-    model_name: str | None
-    model_version: str | None
-    nonce: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        model = {"digest": self.model_digest, "name": self.model_name,
-                 "version": self.model_version}  # fmt: skip
-        return {"id": self.id, "receipt_digest": self.receipt_digest,
-                "log_index": self.log_index, "created": self.created, "model": model,
-                "nonce": self.nonce}  # fmt: skip
 
 
 class BundleStore(Protocol):

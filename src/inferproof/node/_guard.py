@@ -25,7 +25,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._auth import TokenStore
+from ..errors import StoreUnavailable
+from ._auth import Tokens
 from ._chaterrors import chat_unauthorized
 from ._errors import error_response, unauthorized
 from ._metrics import NodeMetrics
@@ -60,7 +61,7 @@ class Guard:
         self,
         app: ASGIApp,
         metrics: NodeMetrics,
-        tokens: TokenStore,
+        tokens: Tokens,
         *,
         max_inflight: int,
         reserved: int,
@@ -79,7 +80,13 @@ class Guard:
             await self.app(scope, receive, send)
             return
         guarded = not scope["path"].startswith(_UNGUARDED)
-        authorised = self.tokens.check(_token(scope)) is not None
+        try:
+            authorised = self.tokens.check(_token(scope)) is not None
+        except StoreUnavailable as exc:  # tokens in a database that is down
+            response = error_response(503, str(exc), "unavailable", {"Retry-After": "1"})
+            self._count(scope, 503, 0.0)
+            await response(scope, receive, send)
+            return
         refusal = self._refusal(scope, guarded, authorised)
         if refusal is not None:
             status, response = refusal

@@ -1,4 +1,4 @@
-"""Running the node under uvicorn, with graceful shutdown."""
+"""Running one node process under uvicorn, with graceful shutdown."""
 
 from __future__ import annotations
 
@@ -7,15 +7,12 @@ import logging
 import os
 import socket
 import sys
-from pathlib import Path
 from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .._files import default_home
 from ..engine import ChatConfig, LocalNode, Storage
-from ..errors import InputError
 from ._app import create_app
 from ._config import NodeConfig
 
@@ -115,51 +112,3 @@ def run_on(
     uv = server_config(app, config, log_level=log_level, access_log=False)
     logging.getLogger("inferproof.node").setLevel(log_level.upper())
     uvicorn.Server(uv).run(sockets=[sock])
-
-
-def serve(
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    *,
-    home: str | os.PathLike[str] | None = None,
-    config: NodeConfig | None = None,
-    chat: ChatConfig | None = None,
-    storage: Storage | None = None,
-    workers: int = 1,
-    announce: bool = True,
-    log_level: str = "warning",
-) -> None:
-    """Serve a node on ``host:port`` until SIGINT or SIGTERM, then flush the log.
-
-    Prints ``listening on URL`` on stdout once the port is bound (``port=0`` picks
-    one), so a parent process learns where to connect. ``storage`` says where the
-    node keeps its state (:class:`~inferproof.engine.Storage`; by default the
-    environment's or the home's ``config.toml``, else the embedded files);
-    ``workers`` > 1 runs that many processes on the one socket (see
-    ``inferproof.node._workers``).
-
-    Example::
-
-        serve("127.0.0.1", 8080)          # blocks; Ctrl-C stops it cleanly
-    """
-    from ._workers import MAX_WORKERS, serve_workers
-
-    if not 1 <= workers <= MAX_WORKERS:
-        raise InputError(f"workers must be 1..{MAX_WORKERS}")
-    config = config or NodeConfig()
-    sock = bind(host, port)
-    if announce:
-        print(f"listening on {url_of(sock)}", flush=True)
-    try:
-        if workers == 1:
-            run_on(sock, home=home, config=config, chat=chat, storage=storage,
-                   log_level=log_level)  # fmt: skip
-        else:
-            root = Path(home) if home is not None else None
-            serve_workers(workers, sock, home=root, config=config, chat=chat,
-                          storage=storage or Storage.resolve(default_home() if root is None
-                                                             else root),
-                          log_level=log_level)  # fmt: skip
-    finally:
-        sock.close()
-    sys.stdout.flush()

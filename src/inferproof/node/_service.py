@@ -23,8 +23,8 @@ from ..hub import ModelRecord, parse_model_signature
 from ..log import TlogProof
 from ..runtime import NamedInputs, parse_json_tensors
 from ..workflows import FeedPolicy, WebhookSigner, Workflows, open_workflows
-from ._auth import TokenStore
-from ._bundles import IssuedBundles
+from ._auth import Tokens, TokenStore
+from ._bundles import BundleStore, IssuedBundles
 from ._config import NodeConfig
 from ._errors import NodeHTTPError, error_body
 from ._jobs import Jobs

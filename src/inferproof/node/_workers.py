@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import sys
@@ -28,10 +29,13 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
 
+from .._files import default_home
 from ..engine import ChatConfig, Storage
+from ..errors import InputError
 from ._config import NodeConfig
+from ._serve import GRACEFUL_SECONDS, bind, run_on, url_of
 
-__all__ = ["MAX_WORKERS", "serve_workers"]
+__all__ = ["MAX_WORKERS", "serve", "serve_workers"]
 
 # A bound on --workers: each worker holds its own models and connection pools.
 MAX_WORKERS = 64
@@ -54,8 +58,6 @@ def _worker(
     log_level: str,
 ) -> None:
     """One worker: a node over ``sock`` until SIGTERM (in a spawned process)."""
-    from ._serve import run_on
-
     # Ctrl-C reaches the whole process group; the parent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if index != 0:  # one anchoring schedule for the whole node
@@ -98,8 +100,6 @@ class _Supervisor:
         return self._shutdown()
 
     def _shutdown(self) -> int:
-        from ._serve import GRACEFUL_SECONDS
-
         live = [p for p in self._procs if p is not None and p.is_alive()]
         for proc in live:
             proc.terminate()  # SIGTERM: in-flight requests finish, the log is flushed
@@ -139,3 +139,48 @@ def serve_workers(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         sys.stdout.flush()
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    home: str | os.PathLike[str] | None = None,
+    config: NodeConfig | None = None,
+    chat: ChatConfig | None = None,
+    storage: Storage | None = None,
+    workers: int = 1,
+    announce: bool = True,
+    log_level: str = "warning",
+) -> None:
+    """Serve a node on ``host:port`` until SIGINT or SIGTERM, then flush the log.
+
+    Prints ``listening on URL`` on stdout once the port is bound (``port=0`` picks
+    one), so a parent process learns where to connect. ``storage`` says where the
+    node keeps its state (:class:`~inferproof.engine.Storage`; by default the
+    environment's or the home's ``config.toml``, else the embedded files);
+    ``workers`` > 1 runs that many processes on the one socket (module docs).
+
+    Example::
+
+        serve("127.0.0.1", 8080)          # blocks; Ctrl-C stops it cleanly
+    """
+    if not 1 <= workers <= MAX_WORKERS:
+        raise InputError(f"workers must be 1..{MAX_WORKERS}")
+    config = config or NodeConfig()
+    sock = bind(host, port)
+    if announce:
+        print(f"listening on {url_of(sock)}", flush=True)
+    try:
+        if workers == 1:
+            run_on(sock, home=home, config=config, chat=chat, storage=storage,
+                   log_level=log_level)  # fmt: skip
+        else:
+            root = Path(home) if home is not None else None
+            serve_workers(workers, sock, home=root, config=config, chat=chat,
+                          storage=storage or Storage.resolve(default_home() if root is None
+                                                             else root),
+                          log_level=log_level)  # fmt: skip
+    finally:
+        sock.close()
+    sys.stdout.flush()

@@ -28,7 +28,7 @@ from ._registry import SQLRegistry
 from ._s3 import S3BlobStore, parse_s3_url
 from ._tokens import TOKEN_BYTES, TOKEN_PREFIX, SQLTokenStore, TokenInfo, hash_token
 from ._url import is_postgres, libpq_url, sqlalchemy_url
-from ._workflows import Claim, SQLWorkflowStore, StoredRun, StoredWorkflow
+from ._workflows import Claim, SQLWorkflowStore, StoredRun, StoredWorkflow, copy_workflows
 
 __all__ = [
     "CANCELLED_ERROR",
@@ -53,6 +53,7 @@ __all__ = [
     "StoredRun",
     "StoredWorkflow",
     "TokenInfo",
+    "copy_workflows",
     "hash_token",
     "is_id",
     "is_postgres",

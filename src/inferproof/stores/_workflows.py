@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..errors import Error, InputError
 
-__all__ = ["Claim", "SQLWorkflowStore", "StoredRun", "StoredWorkflow"]
+__all__ = ["Claim", "SQLWorkflowStore", "StoredRun", "StoredWorkflow", "copy_workflows"]
 
 # How long a writer waits for another process's write lock (the log store's figure).
 BUSY_TIMEOUT_MS = 30_000
@@ -289,3 +289,20 @@ class SQLWorkflowStore:
                                        _CLAIMS.c.outcome).where(_CLAIMS.c.name == name)
                              .order_by(_CLAIMS.c.tick)).all()  # fmt: skip
         return [(str(t), str(o), r, str(x)) for t, o, r, x in rows]
+
+
+def copy_workflows(source: SQLWorkflowStore, target: SQLWorkflowStore) -> int:
+    """Copy every definition, run and claim of ``source`` into ``target``, which must
+    hold none, in one transaction; return the rows copied. The target keeps its own
+    database id (``wf_meta``), which the processes already sharing it use."""
+    with target.engine.begin() as dst:
+        if dst.execute(sa.select(sa.func.count()).select_from(_DEFS)).scalar_one():
+            raise InputError("the target already holds workflows; copy only into an empty one")
+        copied = 0
+        with source.engine.connect() as src:
+            for table in (_DEFS, _RUNS, _CLAIMS):
+                rows = [dict(r._mapping) for r in src.execute(sa.select(table))]
+                if rows:
+                    dst.execute(table.insert(), rows)
+                copied += len(rows)
+    return copied
