@@ -162,6 +162,14 @@ def serve(
     blobs: BlobsOpt = None,
     s3_endpoint: S3EndpointOpt = None,
     config_file: ConfigOpt = None,
+    zk_backend: Annotated[
+        str,
+        typer.Option(
+            "--zk-backend",
+            help="Where ZK proofs are made: local (this node's threads), ray (a Ray the "
+            "node starts) or ray://HOST:PORT (a Ray cluster); every proof is verified here.",
+        ),
+    ] = "local",
     workers: Annotated[
         int,
         typer.Option(
@@ -194,6 +202,8 @@ def serve(
         anchor_every=parse_every(anchor_every) if anchor_every is not None else None,
         anchor_receipts=anchor_receipts,
         anchor_key=anchor_key,
+        shared_jobs=workers > 1,
+        zk_backend=_zk_backend(zk_backend),
     )
     if max_context < 16:
         raise InputError("--max-context must be at least 16 tokens")
@@ -212,6 +222,15 @@ def serve(
         where = ", ".join(f"{k}={_redact(v)}" for k, v in storage.environ().items())
         err_console.print(f"storage: {where}", markup=False)
     run(host, port, config=config, chat=chat, storage=storage, workers=workers)
+
+
+def _zk_backend(text: str) -> str | None:
+    """--zk-backend: None for local, else what RayProver takes."""
+    if text == "local":
+        return None
+    if text == "ray" or text.startswith("ray://") or text.count(":") == 1:
+        return text
+    raise InputError("--zk-backend is local, ray, ray://HOST:PORT or HOST:PORT")
 
 
 def _redact(url: str) -> str:

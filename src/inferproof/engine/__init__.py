@@ -27,7 +27,9 @@ from ._issue import Claim, Issuer
 from ._local import LocalNode
 from ._onnx import MODES, OUTPUT_COMMITTED, SALT_SCHEME, InferenceResult, named_inputs
 from ._opening import Opening, load_opening, opening_json, parse_opening, save_opening
+from ._ray import RayProver
 from ._storage import Storage
+from ._zk import Prover
 
 __all__ = [
     "MODES",
@@ -43,6 +45,8 @@ __all__ = [
     "Issuer",
     "LocalNode",
     "Opening",
+    "Prover",
+    "RayProver",
     "Storage",
     "load_opening",
     "named_inputs",

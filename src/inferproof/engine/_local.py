@@ -39,7 +39,7 @@ from ._issue import Issuer
 from ._models import ModelRef, OnnxModels
 from ._onnx import InferenceResult
 from ._storage import Storage
-from ._zk import ZkFlow
+from ._zk import Prover, ZkFlow
 
 if TYPE_CHECKING:
     from ..proofs.zk import ZkSetup
@@ -68,6 +68,7 @@ class LocalNode:
         blobs: BlobStore | None = None,
         registry: Registry | None = None,
         storage: Storage | None = None,
+        zk_prover: Prover | None = None,
     ) -> None:
         """``log=False`` skips the transparency log (for measuring the receipt alone);
         ``chat`` sets how GGUF models run; ``storage`` says where the registry, the
@@ -76,7 +77,9 @@ class LocalNode:
         home's ``config.toml`` name, else the embedded SQLite files and folder);
         ``blobs`` and ``registry`` replace those two stores with objects of the
         caller's (an :class:`~inferproof.stores.S3BlobStore`, a
-        :class:`~inferproof.stores.SQLRegistry`)."""
+        :class:`~inferproof.stores.SQLRegistry`); ``zk_prover`` makes ZK proofs
+        elsewhere than in this process (a :class:`RayProver`; every proof it returns
+        is verified here before it is signed)."""
         self.home = home if isinstance(home, Home) else Home.open(home)
         self.storage = storage if storage is not None else Storage.resolve(self.home.root)
         software_environment()  # measured once, up front: the first call takes ~1 s
@@ -90,7 +93,7 @@ class LocalNode:
         self.issuer = Issuer(self.home, log=log, log_store=self.storage.open_log_store)
         self._onnx = OnnxModels(self.hub)
         self._chat = ChatModels(self.hub, chat)
-        self._zk = ZkFlow(self._onnx, self.home.zk)
+        self._zk = ZkFlow(self._onnx, self.home.zk, zk_prover)
 
     # -- identity, environment, log ------------------------------------------------------
     @property

@@ -134,6 +134,12 @@ class RayProver:
             raise Error(f"could not start or reach {where}: {exc}") from None
         self._owns = True
 
+    @property
+    def address(self) -> str:
+        """The cluster's address (``HOST:PORT`` of its control store), for other
+        processes to join: the workers of ``serve --workers N --zk-backend ray``."""
+        return str(self._ray.get_runtime_context().gcs_address)
+
     def close(self) -> None:
         """Drop the cached artifacts; shut Ray down if this prover started it."""
         with self._lock:

@@ -95,6 +95,12 @@ class NodeConfig:
     anchor_every: float | None = None
     anchor_receipts: int | None = None
     anchor_key: Path | None = field(default=None, repr=False)
+    # Beyond one process (docs/scale.md): keep job state where every worker sees it
+    # (the database, else ``node/jobs.sqlite`` in the home; set by ``--workers`` > 1),
+    # and prove ZK jobs on Ray: "ray" (a Ray this node starts) or the address of a
+    # cluster ("ray://HOST:PORT", "HOST:PORT"); None proves on the node's own threads.
+    shared_jobs: bool = False
+    zk_backend: str | None = None
 
     def __post_init__(self) -> None:
         if self.reserved_inflight is not None and not (

@@ -287,6 +287,17 @@ async def get_job(
     return job_json(svc, job, owner)
 
 
+@router.delete("/jobs/{job_id}", response_model=Job, responses=errors(401, 403, 404, 409, 422))
+async def cancel_job(
+    svc: Svc, job_id: Annotated[str, Path(pattern=r"^[0-9a-f]{24}$")], owner: Writer
+) -> dict[str, Any]:
+    """Cancel a queued or running job of the caller's token (see Jobs.cancel)."""
+    job = svc.jobs.cancel(job_id, owner)
+    if job is None:
+        raise NodeHTTPError(404, f"no job {job_id} (finished jobs are kept for a while only)")
+    return job_json(svc, job, owner)
+
+
 # -- issued bundles ----------------------------------------------------------------------
 @router.get(
     "/bundles/{bundle_id}", responses={200: {"content": {_JSON: {}}}, **errors(404, 422, 429)}

@@ -21,7 +21,7 @@ DIGEST = r"^sha256:[0-9a-f]{64}$"
 MAX_NONCE = 256
 
 Mode = Literal["vanilla", "zk", "tee"]
-JobStatus = Literal["queued", "running", "succeeded", "failed"]
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
 class _Strict(BaseModel):

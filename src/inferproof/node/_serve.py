@@ -12,7 +12,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from ..engine import ChatConfig, LocalNode, Storage
+from ..engine import ChatConfig, LocalNode, RayProver, Storage
 from ._app import create_app
 from ._config import NodeConfig
 
@@ -107,7 +107,12 @@ def run_on(
     # each other on every request; with the default 5 ms switch interval a waiting
     # thread can stall that long behind a busy one, which dominated request latency.
     sys.setswitchinterval(SWITCH_INTERVAL)
-    node = LocalNode(home, chat=chat, storage=storage)
+    prover = (
+        RayProver(None if config.zk_backend == "ray" else config.zk_backend)
+        if (config.zk_backend)
+        else None
+    )
+    node = LocalNode(home, chat=chat, storage=storage, zk_prover=prover)
     app = create_app(node, config)
     uv = server_config(app, config, log_level=log_level, access_log=False)
     logging.getLogger("inferproof.node").setLevel(log_level.upper())

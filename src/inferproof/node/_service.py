@@ -27,7 +27,7 @@ from ._auth import Tokens, TokenStore
 from ._bundles import BundleStore, IssuedBundles
 from ._config import NodeConfig
 from ._errors import NodeHTTPError, error_body
-from ._jobs import Jobs
+from ._jobs import Jobs, JobStore
 from ._metrics import NodeMetrics
 from ._schemas import InferItem
 
@@ -62,6 +62,22 @@ class Issued:
         return self.body[:-1] + b',"opening":' + opening + b"}"
 
 
+class IssuedCodec:
+    """How a job store keeps an inference job's answer: its JSON body and opening
+    (the store is a database table when workers share jobs; the opening stays there,
+    for its owner, until the job's retention ends)."""
+
+    def encode(self, result: Any) -> Any:
+        if isinstance(result, Issued):
+            return {"issued": result.body.decode(), "opening": result.opening}
+        return result
+
+    def decode(self, data: Any) -> Any:
+        if isinstance(data, dict) and set(data) == {"issued", "opening"}:
+            return Issued(data["issued"].encode(), data["opening"])
+        return data
+
+
 @dataclass(frozen=True)
 class _Pending:
     """An issued bundle not yet stored: its JSON bytes, receipt digest, log index."""
@@ -82,7 +98,8 @@ class Service:
         self._infer = infer or node.infer
         self.bundles, self.tokens = _open_stores(node)
         self.jobs = Jobs(config.max_jobs, config.max_queued_jobs, config.job_timeout,
-                         config.job_retention)  # fmt: skip
+                         config.job_retention, store=_job_store(node, config),
+                         codec=IssuedCodec())  # fmt: skip
         self.pool = ThreadPoolExecutor(config.infer_threads, thread_name_prefix="infer")
         self.ready = False
         self.metrics = NodeMetrics(self._log_size, self.jobs.counts)
@@ -284,6 +301,21 @@ def _open_stores(node: LocalNode) -> tuple[BundleStore, Tokens]:
     from ..stores import SQLBundleStore, SQLTokenStore
 
     return SQLBundleStore(database), SQLTokenStore(database)
+
+
+def _job_store(node: LocalNode, config: NodeConfig) -> JobStore | None:
+    """Jobs in the database, or in ``node/jobs.sqlite`` when workers share the home;
+    None keeps them in this process (one worker)."""
+    database = node.storage.database
+    if database is None and not config.shared_jobs:
+        return None
+    from ..stores import SQLJobStore
+
+    if database is None:
+        folder = node.home.root / "node"
+        folder.mkdir(parents=True, exist_ok=True)
+        return SQLJobStore("sqlite:///" + str(folder / "jobs.sqlite"))
+    return SQLJobStore(database)
 
 
 def _sql_url(database: str | None) -> str | None:

@@ -114,6 +114,13 @@ class _Supervisor:
         return code
 
 
+def _start_ray() -> str:
+    """Start a local Ray in this (the parent) process; return its address."""
+    from ..engine import RayProver
+
+    return RayProver(None).address
+
+
 def serve_workers(
     workers: int,
     sock: socket.socket,
@@ -127,6 +134,8 @@ def serve_workers(
     """Run ``workers`` node processes on the bound ``sock`` until SIGTERM or SIGINT;
     return the first non-zero exit code of a worker (0 when all stopped cleanly)."""
     sock.listen(socket.SOMAXCONN)
+    if config.zk_backend == "ray":  # one Ray for the node, which every worker joins
+        config = replace(config, zk_backend=_start_ray())
     supervisor = _Supervisor(workers, (sock, home, config, chat, storage, log_level))
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
