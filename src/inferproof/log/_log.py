@@ -102,11 +102,19 @@ class _TileCache:
         if row is None or row[0] < needed:
             raise InputError(f"tile {level}/{index} is missing from the log store")
         tile = Tile.from_blob(*row)
+        self.put(level, index, tile)
+        return tile
+
+    def put(self, level: int, index: int, tile: Tile) -> None:
+        """Keep a committed tile (the widest seen: tiles only grow)."""
+        key = (level, index)
         with self._lock:
-            self._tiles[key] = tile
+            old = self._tiles.get(key)
+            if old is None or old.width < tile.width:
+                self._tiles[key] = tile
+            self._tiles.move_to_end(key)
             while len(self._tiles) > _TILE_CACHE:
                 self._tiles.popitem(last=False)
-        return tile
 
 
 class _Appender:
@@ -153,6 +161,14 @@ class _Appender:
 
     def dirty_tiles(self) -> list[tuple[int, int, int, bytes]]:
         return [(lv, ix, t.width, t.blob()) for (lv, ix), t in self._dirty.items() if t.width]
+
+    def committed(self) -> None:
+        """After the commit: the tiles written are the tree's new edge; caching them lets
+        every waiter build its inclusion proof without reading the store again (on
+        PostgreSQL each read is a round trip, and a batch has hundreds of waiters)."""
+        for (level, index), tile in self._dirty.items():
+            if tile.width:
+                self._cache.put(level, index, tile)
 
 
 class _Pending:
@@ -260,9 +276,12 @@ class Log:
         return self._commit(list(entries))
 
     def _commit(self, entries: list[bytes]) -> BatchResult:
+        appenders: list[_Appender] = []
+
         def write(w: StoreWriter) -> BatchResult:
             first = w.size()
             appender = _Appender(w, first, self._cache)
+            appenders[:] = [appender]  # a store may retry the transaction: keep the last
             appender.append(entries)
             w.put_entries(first, entries)
             w.put_tiles(appender.dirty_tiles())
@@ -270,7 +289,9 @@ class Log:
             w.put_checkpoint(appender.size, note)
             return BatchResult(first, len(entries), appender.size, note)
 
-        return self.store.transaction(write)
+        result = self.store.transaction(write)
+        appenders[0].committed()
+        return result
 
     def _ensure_sequencer(self) -> None:
         with self._start_lock:
