@@ -87,3 +87,24 @@ def test_concurrent_first_pushes_of_one_version(database: str) -> None:
     assert outcomes.count(winner) == 4 and len([r for r in regs[0].list() if r.version == "7"]) == 1
     for reg in regs:
         reg.close()
+
+
+def test_lookups_are_cached_for_a_while_per_process(database: str) -> None:
+    """A push through one object is seen by it at once; through another (another node
+    process) once the first's cache expires; a cache of 0 s always asks the database."""
+    here = SQLRegistry(database, cache_seconds=3600)
+    there = SQLRegistry(database, cache_seconds=0)
+    try:
+        here.add(_rec("a", LATEST, created=1.0))
+        assert here.by_name("risk").digest == "sha256:" + "a" * 64
+        there.add(_rec("b", LATEST, created=2.0))  # another process moves latest
+        assert there.by_name("risk").digest == "sha256:" + "b" * 64
+        assert here.by_name("risk").digest == "sha256:" + "a" * 64  # cached, stale
+        assert here.by_name("risk", "2") is None
+        here.add(_rec("c", "2", created=3.0))  # this object's own push empties its cache
+        assert here.by_name("risk").digest == "sha256:" + "c" * 64
+        assert here.by_name("risk", "2").digest == "sha256:" + "c" * 64
+        assert there.by_digest("sha256:" + "c" * 64).version == "2"
+    finally:
+        here.close()
+        there.close()

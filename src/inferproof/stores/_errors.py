@@ -91,6 +91,11 @@ def _sqlite_setup(engine: sa.Engine, synchronous: str) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+# Connections kept per engine, and opened beyond that under load (see open_engine).
+POOL_SIZE = 8
+POOL_OVERFLOW = 24
+
+
 def open_engine(
     url: str, engine: sa.Engine | None, meta: sa.MetaData, what: str, *, synchronous: str
 ) -> sa.Engine:
@@ -102,8 +107,15 @@ def open_engine(
     with guarded(what):
         if engine is None:
             target = sqlalchemy_url(url)
-            args = {"connect_timeout": CONNECT_TIMEOUT_S} if target.startswith("postgresql") else {}
-            engine = sa.create_engine(target, connect_args=args)
+            if target.startswith("postgresql"):
+                # A node runs 32 inference threads (NodeConfig.infer_threads), each may
+                # hold a connection; SQLAlchemy's default (5 + 10 overflow) made the
+                # rest open and close a connection per request.
+                engine = sa.create_engine(target, connect_args={"connect_timeout":
+                                          CONNECT_TIMEOUT_S}, pool_size=POOL_SIZE,
+                                          max_overflow=POOL_OVERFLOW)  # fmt: skip
+            else:
+                engine = sa.create_engine(target)
             if engine.dialect.name == "sqlite":
                 _sqlite_setup(engine, synchronous)
         try:
