@@ -20,7 +20,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -230,6 +230,23 @@ class IssuedBundles:
     def count(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM bundles").fetchone()[0])
+
+    def export(self) -> Iterator[tuple[BundleSummary, str | None, bytes]]:
+        """Every bundle as ``(summary, owner, bytes)``, in the order issued, a page at a
+        time (what :meth:`~inferproof.stores.SQLBundleStore.import_rows` copies)."""
+        after = 0
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT {_SUMMARY}, owner, bundle FROM bundles WHERE rowid > ? "
+                    "ORDER BY rowid LIMIT 256",
+                    (after,),
+                ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield BundleSummary(*row[1:9]), row[9], bytes(row[10])
+            after = int(rows[-1][0])
 
     def _one(self, sql: str, *keys: str) -> bytes | None:
         with self._lock:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +58,8 @@ sa.Index("node_bundles_owner", _C.owner, _C.seq)
 sa.Index("node_bundles_owner_model", _C.owner, _C.model_digest, _C.seq)
 sa.Index("node_bundles_owner_name", _C.owner, _C.model_name, _C.model_version, _C.seq)
 sa.Index("node_bundles_owner_nonce", _C.owner, _C.nonce, _C.seq)
+# One batch of an import is checked and written at a time (a bounded IN list).
+_IMPORT_BATCH = 256
 _SUMMARY = (_C.seq, _C.id, _C.receipt_digest, _C.log_index, _C.created, _C.model_digest,
             _C.model_name, _C.model_version, _C.nonce)  # fmt: skip
 
@@ -210,6 +212,13 @@ class SQLBundleStore:
         with guarded(_WHAT):
             try:
                 with writing(self.engine) as c:
+                    if c.dialect.name == "postgresql":
+                        # The embedded store's guarantee (synchronous=NORMAL): a commit
+                        # survives a killed node, maybe not a server crash or power cut,
+                        # which loses only this copy of bundles whose receipts the log
+                        # holds durably; in exchange no request waits for a WAL flush
+                        # here ("Asynchronous Commit", PostgreSQL docs, section 28.4).
+                        c.exec_driver_sql("SET LOCAL synchronous_commit = off")
                     c.execute(_BUNDLES.insert(), values)
             except IntegrityError:  # the transaction rolled back: none of the batch is kept
                 raise InputError(self._taken(ids, [d for d, _, _ in rows])) from None
@@ -259,7 +268,78 @@ class SQLBundleStore:
         more = len(rows) > query.limit
         return page, (int(rows[query.limit - 1][0]) if more else None)
 
+    def import_rows(
+        self, rows: Iterable[tuple[BundleSummary, str | None, bytes]], *, total: int | None = None
+    ) -> tuple[int, int]:
+        """Copy bundles as another store holds them, each ``(summary, owner, bytes)``,
+        keeping its id, receipt digest, log index, time of issue, owner and search
+        fields (``inferproof migrate``); return (copied, already there).
+
+        All in one transaction, in the given order (which becomes ``seq``'s, so a
+        listing stays newest first). A row already stored with the same values is
+        skipped (a re-run after a failure); one whose id or receipt digest is taken by
+        another row is refused with :class:`~inferproof.errors.InputError`, and so is
+        a store that ends with other than ``total`` bundles: nothing is kept.
+
+        Example::
+
+            copied, skipped = target.import_rows(source.export())
+        """
+        copied = skipped = 0
+        with guarded(_WHAT), writing(self.engine) as c:
+            batch: list[tuple[BundleSummary, str | None, bytes]] = []
+            for row in rows:
+                batch.append(row)
+                if len(batch) == _IMPORT_BATCH:
+                    done = _import_batch(c, batch)
+                    copied, skipped, batch = copied + done, skipped + len(batch) - done, []
+            done = _import_batch(c, batch)
+            copied, skipped = copied + done, skipped + len(batch) - done
+            there = int(c.execute(sa.select(sa.func.count()).select_from(_BUNDLES)).scalar_one())
+            if total is not None and there != total:  # raised inside: rolled back
+                other = there - copied - skipped
+                raise InputError(f"the target holds {other} bundles that are not the "
+                                 "source's; import only into an empty store")  # fmt: skip
+        return copied, skipped
+
     def count(self) -> int:
         """How many bundles are stored."""
         with guarded(_WHAT), self._read.connect() as c:
             return int(c.execute(sa.select(sa.func.count()).select_from(_BUNDLES)).scalar_one())
+
+
+def _import_row(summary: BundleSummary, owner: str | None, data: bytes) -> dict[str, Any]:
+    if not is_id(summary.id):
+        raise InputError(f"bundle id {summary.id!r:.40} is not 24 hex digits")
+    if not is_digest(summary.receipt_digest):
+        raise InputError(f"receipt digest {summary.receipt_digest!r:.80} is not sha256:<64 hex>")
+    return {"id": summary.id, "receipt_digest": summary.receipt_digest,
+            "log_index": summary.log_index, "created": summary.created, "bundle": data,
+            "owner": owner, "model_digest": summary.model_digest,
+            "model_name": summary.model_name, "model_version": summary.model_version,
+            "nonce": summary.nonce}  # fmt: skip
+
+
+def _import_batch(c: sa.Connection, batch: list[tuple[BundleSummary, str | None, bytes]]) -> int:
+    """Write the rows of ``batch`` the store lacks; return how many. A row whose id or
+    receipt digest is stored with other values raises InputError."""
+    values = [_import_row(*row) for row in batch]
+    if not values:
+        return 0
+    ids, digests = [v["id"] for v in values], [v["receipt_digest"] for v in values]
+    found = c.execute(sa.select(*[col for col in _C if col.name != "seq"])
+                      .where(_C.id.in_(ids) | _C.receipt_digest.in_(digests))).all()  # fmt: skip
+    there = {row.id: {**row._asdict(), "bundle": bytes(row.bundle)} for row in found}
+    fresh = []
+    for value in values:
+        have = there.get(value["id"])
+        if have is None:
+            if any(r.receipt_digest == value["receipt_digest"] for r in found):
+                raise InputError(f"the bundle of receipt {value['receipt_digest']} is already "
+                                 "stored under another id")  # fmt: skip
+            fresh.append(value)
+        elif have != value:
+            raise InputError(f"bundle {value['id']} is already stored with other contents")
+    if fresh:
+        c.execute(_BUNDLES.insert(), fresh)
+    return len(fresh)

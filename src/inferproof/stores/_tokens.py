@@ -25,6 +25,7 @@ import math
 import secrets
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -154,3 +155,40 @@ class SQLTokenStore:
         with guarded(_WHAT), self._read.connect() as c:
             rows = c.execute(sa.select(*cols).order_by(_TOKENS.c.seq)).all()
         return [TokenInfo(r.hash, float(r.created), r.label) for r in rows]
+
+    def import_tokens(self, tokens: Iterable[TokenInfo], *, total: int | None = None) -> int:
+        """Copy stored tokens (their hashes, times and labels; the tokens themselves
+        are never known) in the given order, in one transaction (``inferproof
+        migrate``); return how many were new. A token already stored with the same
+        time and label is skipped (a re-run after a failure); one stored with others,
+        or a store that ends with other than ``total`` tokens, is refused with
+        :class:`~inferproof.errors.InputError`, and nothing is kept.
+
+        Example::
+
+            target.import_tokens(TokenStore(home).list())
+        """
+        cols = (_TOKENS.c.hash, _TOKENS.c.created, _TOKENS.c.label)
+        copied = 0
+        with guarded(_WHAT), writing(self.engine) as c:
+            there = {r.hash: TokenInfo(r.hash, float(r.created), r.label)
+                     for r in c.execute(sa.select(*cols))}  # fmt: skip
+            for info in tokens:
+                if len(info.hash) != 64 or not _HEX.issuperset(info.hash):
+                    raise InputError(f"token hash {info.hash!r:.70} is not 64 hex digits")
+                if len(info.label) > _MAX_LABEL or not math.isfinite(info.created):
+                    raise InputError(f"token {info.hash[:12]}: a label of at most "
+                                     f"{_MAX_LABEL} characters and a finite time")  # fmt: skip
+                have = there.get(info.hash)
+                if have is not None and have != info:
+                    raise InputError(f"token {info.hash[:12]} is already stored with "
+                                     "another time or label")  # fmt: skip
+                if have is None:
+                    row = {"hash": info.hash, "created": info.created, "label": info.label}
+                    c.execute(_TOKENS.insert().values(**row))
+                    there[info.hash] = info
+                    copied += 1
+            if total is not None and len(there) != total:  # raised inside: rolled back
+                raise InputError(f"the target holds {len(there) - total} tokens that are "
+                                 "not the source's; import only into an empty store")  # fmt: skip
+        return copied
