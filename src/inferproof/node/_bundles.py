@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .._canonical import is_digest
+from ..errors import InputError
 from ..receipts import Bundle
 from ..stores import BundleQuery, BundleSummary, is_id, new_id
 
@@ -194,6 +195,13 @@ class IssuedBundles:
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     values,
                 )
+            except sqlite3.IntegrityError:
+                self._db.execute("ROLLBACK")
+                # The same refusal as the SQL store's (a receipt or an id taken).
+                raise InputError(
+                    "a bundle of this batch is already stored (its receipt "
+                    "digest or id is taken); none of the batch was"
+                ) from None
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise

@@ -27,6 +27,7 @@ from ._auth import Tokens, TokenStore
 from ._bundles import BundleStore, IssuedBundles
 from ._config import NodeConfig
 from ._errors import NodeHTTPError, error_body
+from ._groupstore import GroupedBundles
 from ._jobs import Jobs, JobStore
 from ._metrics import NodeMetrics
 from ._schemas import InferItem
@@ -97,6 +98,7 @@ class Service:
         self.node, self.config = node, config
         self._infer = infer or node.infer
         self.bundles, self.tokens = _open_stores(node)
+        self._writer = GroupedBundles(self.bundles)  # stores what _store gives it
         self.jobs = Jobs(config.max_jobs, config.max_queued_jobs, config.job_timeout,
                          config.job_retention, store=_job_store(node, config),
                          codec=IssuedCodec())  # fmt: skip
@@ -210,7 +212,7 @@ class Service:
         return _Pending(data, digest, index, bundle.outputs, opening, call.owner)
 
     def _store(self, issued: list[_Pending]) -> list[Issued]:
-        ids = self.bundles.add_many(
+        ids = self._writer.add_many(
             [(p.digest, p.index, p.data) for p in issued], owners=[p.owner for p in issued]
         )
         out = []
@@ -288,7 +290,7 @@ class Service:
         self.jobs.shutdown()
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.node.close()
-        self.bundles.close()
+        self._writer.close()  # and the bundle store
 
 
 def _open_stores(node: LocalNode) -> tuple[BundleStore, Tokens]:
