@@ -108,3 +108,20 @@ def test_lookups_are_cached_for_a_while_per_process(database: str) -> None:
     finally:
         here.close()
         there.close()
+
+
+def test_the_embedded_registry_caches_the_same_way(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    here = SQLiteRegistry(tmp_path / "r.sqlite", cache_seconds=3600)
+    there = SQLiteRegistry(tmp_path / "r.sqlite", cache_seconds=0)  # a CLI beside a node
+    here.add(_rec("a", LATEST, created=1.0))
+    assert here.by_name("risk").digest == "sha256:" + "a" * 64
+    there.add(_rec("b", LATEST, created=2.0))
+    assert there.by_name("risk", LATEST).digest == "sha256:" + "b" * 64
+    assert here.by_name("risk").digest == "sha256:" + "a" * 64  # cached, stale
+    here.add(_rec("c", "2", created=3.0))
+    assert here.by_name("risk").digest == "sha256:" + "c" * 64
+    with pytest.raises(InputError, match="immutable"):  # a refused push empties it too
+        here.add(_rec("d", "2"))
+    assert here.by_name("risk", "2").digest == "sha256:" + "c" * 64
+    here.close()
+    there.close()

@@ -9,7 +9,14 @@ from __future__ import annotations
 from ..errors import BlobCorruptError
 from ._blobs import BlobStore, LocalBlobStore, MemoryBlobStore
 from ._hub import Hub
-from ._registry import LATEST, ModelRecord, Registry, SQLiteRegistry, check_name
+from ._registry import (
+    LATEST,
+    ModelRecord,
+    RecordCache,
+    Registry,
+    SQLiteRegistry,
+    check_name,
+)
 from ._signing import (
     ModelSignature,
     load_publisher_key,
@@ -28,6 +35,7 @@ __all__ = [
     "MemoryBlobStore",
     "ModelRecord",
     "ModelSignature",
+    "RecordCache",
     "Registry",
     "SQLiteRegistry",
     "check_name",

@@ -11,6 +11,7 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,6 +21,51 @@ from ..runtime import TensorSpec
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 LATEST = "latest"
+
+
+# Lookups a RecordCache keeps at most (it empties when full): one per name, version
+# and digest inferences name, far below this in practice.
+_MAX_CACHED = 4096
+_Key = tuple[str, str, str | None]
+
+
+class RecordCache:
+    """Registry lookups kept for ``seconds`` in this process.
+
+    Every inference resolves its model, often twice (its request is checked, then
+    run), so registries cache lookups: a push through the same registry object empties
+    the cache at once; one through another process (a CLI beside a node, another node
+    on a shared database) is seen within ``seconds``. A cached record can only be
+    stale in what a push may change: where ``latest`` or a bare name points, and a
+    signature added to an unsigned version.
+
+    Example::
+
+        cache = RecordCache(1.0)
+        record = cache.get(("name", "risk", "1"), lambda: registry_lookup("risk", "1"))
+    """
+
+    def __init__(self, seconds: float = 1.0) -> None:
+        self.seconds = seconds
+        self._items: dict[_Key, tuple[float, ModelRecord | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: _Key, load: Callable[[], ModelRecord | None]) -> ModelRecord | None:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None and now - hit[0] < self.seconds:
+                return hit[1]
+        record = load()
+        with self._lock:
+            if len(self._items) >= _MAX_CACHED:
+                self._items.clear()
+            self._items[key] = (now, record)
+        return record
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
 
 
 def check_name(value: str, what: str) -> str:
@@ -93,11 +139,13 @@ CREATE INDEX IF NOT EXISTS models_digest ON models(digest);
 
 
 class SQLiteRegistry:
-    """The default registry: one SQLite file (WAL), safe across threads and processes."""
+    """The default registry: one SQLite file (WAL), safe across threads and processes;
+    lookups cached for ``cache_seconds`` (:class:`RecordCache`)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, cache_seconds: float = 1.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
+        self._cache = RecordCache(cache_seconds)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, timeout=30.0)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -136,8 +184,14 @@ class SQLiteRegistry:
         """
         check_name(record.name, "model name")
         check_name(record.version, "version")
+        try:
+            return self._add(record)
+        finally:
+            self._cache.clear()  # what this push changed is seen here at once
+
+    def _add(self, record: ModelRecord) -> ModelRecord:
         with self._lock, self._db:
-            existing = self.by_name(record.name, record.version)
+            existing = self._by_name(record.name, record.version)
             if existing is not None:
                 if existing.digest != record.digest and record.version != LATEST:
                     raise InputError(
@@ -173,11 +227,17 @@ class SQLiteRegistry:
                     record.publisher,
                 ),
             )
-        found = self.by_name(record.name, record.version)
+        found = self._by_name(record.name, record.version)
         assert found is not None
         return found
 
     def by_digest(self, digest: str) -> ModelRecord | None:
+        return self._cache.get(("digest", digest, None), lambda: self._by_digest(digest))
+
+    def by_name(self, name: str, version: str | None = None) -> ModelRecord | None:
+        return self._cache.get(("name", name, version), lambda: self._by_name(name, version))
+
+    def _by_digest(self, digest: str) -> ModelRecord | None:
         row = self._db.execute(
             f"SELECT {self._COLS} FROM models WHERE digest = ? "
             "ORDER BY signature_digest IS NULL, created_at DESC LIMIT 1",
@@ -185,7 +245,7 @@ class SQLiteRegistry:
         ).fetchone()
         return self._row(row) if row else None
 
-    def by_name(self, name: str, version: str | None = None) -> ModelRecord | None:
+    def _by_name(self, name: str, version: str | None) -> ModelRecord | None:
         if version is None:
             row = self._db.execute(
                 f"SELECT {self._COLS} FROM models WHERE name = ? ORDER BY created_at DESC LIMIT 1",

@@ -7,35 +7,27 @@ processes on one PostgreSQL), a push reads the version's row ``FOR UPDATE`` in t
 transaction that writes it; two first pushes of one version meet on the primary key,
 and the loser applies the rules again to what the winner wrote.
 
-Every inference resolves its model, so lookups are cached for ``cache_seconds`` (1 s
-by default) in each process: a push through this object is seen here at once, one
-through another node process within that time. A cached record can only be stale
-in what a push may change: where ``latest`` or a bare name points, and a signature
-added to an unsigned version.
+Lookups are cached for ``cache_seconds`` (1 s by default) in each process, as the
+embedded registry's are (:class:`~inferproof.hub.RecordCache`).
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import Error, InputError
-from ..hub import LATEST, ModelRecord, check_name
+from ..hub import LATEST, ModelRecord, RecordCache, check_name
 from ..runtime import TensorSpec
 from ._errors import guarded, open_engine, reading, writing
 
 __all__ = ["SQLRegistry"]
 
 _WHAT = "model registry"
-# Lookups kept per process at most (the cache empties when full): one per name,
-# version and digest an inference names, far below this in practice.
-_MAX_CACHED = 4096
 
 _META = sa.MetaData()
 _MODELS = sa.Table(
@@ -81,28 +73,10 @@ class SQLRegistry:
         except Error as exc:
             raise Error(f"model registry {url!r:.80}: {exc}") from None
         self._read = reading(self.engine)
-        self._ttl = cache_seconds
-        self._cache: dict[tuple[str, str, str | None], tuple[float, ModelRecord | None]] = {}
-        self._lock = threading.Lock()
+        self._cache = RecordCache(cache_seconds)
 
     def close(self) -> None:
         self.engine.dispose()
-
-    def _cached(
-        self, key: tuple[str, str, str | None], load: Callable[[], ModelRecord | None]
-    ) -> ModelRecord | None:
-        now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None and now - hit[0] < self._ttl:
-                return hit[1]
-        with guarded(_WHAT):
-            record = load()
-        with self._lock:
-            if len(self._cache) >= _MAX_CACHED:
-                self._cache.clear()
-            self._cache[key] = (now, record)
-        return record
 
     def add(self, record: ModelRecord) -> ModelRecord:
         """Insert ``record`` under the registry's rules (module docs)."""
@@ -118,8 +92,7 @@ class SQLRegistry:
                     continue
             else:
                 raise Error(f"{record.ref}: the registry kept changing under this push")
-        with self._lock:  # what this push changed is seen here at once
-            self._cache.clear()
+        self._cache.clear()  # what this push changed is seen here at once
         found = self.by_name(record.name, record.version)
         assert found is not None
         return found
@@ -153,17 +126,17 @@ class SQLRegistry:
     def by_digest(self, digest: str) -> ModelRecord | None:
         query = (sa.select(_MODELS).where(_MODELS.c.digest == digest)
                  .order_by(_MODELS.c.signature_digest.is_(None), _NEWEST).limit(1))  # fmt: skip
-        return self._cached(("digest", digest, None), lambda: self._one(query))
+        return self._cache.get(("digest", digest, None), lambda: self._one(query))
 
     def by_name(self, name: str, version: str | None = None) -> ModelRecord | None:
         query = sa.select(_MODELS).where(_MODELS.c.name == name)
         if version is not None:
             query = query.where(_MODELS.c.version == version)
         query = query.order_by(_NEWEST).limit(1)
-        return self._cached(("name", name, version), lambda: self._one(query))
+        return self._cache.get(("name", name, version), lambda: self._one(query))
 
     def _one(self, query: sa.Select[Any]) -> ModelRecord | None:
-        with self._read.connect() as c:
+        with guarded(_WHAT), self._read.connect() as c:
             row = c.execute(query).first()
         return _record(row) if row is not None else None
 
