@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+import orjson
+
 from .._canonical import canonical_json, sha256_digest
 from ..engine import InferenceResult, LocalNode, opening_json
 from ..errors import Error, InputError
@@ -204,7 +206,7 @@ class Service:
             progress=progress,
         )
         bundle = result.bundle
-        data = json.dumps(bundle.to_json(), separators=(",", ":")).encode()
+        data = _dumps(bundle.to_json())
         digest = sha256_digest(canonical_json(bundle.envelope))
         index = TlogProof.parse(bundle.tlog_entry).index if bundle.tlog_entry else None
         opening = opening_json(result.salt, bundle, result.outputs) if result.salt else None
@@ -219,7 +221,7 @@ class Service:
         for bundle_id, p in zip(ids, issued, strict=True):
             rest = {"bundle_id": bundle_id, "log_index": p.index, "outputs": p.outputs,
                     "receipt_digest": p.digest}  # fmt: skip
-            body = b'{"bundle":' + p.data + b"," + json.dumps(rest).encode()[1:]
+            body = b'{"bundle":' + p.data + b"," + _dumps(rest)[1:]
             out.append(Issued(body, p.opening))
         return out
 
@@ -303,6 +305,17 @@ def _open_stores(node: LocalNode) -> tuple[BundleStore, Tokens]:
     from ..stores import SQLBundleStore, SQLTokenStore
 
     return SQLBundleStore(database), SQLTokenStore(database)
+
+
+def _dumps(value: Any) -> bytes:
+    """Compact JSON bytes, by orjson on the hot path (13x json.dumps on a bundle: 1.6
+    against 20.8 us, docs/benchmarks.md); json for what orjson refuses (an integer
+    past 64 bits). Both write the same JSON values (a receipt holds no NaN: RFC 8785
+    has none), so what a client parses is unchanged."""
+    try:
+        return orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(value, separators=(",", ":")).encode()
 
 
 def _job_store(node: LocalNode, config: NodeConfig) -> JobStore | None:
