@@ -200,6 +200,7 @@ class Ack:
 class Load:
     acks: list[Ack] = field(default_factory=list)
     failures: list[BaseException] = field(default_factory=list)
+    retried: list[BaseException] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, ack: Ack) -> None:
@@ -223,11 +224,12 @@ def run_load(
     per_thread: int,
     retry: Callable[[BaseException], bool] | None = None,
     stop: threading.Event | None = None,
+    into: Load | None = None,
 ) -> Load:
     """``threads`` threads, each with its own client (and home), ``per_thread`` verified
     inferences each; thread ``i`` uses ``urls[i % len(urls)]`` (a round robin). An error
     for which ``retry`` says yes is retried (a new request: a new nonce, a new receipt)."""
-    load = Load()
+    load = into if into is not None else Load()
 
     def one(i: int) -> None:
         node = urls[i % len(urls)]
@@ -238,6 +240,8 @@ def run_load(
                     result = c.infer(MODEL, mlp_input(seed=i * 10_000 + done))
                 except Exception as exc:
                     if retry is not None and retry(exc):
+                        with load.lock:
+                            load.retried.append(exc)
                         time.sleep(0.05)
                         continue
                     with load.lock:
@@ -296,18 +300,28 @@ def served_alone(node: Served, tmp: Path, name: str, *, infer: bool = True) -> N
     """Stop each worker in turn (SIGSTOP) and see a new client still served: by the
     other worker. The node must be idle (a stopped worker holding the log's lock would
     hold up the other)."""
-    pids = wait_workers(node, 2)
-    for stopped in pids:
-        os.kill(stopped, signal.SIGSTOP)
+    for _attempt in range(5):  # a worker that failed its start is being replaced
+        pids = wait_workers(node, 2)
         try:
-            if not infer:  # a new connection, so the stopped worker cannot hold it
-                assert httpx.get(f"{node.url}/healthz", timeout=20).status_code == 200
-                continue
-            with node.client(tmp / f"{name}-{stopped}", timeout=20, retries=0) as c:
-                result = c.infer(MODEL, mlp_input(seed=stopped))
-            assert result.report is not None and result.report.verified
-        finally:
-            os.kill(stopped, signal.SIGCONT)
+            for stopped in pids:
+                _serve_without(node, stopped, tmp / f"{name}-{stopped}", infer)
+            return
+        except ProcessLookupError:
+            continue
+    raise AssertionError("the node's workers kept exiting")
+
+
+def _serve_without(node: Served, stopped: int, home: Path, infer: bool) -> None:
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        if not infer:  # a new connection, so the stopped worker cannot hold it
+            assert httpx.get(f"{node.url}/healthz", timeout=20).status_code == 200
+            return
+        with node.client(home, timeout=20, retries=0) as c:
+            result = c.infer(MODEL, mlp_input(seed=stopped))
+        assert result.report is not None and result.report.verified
+    finally:
+        os.kill(stopped, signal.SIGCONT)
 
 
 # -- the tests ---------------------------------------------------------------------------

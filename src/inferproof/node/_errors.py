@@ -95,18 +95,24 @@ def _database_down(exc: BaseException) -> bool:
     shutting down, read-only transaction), sqlite3's (locked, disk full)."""
     import sqlite3
 
-    import sqlalchemy.exc
-
     if isinstance(exc, sqlite3.OperationalError):  # not every one: "no such table" is a bug
         return any(word in str(exc) for word in ("locked", "full", "readonly", "disk I/O"))
-    kinds: tuple[type[BaseException], ...] = (sqlalchemy.exc.OperationalError,)
+    return isinstance(exc, _driver_errors()[1:])
+
+
+def _driver_errors() -> tuple[type[Exception], ...]:
+    """sqlite3's, SQLAlchemy's and psycopg's errors for "cannot reach or write now"."""
+    import sqlite3
+
+    import sqlalchemy.exc
+
+    kinds: tuple[type[Exception], ...] = (sqlite3.OperationalError,
+                                              sqlalchemy.exc.OperationalError)  # fmt: skip
     try:
         import psycopg
     except ImportError:  # the scale extra is not installed
-        pass
-    else:
-        kinds = (*kinds, psycopg.OperationalError, psycopg.errors.ReadOnlySqlTransaction)
-    return isinstance(exc, kinds)
+        return kinds
+    return (*kinds, psycopg.OperationalError, psycopg.errors.ReadOnlySqlTransaction)
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -142,7 +148,6 @@ def install_handlers(app: FastAPI) -> None:
         log.error("request failed: %s", exc)
         return error_response(500, f"the node failed: {exc}", "internal")
 
-    @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:
         if _database_down(exc):  # a driver's error a store did not translate
             log.warning("the database is unavailable: %s", exc.__class__.__name__)
@@ -150,3 +155,11 @@ def install_handlers(app: FastAPI) -> None:
             return error_response(503, message, "unavailable", {"Retry-After": "1"})
         log.exception("unexpected error", exc_info=exc)
         return error_response(500, "internal error (see the node's log)", "internal")
+
+    # The driver's errors get handlers of their own: Starlette re-raises whatever the
+    # catch-all ``Exception`` handler answered (after sending it), so uvicorn logged a
+    # traceback and closed the keep-alive connection (the client's next request on it
+    # was reset) for every 503 of a full disk or a database that went away.
+    for kind in _driver_errors():
+        app.add_exception_handler(kind, _unexpected)
+    app.add_exception_handler(Exception, _unexpected)
