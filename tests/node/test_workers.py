@@ -386,23 +386,24 @@ def test_a_node_with_another_log_key_on_the_same_database_is_refused(
     url = fresh_database(postgres)
     token = SQLTokenStore(url).create("tests")
     first = serve(tmp_path / "a", token, "--database", url)
-    with pytest.raises(RuntimeError, match="exited with code 3 while starting"):
+    with pytest.raises(RuntimeError, match="exited with code 2 while starting"):
         serve(tmp_path / "b", token, "--database", url)  # its own, new keys/log.key
-    # Refused at start, when the node opens the log (uvicorn's "startup failed", code 3),
-    # before it appends anything; the message names the log's owner.
+    # Refused at start, when the node opens the log, before it appends anything: one
+    # line naming the log's owner, no traceback.
     message = stderr_of(tmp_path / "b")
-    assert "InputError: log store belongs to 'inferproof.local/" in message, message
+    assert "log store belongs to 'inferproof.local/" in message, message
+    assert "Traceback" not in message, message
+    # With workers, the refusing worker stops the node instead of restarting forever.
+    with pytest.raises(RuntimeError, match="exited with code 2 while starting"):
+        serve(tmp_path / "b", token, "--workers", "2", "--database", url)
+    message = stderr_of(tmp_path / "b")
+    assert "log store belongs to 'inferproof.local/" in message, message
+    assert "a worker refused to start" in message, message
     assert httpx.get(f"{first.url}/healthz", timeout=WAIT).status_code == 200
     with pg_log(url, first.home) as log:
         assert log.size == 0
 
 
-@pytest.mark.xfail(
-    reason="SQLWorkflowStore and SQLJobStore create their tables without surviving a "
-    "concurrent create on PostgreSQL (UniqueViolation on pg_type); the supervisor "
-    "restarts the worker, so the node heals, but a worker's start fails",
-    strict=False,
-)
 def test_workers_starting_together_on_a_fresh_database_all_start(
     serve: Callable[..., Served], postgres: Any, tmp_path: Path
 ) -> None:

@@ -113,6 +113,10 @@ def run_on(
         else None
     )
     node = LocalNode(home, chat=chat, storage=storage, zk_prover=prover)
+    if node.log_enabled:
+        # Opened before serving, so a log that is another node's (another key, another
+        # origin) is refused in one line here, not as a traceback from the app's startup.
+        node.log.checkpoint()
     app = create_app(node, config)
     uv = server_config(app, config, log_level=log_level, access_log=False)
     logging.getLogger("inferproof.node").setLevel(log_level.upper())

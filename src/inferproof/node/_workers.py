@@ -31,7 +31,7 @@ from types import FrameType
 
 from .._files import default_home
 from ..engine import ChatConfig, Storage
-from ..errors import InputError
+from ..errors import Error, InputError
 from ._config import NodeConfig
 from ._serve import GRACEFUL_SECONDS, bind, run_on, url_of
 
@@ -39,9 +39,17 @@ __all__ = ["MAX_WORKERS", "serve", "serve_workers"]
 
 # A bound on --workers: each worker holds its own models and connection pools.
 MAX_WORKERS = 64
-# A worker that dies is restarted, but no faster than this (a crash loop would
-# otherwise spin the parent).
+# A worker that dies is restarted after _RESTART_DELAY seconds, doubled after each
+# death up to _MAX_RESTART_DELAY (a worker that cannot start while the database is down
+# would otherwise restart every second), and back to the first delay once a worker has
+# run _HEALTHY_SECONDS.
 _RESTART_DELAY = 1.0
+_MAX_RESTART_DELAY = 30.0
+_HEALTHY_SECONDS = 60.0
+# A worker's exit code when its configuration is refused (another node's log key, a
+# bad setting): restarting cannot help, so the node stops. EX_CONFIG of sysexits.h;
+# not 3, which uvicorn exits with when an app's startup fails (a database down).
+EXIT_REFUSED = 78
 # How often the parent looks for a dead worker.
 _POLL_SECONDS = 0.2
 
@@ -62,7 +70,15 @@ def _worker(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if index != 0:  # one anchoring schedule for the whole node
         config = replace(config, anchor_every=None, anchor_receipts=None)
-    run_on(sock, home=home, config=config, chat=chat, storage=storage, log_level=log_level)
+    try:
+        run_on(sock, home=home, config=config, chat=chat, storage=storage,
+               log_level=log_level)  # fmt: skip
+    except InputError as exc:
+        print(f"worker {index}: {exc}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_REFUSED)
+    except Error as exc:  # the database is down, say: the parent restarts it later
+        print(f"worker {index}: {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)
 
 
 class _Supervisor:
@@ -72,7 +88,10 @@ class _Supervisor:
         self._ctx = multiprocessing.get_context("spawn")
         self._args = args
         self._procs: list[BaseProcess | None] = [None] * count
+        self._started = [0.0] * count
+        self._delay = [_RESTART_DELAY] * count
         self._stopping = threading.Event()
+        self.refused = False
 
     def _start(self, index: int) -> None:
         proc = self._ctx.Process(
@@ -80,6 +99,7 @@ class _Supervisor:
         )
         proc.start()
         self._procs[index] = proc
+        self._started[index] = time.monotonic()
 
     def stop(self, *_: object) -> None:
         self._stopping.set()
@@ -90,14 +110,26 @@ class _Supervisor:
         while not self._stopping.wait(_POLL_SECONDS):
             for index, proc in enumerate(self._procs):
                 if proc is not None and not proc.is_alive():
-                    _logger.warning("worker %d exited with code %s; restarting it",
-                                    index, proc.exitcode)  # fmt: skip
-                    proc.close()
-                    self._procs[index] = None
-                    if self._stopping.wait(_RESTART_DELAY):
-                        break
-                    self._start(index)
+                    self._restart(index, proc)
         return self._shutdown()
+
+    def _restart(self, index: int, proc: BaseProcess) -> None:
+        code = proc.exitcode
+        proc.close()
+        self._procs[index] = None
+        if code == EXIT_REFUSED:
+            _logger.error("worker %d refused to start (its message is above); stopping", index)
+            self.refused = True
+            self._stopping.set()
+            return
+        if time.monotonic() - self._started[index] > _HEALTHY_SECONDS:
+            self._delay[index] = _RESTART_DELAY
+        delay = self._delay[index]
+        self._delay[index] = min(delay * 2, _MAX_RESTART_DELAY)
+        _logger.warning("worker %d exited with code %s; restarting it in %.0f s",
+                        index, code, delay)  # fmt: skip
+        if not self._stopping.wait(delay):
+            self._start(index)
 
     def _shutdown(self) -> int:
         live = [p for p in self._procs if p is not None and p.is_alive()]
@@ -143,7 +175,10 @@ def serve_workers(
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return supervisor.run()
+        code = supervisor.run()
+        if supervisor.refused:
+            raise InputError("a worker refused to start (its message is above)")
+        return code
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

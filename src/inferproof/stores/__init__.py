@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 from ._bundles import BundleQuery, BundleSummary, SQLBundleStore, is_id, new_id
+from ._errors import create_tables
 from ._jobs import (
     CANCELLED_ERROR,
     LOST_ERROR,
@@ -54,6 +55,7 @@ __all__ = [
     "StoredWorkflow",
     "TokenInfo",
     "copy_workflows",
+    "create_tables",
     "hash_token",
     "is_id",
     "is_postgres",

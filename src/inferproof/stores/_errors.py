@@ -11,6 +11,7 @@ and its first line, never the SQL or its parameters (which hold token hashes).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
@@ -22,7 +23,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from ..errors import Error, StoreUnavailable
 from ._url import sqlalchemy_url
 
-__all__ = ["guarded", "open_engine", "reading", "writing"]
+__all__ = ["create_tables", "guarded", "open_engine", "reading", "writing"]
 
 # How long a SQLite writer waits for another process's write lock (the workflow and
 # log stores' figure), and a PostgreSQL connect for an answer before it is unavailable.
@@ -118,13 +119,27 @@ def open_engine(
                 engine = sa.create_engine(target)
             if engine.dialect.name == "sqlite":
                 _sqlite_setup(engine, synchronous)
-        try:
-            meta.create_all(engine)
-        except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
-            # Two processes creating the tables at once on PostgreSQL: one loses on
-            # the catalog's unique keys; the second pass finds the tables there.
-            meta.create_all(engine)
+        create_tables(engine, meta)
     return engine
+
+
+# The advisory lock taken around CREATE TABLE on PostgreSQL: the first 8 bytes of
+# SHA-256("inferproof/stores/schema"), signed (the log's locks are made the same way,
+# stores/_pglog.py).
+SCHEMA_LOCK = int.from_bytes(hashlib.sha256(b"inferproof/stores/schema").digest()[:8],
+                             "big", signed=True)  # fmt: skip
+
+
+def create_tables(engine: sa.Engine, meta: sa.MetaData) -> None:
+    """Create ``meta``'s missing tables. On PostgreSQL under an advisory lock: two
+    processes starting at once on a fresh database (``serve --workers N``) would
+    otherwise both try, and one fail on the catalog's unique keys."""
+    if engine.dialect.name != "postgresql":
+        meta.create_all(engine)
+        return
+    with engine.begin() as c:  # PostgreSQL's DDL is transactional: the lock covers it
+        c.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+        meta.create_all(c)
 
 
 @contextlib.contextmanager

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import Error
+from ._errors import create_tables
 from ._url import sqlalchemy_url
 from ._workflows import _sqlite_pragmas
 
@@ -121,7 +122,7 @@ class SQLJobStore:
             self.engine = engine if engine is not None else sa.create_engine(sqlalchemy_url(url))
             if self.engine.dialect.name == "sqlite":
                 _sqlite_pragmas(self.engine)
-            _META.create_all(self.engine)
+            create_tables(self.engine, _META)
         except SQLAlchemyError as exc:
             raise Error(f"job store {url[:40]!r}: {exc.__class__.__name__}: {exc}") from None
         self._postgres = self.engine.dialect.name == "postgresql"

@@ -259,7 +259,7 @@ class PostgresLogStore:
     """
 
     def __init__(
-        self, url: str, *, min_size: int = 1, max_size: int = 4, timeout: float = 10.0
+        self, url: str, *, min_size: int = 1, max_size: int = 4, timeout: float = 5.0
     ) -> None:
         if not 1 <= min_size <= max_size:
             raise InputError("pool sizes must satisfy 1 <= min_size <= max_size")

@@ -26,6 +26,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..errors import Error, InputError
+from ._errors import create_tables
 
 __all__ = ["Claim", "SQLWorkflowStore", "StoredRun", "StoredWorkflow", "copy_workflows"]
 
@@ -140,7 +141,7 @@ class SQLWorkflowStore:
             self.engine = engine if engine is not None else sa.create_engine(url)
             if self.engine.dialect.name == "sqlite":
                 _sqlite_pragmas(self.engine)
-            _META.create_all(self.engine)
+            create_tables(self.engine, _META)
             self.database_id = self._database_id()
         except SQLAlchemyError as exc:
             raise Error(f"workflow store {url!r:.80}: {exc.__class__.__name__}: {exc}") from None

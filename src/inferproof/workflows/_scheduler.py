@@ -39,6 +39,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from ..errors import InputError
+from ..stores import create_tables
 from ._definition import Schedule
 
 __all__ = ["Scheduler", "planned_tick", "trigger_of"]
@@ -123,9 +124,12 @@ class Scheduler:
     def __init__(self, engine: sa.Engine, database_id: str, fire: Callable[[str], None]) -> None:
         self.database_id = database_id
         self._fire = fire
+        jobs = SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE)
+        # Made here, under the stores' schema lock: the job store would create it at
+        # start, racing every other worker starting on a fresh PostgreSQL database.
+        create_tables(engine, jobs.jobs_t.metadata)
         self._sched = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE),
-                       "local": MemoryJobStore()},
+            jobstores={"default": jobs, "local": MemoryJobStore()},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
         )  # fmt: skip
