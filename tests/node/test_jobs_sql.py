@@ -25,26 +25,11 @@ import pytest
 from inferproof.node._errors import NodeHTTPError
 from inferproof.node._jobs import MAX_PROGRESS_LINES, Jobs, JobState
 from inferproof.node._routes import job_json
-from inferproof.node._service import Issued
+from inferproof.node._service import Issued, IssuedCodec
 from inferproof.stores import SQLJobStore
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 30.0  # a bound on every wait below, never a synchronisation by itself
-
-
-class IssuedCodec:
-    """The codec the node's Service needs for a SQL store (proposed for _service.py):
-    an Issued answer kept as its JSON body and opening."""
-
-    def encode(self, result: Any) -> Any:
-        if isinstance(result, Issued):
-            return {"issued": result.body.decode(), "opening": result.opening}
-        return result
-
-    def decode(self, data: Any) -> Any:
-        if isinstance(data, dict) and set(data) == {"issued", "opening"}:
-            return Issued(data["issued"].encode(), data["opening"])
-        return data
 
 
 @pytest.fixture()

@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from ..errors import Error, StoreUnavailable
 from ._url import sqlalchemy_url
 
-__all__ = ["create_tables", "guarded", "open_engine", "reading", "writing"]
+__all__ = ["create_tables", "guarded", "open_engine", "reading", "sqlite_setup", "writing"]
 
 # How long a SQLite writer waits for another process's write lock (the workflow and
 # log stores' figure), and a PostgreSQL connect for an answer before it is unavailable.
@@ -71,7 +71,10 @@ def guarded(what: str) -> Iterator[None]:
         raise Error(f"{what}: database error ({_line(exc)})") from None
 
 
-def _sqlite_setup(engine: sa.Engine, synchronous: str) -> None:
+def sqlite_setup(engine: sa.Engine, synchronous: str, *, immediate: bool = False) -> None:
+    """WAL, a busy timeout and ``synchronous`` on every connection of an SQLite
+    ``engine``; writes (or, with ``immediate``, every transaction) begin IMMEDIATE."""
+
     @event.listens_for(engine, "connect")
     def _connect(dbapi: Any, _record: Any) -> None:
         # The "begin" hook below is the only transaction control (SQLAlchemy's recipe
@@ -88,7 +91,7 @@ def _sqlite_setup(engine: sa.Engine, synchronous: str) -> None:
         # A writer takes the write lock at BEGIN so two processes queue on it instead
         # of failing a lock upgrade (https://www.sqlite.org/lang_transaction.html);
         # readers stay deferred and, in WAL, never wait (https://www.sqlite.org/wal.html).
-        write = conn.get_execution_options().get("inferproof_write", False)
+        write = immediate or conn.get_execution_options().get("inferproof_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
@@ -118,7 +121,7 @@ def open_engine(
             else:
                 engine = sa.create_engine(target)
             if engine.dialect.name == "sqlite":
-                _sqlite_setup(engine, synchronous)
+                sqlite_setup(engine, synchronous)
         create_tables(engine, meta)
     return engine
 

@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..errors import Error, InputError
-from ._errors import create_tables
+from ._errors import create_tables, sqlite_setup
 
 __all__ = ["Claim", "SQLWorkflowStore", "StoredRun", "StoredWorkflow", "copy_workflows"]
 
@@ -111,20 +110,9 @@ class Claim:
 
 
 def _sqlite_pragmas(engine: sa.Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi: Any, _record: Any) -> None:
-        # Let the BEGIN below be the only transaction control (the documented recipe
-        # for pysqlite: https://docs.sqlalchemy.org/en/20/dialects/sqlite.html).
-        dbapi.isolation_level = None
-        cur = dbapi.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA synchronous=FULL")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Every transaction begins IMMEDIATE: a claim reads, then writes, and two processes
+    # must queue on the write lock rather than fail its upgrade.
+    sqlite_setup(engine, "FULL", immediate=True)
 
 
 class SQLWorkflowStore:
