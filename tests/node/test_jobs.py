@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Any
 
-from inferproof.node import NodeConfig
+from inferproof.node import NodeConfig, TokenStore
 from inferproof.receipts import Bundle
 from inferproof.verify import Material, Policy
 
@@ -158,3 +158,39 @@ def test_unknown_job_and_bad_input_before_queueing(running: Running, small_model
             http.post("/v1/infer", json={"model": "gone", "inputs": X, "mode": "zk"}).status_code
             == 404
         )
+
+
+def test_delete_cancels_a_running_job_for_its_token_only(
+    make_node: Any, small_model: bytes
+) -> None:
+    release = threading.Event()
+    config = NodeConfig(job_modes=frozenset({"vanilla"}))
+    running = _start(make_node, small_model, config, seconds=0, release=release)
+    other = TokenStore(running.home).create("another caller")
+    try:
+        with running.http() as http, running.http(auth=False) as anon:
+            job = http.post("/v1/infer", json={"model": "mlp:1", "inputs": X}).json()
+            url = f"/v1/jobs/{job['id']}"
+            assert anon.delete(url).status_code == 401  # a write: a token is needed
+            r = anon.delete(url, headers={"Authorization": f"Bearer {other}"})
+            assert r.status_code == 403 and "another token" in r.json()["error"]["message"]
+            assert http.delete("/v1/jobs/" + "0" * 24).status_code == 404
+            r = http.delete(url)
+            assert r.status_code == 200, r.text
+            assert r.json()["status"] == "cancelled"
+            size = running.node.log.size
+            release.set()  # the work runs to its end (it cannot be interrupted) ...
+            deadline = time.monotonic() + 20
+            while running.node.log.size == size and time.monotonic() < deadline:
+                time.sleep(0.05)  # its receipt's log append is the sign it ended
+            assert running.node.log.size == size + 1
+            final = http.get(url).json()  # ... and its result is discarded
+            assert final["status"] == "cancelled" and final.get("result") is None, final
+            # A finished (succeeded) job cannot be cancelled.
+            done = http.post("/v1/infer", json={"model": "mlp:1", "inputs": X}).json()
+            assert http.get(f"/v1/jobs/{done['id']}", params={"wait": 20}).json()[
+                "status"] == "succeeded"  # fmt: skip
+            r = http.delete(f"/v1/jobs/{done['id']}")
+            assert r.status_code == 409 and "already succeeded" in r.json()["error"]["message"]
+    finally:
+        release.set()

@@ -13,13 +13,12 @@ from typing import Any
 
 import pytest
 
-from inferproof.engine import Storage
+from inferproof.engine import CONFIG_FILE, Storage
 from inferproof.errors import InputError
 from tests._cli import inferproof
 
 FLAG, ENV, FILE = ("postgresql://flag@127.0.0.1/a", "postgresql://env@127.0.0.1/b",
                    "postgresql://file@127.0.0.1/c")  # fmt: skip
-CONFIG_FILE = "config.toml"  # engine/_storage.py CONFIG_FILE (not exported by engine)
 _VARS = ("INFERPROOF_DATABASE", "INFERPROOF_BLOBS", "INFERPROOF_S3_ENDPOINT")
 
 
@@ -191,3 +190,26 @@ def test_the_embedded_default_imports_no_driver(tmp_path: Path) -> None:
     psycopg, boto3, _ = done.stdout.split()
     assert (psycopg, boto3) == ("False", "False")
     assert (tmp_path / "home" / "log" / "log.sqlite").is_file()
+
+
+def test_a_misspelt_setting_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"unknown storage setting\(s\) \['databse'\]"):
+        Storage.resolve(tmp_path, databse=FLAG)
+
+
+@pytest.mark.parametrize("value", ["ray", "ray://head:10001", "10.0.0.5:6379"])
+def test_zk_backend_values(value: str) -> None:
+    from inferproof.cli._node import _zk_backend
+
+    assert _zk_backend(value) == value
+    assert _zk_backend("local") is None
+
+
+def test_a_bad_zk_backend_is_refused_before_serving(tmp_path: Path) -> None:
+    env = dict(os.environ, INFERPROOF_HOME=str(tmp_path / "home"), COLUMNS="300")
+    done = inferproof(env, "serve", "--port", "0", "--zk-backend", "grpc://x:1:2")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: --zk-backend is local, ray, ray://HOST:PORT or HOST:PORT"
+    )
+    assert "listening" not in done.stdout

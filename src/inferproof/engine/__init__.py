@@ -28,10 +28,11 @@ from ._local import LocalNode
 from ._onnx import MODES, OUTPUT_COMMITTED, SALT_SCHEME, InferenceResult, named_inputs
 from ._opening import Opening, load_opening, opening_json, parse_opening, save_opening
 from ._ray import RayProver
-from ._storage import Storage
+from ._storage import CONFIG_FILE, Storage
 from ._zk import Prover
 
 __all__ = [
+    "CONFIG_FILE",
     "MODES",
     "OUTPUT_COMMITTED",
     "SALT_SCHEME",

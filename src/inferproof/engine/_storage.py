@@ -121,6 +121,9 @@ class Storage:
     ) -> Storage:
         """The storage from ``given`` (command-line values), else the environment,
         else the config file (``config``, or ``home/config.toml`` if present)."""
+        unknown = set(given) - set(_KEYS)
+        if unknown:  # a misspelt setting must not silently mean the embedded default
+            raise InputError(f"unknown storage setting(s) {sorted(unknown)}; known: {list(_KEYS)}")
         env = os.environ if environ is None else environ
         path = config if config is not None else home / CONFIG_FILE
         from_file = _read_config(path) if config is not None or path.is_file() else {}
