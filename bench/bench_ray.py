@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _models
 from inferproof._canonical import sha256_digest
-from inferproof.engine._ray import RayProver
+from inferproof.engine import RayProver
 from inferproof.hub import LocalBlobStore
 from inferproof.node._jobs import Jobs
 from inferproof.proofs import zk

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from inferproof import LocalNode
-from inferproof.engine._ray import RayProver
+from inferproof.engine import RayProver
 from inferproof.errors import VerificationError, ZkError
 from inferproof.node._jobs import Jobs
 from inferproof.proofs import zk
@@ -170,11 +170,10 @@ def test_a_zk_inference_proven_on_ray_verifies_end_to_end(
     prover: RayProver, tmp_path: Path, model_a: Model
 ) -> None:
     """A LocalNode whose ZK flow proves on Ray issues a receipt that verifies."""
-    with LocalNode(tmp_path / "n") as node:
+    with LocalNode(tmp_path / "n", zk_prover=prover) as node:  # serve --zk-backend's way
         node.push(model_a.data, name="mlp", version="1")
         x = model_a.samples[0]
         node.zk_setup("mlp:1", [NamedInputs(x)], dev_srs=True, decomp=DECOMP)
-        node._zk.set_prover(prover)
         lines: list[str] = []
         proven = node.infer("mlp:1", x, mode="zk", progress=lines.append)
         report = node.verifier(Policy(allow_dev_srs=True, require_zk=True)).check(proven.bundle)
