@@ -4,6 +4,7 @@ it (``serve``, ``token``), and the embedded default importing no database or S3 
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -213,3 +214,30 @@ def test_a_bad_zk_backend_is_refused_before_serving(tmp_path: Path) -> None:
         "error: --zk-backend is local, ray, ray://HOST:PORT or HOST:PORT"
     )
     assert "listening" not in done.stdout
+
+
+def test_log_commands_read_the_log_in_the_database(postgres: Any, tmp_path: Path) -> None:
+    """`inferproof log verify` and `log info` on a node serving from PostgreSQL read its
+    log there, not an (empty) SQLite file in the home."""
+    import psycopg
+
+    from inferproof.log import open_default_log
+    from inferproof.stores import PostgresLogStore
+
+    name = "cfg_" + uuid.uuid4().hex[:16]
+    base = postgres.url.replace("+psycopg", "")
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = base.rsplit("/", 1)[0] + "/" + name
+    home = tmp_path / "home"
+    with open_default_log(home, store=PostgresLogStore(url)) as log:
+        log.append_many([b"one", b"two", b"three"])
+        root = base64.b64encode(log.root()).decode()
+    env = dict(os.environ, INFERPROOF_HOME=str(home), INFERPROOF_DATABASE=url, COLUMNS="300")
+    done = inferproof(env, "log", "verify")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ok: 3 entries, 2 checkpoints verified")
+    done = inferproof(env, "log", "info")
+    assert done.returncode == 0, done.stderr
+    assert "size: 3" in done.stdout and f"root: {root}" in done.stdout
+    assert not (home / "log" / "log.sqlite").exists()

@@ -25,11 +25,11 @@ from ..log import (
     cosign_checkpoint,
     load_or_create_key,
     make_server,
-    open_default_log,
 )
 from ._common import console, err_console, handle_errors, is_tty
 from ._logfind import node_consistency, node_info, node_proof
 from ._node import NodeOpt
+from ._storage import home_log
 
 log_app = typer.Typer(help="The transparency log: info, proofs, audit, tiles, witnesses.")
 witness_app = typer.Typer(help="A tlog-witness cosigning service.")
@@ -60,7 +60,7 @@ def info(node_url: NodeOpt = None) -> None:
         for line in node_info(node_url):
             console.print(line, markup=False, soft_wrap=True)
         return
-    with open_default_log(_home()) as log:
+    with home_log() as log:
         cp = log.checkpoint()
         console.print(f"origin: {log.origin}", markup=False)
         console.print(f"size: {cp.size}", markup=False)
@@ -79,7 +79,7 @@ def proof(
     if node_url:
         _out(node_proof(node_url, index, size))
         return
-    with open_default_log(_home()) as log:
+    with home_log() as log:
         _out(log.tlog_proof(index, size).encode())
 
 
@@ -96,7 +96,7 @@ def consistency(
     if node_url:
         _out("".join(b64encode(h) + "\n" for h in node_consistency(node_url, old, new)))
         return
-    with open_default_log(_home()) as log:
+    with home_log() as log:
         _out("".join(b64encode(h) + "\n" for h in log.consistency_proof(old, new)))
 
 
@@ -104,7 +104,7 @@ def consistency(
 @handle_errors
 def verify() -> None:
     """Recompute the whole tree from the stored entries; check tiles and every checkpoint."""
-    with open_default_log(_home()) as log:
+    with home_log() as log:
         total = log.size
         columns = (TextColumn("audit"), BarColumn(), MofNCompleteColumn())
         with Progress(*columns, console=err_console, disable=not is_tty()) as bar:
@@ -125,7 +125,7 @@ def export_tiles(directory: Annotated[Path, typer.Argument(help="Output director
     Full tiles and bundles, and the partial ones of every checkpointed size whose tile
     is not full yet (c2sp.org/tlog-tiles); files already there are kept, so exporting
     into the same folder again adds what grew."""
-    with open_default_log(_home()) as log:
+    with home_log() as log:
         count = log.export_tiles(directory)
     console.print(f"wrote {count} files to {directory}", markup=False)
 
@@ -135,7 +135,7 @@ def export_tiles(directory: Annotated[Path, typer.Argument(help="Output director
 def append(path: Annotated[Path, typer.Argument(help="File to append as one entry.")]) -> None:
     """Append a file's bytes as one entry and print its tlog-proof."""
     data = path.read_bytes()
-    with open_default_log(_home()) as log:
+    with home_log() as log:
         _out(log.append(data).tlog_proof().encode())
 
 
@@ -157,7 +157,7 @@ def cosign(
 ) -> None:
     """Submit the latest checkpoint to witnesses and store their cosignatures with it."""
     endpoints = [_parse_witness(w) for w in witness]
-    with open_default_log(_home()) as log:
+    with home_log() as log:
         cp = log.checkpoint()
         outcome = cosign_checkpoint(cp.encode(), endpoints, log.consistency_proof, timeout)
         log.attach_cosignatures(outcome.note)

@@ -25,7 +25,6 @@ import typer
 from rich.table import Table
 
 from .._canonical import check_digest, is_digest, parse_json, sha256_digest
-from .._files import default_home
 from ..client import Client
 from ..errors import Error, InputError, VerificationError
 from ..log import (
@@ -36,7 +35,6 @@ from ..log import (
     b64encode,
     consistency_proof,
     hash_leaf,
-    open_default_log,
     root_hash,
     verify_consistency,
     verify_inclusion,
@@ -44,6 +42,7 @@ from ..log import (
 from ..receipts import BUNDLE_MEDIA_TYPE, Bundle, Receipt
 from ._common import console, handle_errors
 from ._node import NodeOpt
+from ._storage import home_log
 from ._view import plain, print_summary, receipt_summary
 
 __all__ = [
@@ -200,7 +199,7 @@ def log_get(
 
 
 def _home_log() -> Log:
-    return open_default_log(default_home())
+    return home_log()
 
 
 def _entry_json(entry: Entry) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from .._files import default_home
 from ..engine import Storage
+from ..log import Log, open_default_log
 from ..node import Tokens, TokenStore
 from ._common import console, err_console, handle_errors, is_tty
 
@@ -59,6 +60,12 @@ def resolve_storage(
     """The storage these options, the environment and the config file name."""
     return Storage.resolve(default_home(), config=config, database=database, blobs=blobs,
                            s3_endpoint=s3_endpoint)  # fmt: skip
+
+
+def home_log() -> Log:
+    """This node's log: in its database when the environment or the config file names
+    one (a node serving with --database), else ``log/log.sqlite`` in the home."""
+    return open_default_log(default_home(), store=resolve_storage().open_log_store())
 
 
 def token_store(storage: Storage) -> Tokens:
