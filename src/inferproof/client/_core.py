@@ -54,6 +54,13 @@ RETRY_STATUSES = (429, 503)
 NODE_ENV, TOKEN_ENV = "INFERPROOF_NODE", "INFERPROOF_TOKEN"
 # Seconds a job poll waits on the node for the job to finish.
 JOB_POLL_SECONDS = 10
+# The request header that names the tree size the client last saw (node/_routes.py).
+LOG_SIZE_HEADER = "X-Inferproof-Log-Size"
+# A consistency proof has at most about 2 * log2(size) hashes (RFC 9162, 2.1.4); 128
+# covers any tree up to 2^64 entries.
+MAX_OFFERED_HASHES = 128
+# An offered proof: the (old, new) sizes it links and its hashes.
+Offered = tuple[tuple[int, int], list[bytes]]
 _MODEL_REF = re.compile(
     r"^(sha256:[0-9a-f]{64}|[A-Za-z0-9][A-Za-z0-9._-]{0,127}(:[A-Za-z0-9][A-Za-z0-9._-]{0,127})?)$"
 )
@@ -244,16 +251,26 @@ class ClientCore:
         self, model: str, inputs: Inputs, mode: str, nonce: str | None, private: Privacy,
         progress: Progress | None,
     ) -> Flow[Inference]:  # fmt: skip
+        options: dict[str, Any] = {}
         if self.verify_answers:
-            yield from self._trust_flow()
+            known = self._known_size((yield from self._trust_flow()))
+            if known:  # the answer then carries the consistency proof from it
+                options["headers"] = {LOG_SIZE_HEADER: str(known)}
         tensors = yield from self._typed_flow(model, inputs)
         sent = _Sent(model, tensors, nonce or new_nonce())
         body = {"model": check_ref(model), "mode": mode, **_item(tensors, sent.nonce, private)}
-        response = yield Req("POST", "/v1/infer", True, {"json": body})
+        response = yield Req("POST", "/v1/infer", True, {"json": body, **options})
         obj = body_of(response)
         if response.status_code == 202:
             obj = yield from self._job_flow(obj, progress)
         return (yield from self._finish_flow(obj, sent))
+
+    def _known_size(self, verifier: Verifier) -> int | None:
+        """The size of the latest checkpoint this client holds of the node's one log."""
+        if len(verifier.trust.log_keys) != 1:
+            return None
+        origin, key = next(iter(verifier.trust.log_keys.items()))
+        return self._memory.latest_size(origin, key)
 
     def _batch_flow(
         self, model: str, batch: Sequence[Inputs], nonces: Sequence[str] | None, private: Privacy
@@ -322,7 +339,8 @@ class ClientCore:
         report = None
         if self.verify_answers:
             material = Material(inputs=sent.tensors, salt=salt, nonce=sent.nonce, outputs=committed)
-            report = yield from self._check_flow(bundle, material, sent.model)
+            offered = _offered(obj.get("consistency"))
+            report = yield from self._check_flow(bundle, material, sent.model, offered=offered)
             if not report.verified:
                 bad = report.first_failure
                 assert bad is not None
@@ -336,10 +354,11 @@ class ClientCore:
 
     def _check_flow(
         self, bundle: Bundle, material: Material | None, ref: str | None,
-        verifier: Verifier | None = None,
+        verifier: Verifier | None = None, *, offered: Offered | None = None,
     ) -> Flow[VerificationReport]:  # fmt: skip
         """The report on ``bundle`` (by ``verifier``, else the client's own), with
-        the consistency of its checkpoint with those this client saw before."""
+        the consistency of its checkpoint with those this client saw before (by the
+        proof the answer ``offered``, if it links the right sizes, else one fetched)."""
         verifier = verifier or (yield from self._trust_flow())
         yield from self._srs_flow(bundle)
         if self.policy.require_reexecution and (material is None or material.model_bytes is None):
@@ -351,10 +370,12 @@ class ClientCore:
         inclusion = next((c for c in report.checks if c.name == "log.inclusion"), None)
         if bundle.tlog_entry is None or inclusion is None or not inclusion.passed:
             return report
-        check = yield from self._logged_flow(verifier, bundle.tlog_entry)
+        check = yield from self._logged_flow(verifier, bundle.tlog_entry, offered)
         return with_checks(report, check)
 
-    def _logged_flow(self, verifier: Verifier, tlog_entry: str) -> Flow[Check]:
+    def _logged_flow(
+        self, verifier: Verifier, tlog_entry: str, offered: Offered | None = None
+    ) -> Flow[Check]:
         """``log.consistency`` of a verified tlog-proof's checkpoint."""
         note = TlogProof.parse(tlog_entry).checkpoint
         opened = self._opened.get(note)
@@ -363,13 +384,20 @@ class ClientCore:
             if len(self._opened) > 1024:
                 self._opened.clear()
             opened = self._opened[note] = (open_checkpoint(note, key), key)
-        return (yield from self._consistency_flow(*opened))
+        return (yield from self._consistency_flow(*opened, offered))
 
-    def _consistency_flow(self, cp: SignedCheckpoint, key: VerifierKey) -> Flow[Check]:
+    def _consistency_flow(
+        self, cp: SignedCheckpoint, key: VerifierKey, offered: Offered | None = None
+    ) -> Flow[Check]:
         for _ in range(PROOF_ATTEMPTS):  # the latest may move under concurrent requests
             sizes = self._memory.needed(cp, key)
+            proof: list[bytes] | None = None
             try:
-                proof = (yield from self._proof_flow(*sizes)) if sizes else None
+                if sizes and offered is not None and offered[0] == sizes:
+                    # The node's answer carried it; it is checked like a fetched one.
+                    proof, offered = offered[1], None
+                elif sizes:
+                    proof = yield from self._proof_flow(*sizes)
             except InputError as exc:  # the node cannot link what it showed before
                 return failed("log.consistency", f"no consistency proof for sizes {sizes}: {exc}")
             check = self._memory.observe(cp, proof, sizes)
@@ -535,6 +563,23 @@ def _salt(obj: dict[str, Any]) -> bytes | None:
         return bytes.fromhex(opening["salt"])
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError("the node sent a malformed opening") from exc
+
+
+def _offered(obj: Any) -> Offered | None:
+    """The consistency proof an answer carried, if well formed (else None: the client
+    fetches one, so a malformed offer costs a request, never a check)."""
+    if not isinstance(obj, dict):
+        return None
+    old, new = obj.get("old_size"), obj.get("new_size")
+    if not (isinstance(old, int) and isinstance(new, int) and 0 < old < new):
+        return None
+    hashes = obj.get("hashes")
+    if not isinstance(hashes, list) or len(hashes) > MAX_OFFERED_HASHES:
+        return None
+    try:
+        return (old, new), _hashes(obj)
+    except InputError:
+        return None
 
 
 def _hashes(obj: Any) -> list[bytes]:

@@ -34,13 +34,23 @@ class LogMemory:
         self._saved = time.monotonic()
         self._lock = threading.Lock()
 
+    def latest_size(self, origin: str, key: VerifierKey) -> int | None:
+        """The size of the latest checkpoint held for ``origin`` (None: none yet)."""
+        with self._lock:
+            self._load(origin, key)
+            latest = self._latest.get(origin)
+            return latest.size if latest is not None else None
+
+    def _load(self, origin: str, key: VerifierKey) -> None:
+        if origin not in self._latest and self.dir is not None:
+            stored = CheckpointMemory(self.dir, key).latest(origin)
+            if stored is not None:
+                self._adopt(stored)
+
     def needed(self, cp: SignedCheckpoint, key: VerifierKey) -> tuple[int, int] | None:
         """The (old, new) sizes of the proof that links ``cp`` to the latest, if one is needed."""
         with self._lock:
-            if cp.origin not in self._latest and self.dir is not None:
-                stored = CheckpointMemory(self.dir, key).latest(cp.origin)
-                if stored is not None:
-                    self._adopt(stored)
+            self._load(cp.origin, key)
             latest = self._latest.get(cp.origin)
             if latest is None or (cp.origin, cp.size) in self._known or 0 in (cp.size, latest.size):
                 return None

@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, BinaryIO
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Security
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import UploadFile
 from starlette.responses import JSONResponse, Response
@@ -232,14 +232,29 @@ def job_json(svc: Service, job: JobState, owner: str | None) -> dict[str, Any]:
     },
     summary="Run a verifiable inference; long modes (zk) answer 202 with a job",
 )
-async def infer(body: InferRequest, svc: Svc, owner: Writer) -> Response:
+async def infer(
+    body: InferRequest,
+    svc: Svc,
+    owner: Writer,
+    log_size: Annotated[
+        int | None,
+        Header(
+            alias="X-Inferproof-Log-Size",
+            ge=0,
+            le=2**62,
+            description="The tree size the caller last saw: the answer then carries "
+            "the consistency proof from it (docs/node.md).",
+        ),
+    ] = None,
+) -> Response:
     if body.mode in svc.config.job_modes:
         # Inputs and model are checked before a job exists: a bad request is a 4xx.
         call: Call = await svc.in_pool(svc.prepare, body.model, body.mode, body, owner)
         job = svc.jobs.submit(body.mode, owner, lambda progress: svc.run(call, progress))
         headers = {"Location": f"/v1/jobs/{job.id}"}
         return JSONResponse(job_json(svc, job, owner), 202, headers=headers)
-    issued: Issued = await svc.in_pool(svc.prepare_and_run, body.model, body.mode, body, owner)
+    issued: Issued = await svc.in_pool(svc.prepare_and_run, body.model, body.mode, body, owner,
+                                       log_size)  # fmt: skip
     return Response(issued.json(True), media_type=_JSON)
 
 

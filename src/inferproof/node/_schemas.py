@@ -74,6 +74,12 @@ class Opening(_Strict):
     )
 
 
+class ConsistencyProof(_Strict):
+    old_size: int
+    new_size: int
+    hashes: list[str] = Field(description="RFC 9162 consistency proof, base64.")
+
+
 class InferResponse(_Strict):
     outputs: dict[str, Any]
     bundle: dict[str, Any]
@@ -81,6 +87,12 @@ class InferResponse(_Strict):
     receipt_digest: str = Field(description="sha256 of the RFC 8785 envelope (the log entry).")
     log_index: int | None
     opening: Opening | None = None
+    consistency: ConsistencyProof | None = Field(
+        default=None,
+        description="When the request's X-Inferproof-Log-Size header named a tree size, the "
+        "RFC 9162 proof linking it with the size of this receipt's checkpoint (saves the "
+        "client a GET /v1/log/consistency; the client verifies it like any proof).",
+    )
 
 
 class BatchItemResult(_Strict):
@@ -186,12 +198,6 @@ class InclusionProof(_Strict):
     index: int
     tree_size: int
     hashes: list[str] = Field(description="RFC 9162 audit path, base64.")
-
-
-class ConsistencyProof(_Strict):
-    old_size: int
-    new_size: int
-    hashes: list[str] = Field(description="RFC 9162 consistency proof, base64.")
 
 
 class Health(_Strict):

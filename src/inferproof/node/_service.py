@@ -7,12 +7,13 @@ become JSON bytes. The library decides what a model, an input or a receipt is.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -22,7 +23,7 @@ from .._canonical import canonical_json, sha256_digest
 from ..engine import InferenceResult, LocalNode, opening_json
 from ..errors import Error, InputError
 from ..hub import ModelRecord, parse_model_signature
-from ..log import TlogProof
+from ..log import Checkpoint, Note, TlogProof
 from ..runtime import NamedInputs, parse_json_tensors
 from ..workflows import FeedPolicy, WebhookSigner, Workflows, open_workflows
 from ._auth import Tokens, TokenStore
@@ -58,11 +59,16 @@ class Issued:
 
     body: bytes
     opening: dict[str, Any] | None
+    # The size of the checkpoint the receipt is proven against (None: not logged), and
+    # the consistency proof the caller asked for (X-Inferproof-Log-Size), as JSON.
+    tree_size: int | None = None
+    consistency: bytes | None = None
 
     def json(self, with_opening: bool) -> bytes:
         """The InferResponse bytes; the opening only for its caller."""
         opening = json.dumps(self.opening if with_opening else None).encode()
-        return self.body[:-1] + b',"opening":' + opening + b"}"
+        extra = b',"consistency":' + self.consistency if self.consistency else b""
+        return self.body[:-1] + b',"opening":' + opening + extra + b"}"
 
 
 class IssuedCodec:
@@ -91,6 +97,7 @@ class _Pending:
     outputs: dict[str, Any]
     opening: dict[str, Any] | None
     owner: str | None = None
+    tree_size: int | None = None
 
 
 class Service:
@@ -185,10 +192,29 @@ class Service:
                     item.private_output, owner)  # fmt: skip
 
     def prepare_and_run(
-        self, model: str, mode: str, item: InferItem, owner: str | None = None
+        self,
+        model: str,
+        mode: str,
+        item: InferItem,
+        owner: str | None = None,
+        known_size: int | None = None,
     ) -> Issued:
-        """Both steps in one worker-thread hop (each hop costs GIL hand-offs)."""
-        return self.run(self.prepare(model, mode, item, owner))
+        """Both steps in one worker-thread hop (each hop costs GIL hand-offs); with
+        ``known_size`` (the tree size the caller last saw), the consistency proof that
+        links it with the receipt's checkpoint, so the caller needs no second request."""
+        issued = self.run(self.prepare(model, mode, item, owner))
+        if known_size is None or issued.tree_size is None:
+            return issued
+        return replace(issued, consistency=self._consistency(known_size, issued.tree_size))
+
+    def _consistency(self, known: int, size: int) -> bytes | None:
+        """JSON of the proof between ``known`` and ``size`` (either order), or None when
+        none is needed (equal sizes, an empty tree) or possible (past the log's size)."""
+        old, new = min(known, size), max(known, size)
+        if old == new or old == 0 or new > self.node.log.size:
+            return None
+        hashes = [base64.b64encode(h).decode() for h in self.node.log.consistency_proof(old, new)]
+        return _dumps({"old_size": old, "new_size": new, "hashes": hashes})
 
     # -- running ------------------------------------------------------------------------
     def run(self, call: Call, progress: Callable[[str], None] | None = None) -> Issued:
@@ -208,10 +234,13 @@ class Service:
         bundle = result.bundle
         data = _dumps(bundle.to_json())
         digest = sha256_digest(canonical_json(bundle.envelope))
-        index = TlogProof.parse(bundle.tlog_entry).index if bundle.tlog_entry else None
+        index = size = None
+        if bundle.tlog_entry:
+            proof = TlogProof.parse(bundle.tlog_entry)
+            index, size = proof.index, Checkpoint.parse(Note.parse(proof.checkpoint).text).size
         opening = opening_json(result.salt, bundle, result.outputs) if result.salt else None
         self.metrics.inferences.labels(call.mode).inc()
-        return _Pending(data, digest, index, bundle.outputs, opening, call.owner)
+        return _Pending(data, digest, index, bundle.outputs, opening, call.owner, size)
 
     def _store(self, issued: list[_Pending]) -> list[Issued]:
         ids = self._writer.add_many(
@@ -222,7 +251,7 @@ class Service:
             rest = {"bundle_id": bundle_id, "log_index": p.index, "outputs": p.outputs,
                     "receipt_digest": p.digest}  # fmt: skip
             body = b'{"bundle":' + p.data + b"," + _dumps(rest)[1:]
-            out.append(Issued(body, p.opening))
+            out.append(Issued(body, p.opening, p.tree_size))
         return out
 
     @contextlib.contextmanager
