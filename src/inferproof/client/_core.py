@@ -44,6 +44,7 @@ from ..receipts import Bundle
 from ..runtime import TensorSpec, conform, decode_tensors, encode_tensors, parse_json_tensors
 from ..verify import Material, Policy, TrustRoot, VerificationReport, Verifier
 from ._memory import LogMemory
+from ._proofs import LOG_SIZE_HEADER, Offered, hashes_of, offered_proof
 
 DEFAULT_POLICY = Policy(require_log=True, require_nonce=True, require_input=True)
 # Answers bigger than this are refused: a bundle is capped at 64 MiB (receipts), and a
@@ -54,13 +55,6 @@ RETRY_STATUSES = (429, 503)
 NODE_ENV, TOKEN_ENV = "INFERPROOF_NODE", "INFERPROOF_TOKEN"
 # Seconds a job poll waits on the node for the job to finish.
 JOB_POLL_SECONDS = 10
-# The request header that names the tree size the client last saw (node/_routes.py).
-LOG_SIZE_HEADER = "X-Inferproof-Log-Size"
-# A consistency proof has at most about 2 * log2(size) hashes (RFC 9162, 2.1.4); 128
-# covers any tree up to 2^64 entries.
-MAX_OFFERED_HASHES = 128
-# An offered proof: the (old, new) sizes it links and its hashes.
-Offered = tuple[tuple[int, int], list[bytes]]
 _MODEL_REF = re.compile(
     r"^(sha256:[0-9a-f]{64}|[A-Za-z0-9][A-Za-z0-9._-]{0,127}(:[A-Za-z0-9][A-Za-z0-9._-]{0,127})?)$"
 )
@@ -339,7 +333,7 @@ class ClientCore:
         report = None
         if self.verify_answers:
             material = Material(inputs=sent.tensors, salt=salt, nonce=sent.nonce, outputs=committed)
-            offered = _offered(obj.get("consistency"))
+            offered = offered_proof(obj.get("consistency"))
             report = yield from self._check_flow(bundle, material, sent.model, offered=offered)
             if not report.verified:
                 bad = report.first_failure
@@ -408,7 +402,7 @@ class ClientCore:
 
     def _proof_flow(self, old: int, new: int) -> Flow[list[bytes]]:
         params = {"old": old, "new": new}
-        return _hashes(
+        return hashes_of(
             body_of((yield Req("GET", "/v1/log/consistency", False, {"params": params})))
         )
 
@@ -563,30 +557,6 @@ def _salt(obj: dict[str, Any]) -> bytes | None:
         return bytes.fromhex(opening["salt"])
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError("the node sent a malformed opening") from exc
-
-
-def _offered(obj: Any) -> Offered | None:
-    """The consistency proof an answer carried, if well formed (else None: the client
-    fetches one, so a malformed offer costs a request, never a check)."""
-    if not isinstance(obj, dict):
-        return None
-    old, new = obj.get("old_size"), obj.get("new_size")
-    if not (isinstance(old, int) and isinstance(new, int) and 0 < old < new):
-        return None
-    hashes = obj.get("hashes")
-    if not isinstance(hashes, list) or len(hashes) > MAX_OFFERED_HASHES:
-        return None
-    try:
-        return (old, new), _hashes(obj)
-    except InputError:
-        return None
-
-
-def _hashes(obj: Any) -> list[bytes]:
-    try:
-        return [base64.b64decode(h, validate=True) for h in obj["hashes"]]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError("the node sent a malformed consistency proof") from exc
 
 
 def _pin(url: str, ident: Any) -> dict[str, Any]:
