@@ -95,8 +95,10 @@ def _database_down(exc: BaseException) -> bool:
     shutting down, read-only transaction), sqlite3's (locked, disk full)."""
     import sqlite3
 
-    if isinstance(exc, sqlite3.OperationalError):  # not every one: "no such table" is a bug
-        return any(word in str(exc) for word in ("locked", "full", "readonly", "disk I/O"))
+    from ..stores import sqlite_outage  # the stores' own rule, so both answer alike
+
+    if isinstance(exc, sqlite3.OperationalError):
+        return sqlite_outage(exc)
     return isinstance(exc, _driver_errors()[1:])
 
 

@@ -14,7 +14,7 @@ Example::
 from __future__ import annotations
 
 from ._bundles import BundleQuery, BundleSummary, SQLBundleStore, is_id, new_id
-from ._errors import create_tables
+from ._errors import create_tables, sqlite_outage
 from ._jobs import (
     CANCELLED_ERROR,
     LOST_ERROR,
@@ -63,4 +63,5 @@ __all__ = [
     "new_id",
     "parse_s3_url",
     "sqlalchemy_url",
+    "sqlite_outage",
 ]

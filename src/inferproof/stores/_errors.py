@@ -23,7 +23,15 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from ..errors import Error, StoreUnavailable
 from ._url import sqlalchemy_url
 
-__all__ = ["create_tables", "guarded", "open_engine", "reading", "sqlite_setup", "writing"]
+__all__ = [
+    "create_tables",
+    "guarded",
+    "open_engine",
+    "reading",
+    "sqlite_outage",
+    "sqlite_setup",
+    "writing",
+]
 
 # How long a SQLite writer waits for another process's write lock (the workflow and
 # log stores' figure), and a PostgreSQL connect for an answer before it is unavailable.
@@ -39,6 +47,12 @@ _READ_ONLY = "25006"
 _SQLITE_DOWN = ("locked", "full", "readonly", "disk I/O", "unable to open")
 
 
+def sqlite_outage(exc: sqlite3.OperationalError) -> bool:
+    """Whether an sqlite3 error means "cannot write or open now" (locked, disk full, read
+    only...); sqlite3 files a missing table or column here too, and that is a bug."""
+    return any(word in str(exc) for word in _SQLITE_DOWN)
+
+
 def _unavailable(exc: SQLAlchemyError) -> bool:
     if isinstance(exc, sa.exc.TimeoutError | sa.exc.DisconnectionError):
         return True  # the pool had no connection to give in time
@@ -47,8 +61,7 @@ def _unavailable(exc: SQLAlchemyError) -> bool:
     if exc.connection_invalidated:
         return True
     if isinstance(exc.orig, sqlite3.OperationalError):
-        # sqlite3 files a missing table or column here too: that is a bug, not an outage.
-        return any(word in str(exc.orig) for word in _SQLITE_DOWN)
+        return sqlite_outage(exc.orig)
     if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
         return True
     return getattr(exc.orig, "sqlstate", None) == _READ_ONLY
