@@ -105,3 +105,36 @@ def test_a_wrong_offered_proof_fails_the_check(node: Running, tmp_path: Path) ->
         with pytest.raises(VerificationError) as caught:
             client.infer("mlp:1", {"x": np.zeros((1, 8), np.float32)})
     assert caught.value.check == "log.consistency", caught.value
+
+
+class _Garble(_Tamper):
+    """Replaces every offered proof with a malformed one (sizes not numbers, too many
+    hashes, not base64): the client must ignore it and fetch its own."""
+
+    offers = (
+        {"old_size": "1", "new_size": 2, "hashes": []},
+        {"old_size": 1, "new_size": 2, "hashes": ["AA=="] * 200},
+        {"old_size": 1, "new_size": 2, "hashes": ["not base64!"]},
+    )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self._inner.handle_request(request)
+        if request.url.path != "/v1/infer":
+            return response
+        body = json.loads(response.read())
+        if body.get("consistency"):
+            body["consistency"] = self.offers[0]
+            self.offers = self.offers[1:] + self.offers[:1]
+        return httpx.Response(response.status_code, headers={"content-type": "application/json"},
+                              content=json.dumps(body).encode())  # fmt: skip
+
+
+def test_a_malformed_offer_costs_a_request_never_a_check(node: Running, tmp_path: Path) -> None:
+    with Client(node.url, token=node.token, home=tmp_path / "c", transport=_Garble()) as client:
+        client.infer("mlp:1", {"x": np.ones((1, 8), np.float32)})
+        before = _consistency_requests(node)
+        for i in range(3):  # each malformed offer in turn
+            result = client.infer("mlp:1", {"x": np.full((1, 8), i, np.float32)})
+            check = next(c for c in result.report.checks if c.name == "log.consistency")
+            assert check.passed, check
+    assert _consistency_requests(node) == before + 3  # each proof fetched instead
