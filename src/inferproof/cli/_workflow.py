@@ -363,8 +363,8 @@ def _print_report(h: Any, report: Any, as_json: bool) -> None:
                      for r, k, ok, d in report.runs]}))  # fmt: skip
         return
     for run_no, kind, ok, detail in report.runs:
-        mark = "[green]ok[/]" if ok else "[red]NO[/]"
-        console.print(f"run {run_no}: {kind} {mark} {detail}")
+        mark = "[green]verified[/]" if ok else "[red]FAILED[/]"
+        console.print(f"run {run_no}: {kind} {mark} ({detail})")
     for c in report.checks:
         mark = {"passed": "[green]passed[/]", "failed": "[red]FAILED[/]"}.get(
             c.status.value, "[yellow]not checked[/]")  # fmt: skip

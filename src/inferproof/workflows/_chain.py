@@ -128,7 +128,7 @@ def _entry_check(entry: HistoryEntry, verifier: Verifier) -> tuple[bool, str]:
     if entry.bundle is not None:
         report = verifier.check(entry.bundle, Material())
         bad = report.first_failure
-        return report.verified, "receipt verified" if bad is None else f"{bad.name}: {bad.detail}"
+        return report.verified, "every check passed" if bad is None else f"{bad.name}: {bad.detail}"
     try:
         verify_envelope(entry.envelope, verifier.trust.node_keys)
     except VerificationError as exc:
