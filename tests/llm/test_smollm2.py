@@ -168,7 +168,8 @@ def test_an_edited_answer_is_named_by_its_first_differing_token(smol_node, answe
 
 def test_a_tampered_bundle_is_not_re_executed_and_says_why(answer) -> None:
     obj = answer.bundle.to_json()
-    obj["outputs"] = {**obj["outputs"], "text": answer.text.replace("Paris", "Lyon")}
+    # Appended, not a word replaced: the greedy answer's words depend on the CPU's kernels.
+    obj["outputs"] = {**obj["outputs"], "text": answer.text + " Lyon"}
     checks = {c.name: (c.status, c.detail) for c in _exact(Bundle.from_json(obj))}
     assert checks["output.digest"][0] is CheckStatus.FAILED
     assert checks["output.reexecution"] == (
