@@ -203,3 +203,20 @@ def test_the_commands_against_a_node(cli: Any, tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+def test_verify_prints_a_hostile_history_as_text_never_markup(cli: Any, tmp_path: Path) -> None:
+    # A history file is outside input: a check's detail that quotes it ("[/]" closes no
+    # Rich tag) must be printed as it is, not raise MarkupError (a traceback).
+    run, url, _, _ = cli
+    assert _create(run, url).returncode == 0
+    assert run("workflow", "run", "risk").returncode == 0
+    out = tmp_path / "risk.history.json"
+    assert run("workflow", "export", "risk", "-o", str(out)).returncode == 0
+    obj = json.loads(out.read_text())
+    obj["runs"][0]["bundle"]["outputs"] = {"[/]evil": [[0.5]]}
+    out.write_text(json.dumps(obj))
+    bad = run("workflow", "verify", "--file", str(out))
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "Traceback" not in bad.stderr and "MarkupError" not in bad.stderr
+    assert "run 1: receipt FAILED (" in bad.stdout and "[/]evil" in bad.stdout, bad.stdout

@@ -16,9 +16,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ..errors import InputError
 from ._common import EXIT_VERIFY_FAILED, console, err_console, fail, handle_errors
+from ._view import plain
 
 __all__ = ["workflow_app"]
 
@@ -363,11 +365,13 @@ def _print_report(h: Any, report: Any, as_json: bool) -> None:
                      for r, k, ok, d in report.runs]}))  # fmt: skip
         return
     for run_no, kind, ok, detail in report.runs:
-        mark = "[green]verified[/]" if ok else "[red]FAILED[/]"
-        console.print(f"run {run_no}: {kind} {mark} ({detail})")
+        # Details quote the history file (a check's detail names its values): plain
+        # text, never markup, as the receipt view prints them (cli/_view.plain).
+        mark = ("verified", "green") if ok else ("FAILED", "red")
+        console.print(Text.assemble(f"run {run_no}: {kind} ", mark, " (", plain(detail), ")"))
     for c in report.checks:
-        mark = {"passed": "[green]passed[/]", "failed": "[red]FAILED[/]"}.get(
-            c.status.value, "[yellow]not checked[/]")  # fmt: skip
-        console.print(f"{c.name}: {mark} {c.detail}")
+        mark = {"passed": ("passed", "green"), "failed": ("FAILED", "red")}.get(
+            c.status.value, ("not checked", "yellow"))  # fmt: skip
+        console.print(Text.assemble(plain(c.name), ": ", mark, " ", plain(c.detail)))
     verdict = "[green]VERIFIED[/]" if report.verified else "[red]NOT VERIFIED[/]"
     console.print(f"workflow {h.name}: {len(h.entries)} run(s): {verdict}")
