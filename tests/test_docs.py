@@ -116,6 +116,9 @@ def test_the_pages_with_snippets_are_found() -> None:
     assert {"README.md", "docs/node.md", "docs/llm.md", "docs/zk.md"} <= set(RUNNABLE)
 
 
+# The README runs every walkthrough (proving included): 5 to 11 minutes on the CI
+# machines seen, over pytest's default of 600 s; the subprocess's own 1200 s still bounds it.
+@pytest.mark.timeout(1500)
 @pytest.mark.parametrize("page", RUNNABLE)
 def test_the_page_runs_as_written(page: str, tmp_path: Path) -> None:
     script, _ = _script(page)

@@ -25,9 +25,15 @@ from inferproof.errors import InputError
 from inferproof.proofs import chat_checks
 from inferproof.receipts import Bundle
 from inferproof.runtime import read_gguf_metadata
-from inferproof.testing import SMOLLM2_DIGEST, SMOLLM2_FILE, SMOLLM2_SYSTEM, smollm2_gguf
+from inferproof.testing import (
+    SMOLLM2_DIGEST,
+    SMOLLM2_FILE,
+    SMOLLM2_QUESTION,
+    SMOLLM2_SYSTEM,
+    smollm2_gguf,
+)
 
-QUESTION = "What is the capital of France?"
+QUESTION = SMOLLM2_QUESTION
 # llama.cpp's file types (llama.h, enum llama_ftype): LLAMA_FTYPE_MOSTLY_Q4_1 = 3.
 FTYPE_Q4_1 = 3
 
@@ -141,9 +147,15 @@ def test_its_receipt_re_executes_to_the_identical_answer(answer) -> None:
 
 
 def test_an_edited_answer_is_named_by_its_first_differing_token(smol_node, answer) -> None:
-    # The node signs (and logs) an answer the model did not give.
-    assert "Paris" in answer.text
-    edited = answer.text.replace("Paris", "Lyon")
+    # The node signs (and logs) an answer the model did not give: its last word swapped
+    # for " Lyon" (found from the answer's own tokens, whatever words this CPU gave).
+    llm = smol_node.chat_model("smollm2")
+    tokens = llm.generate(*llm.prepare(answer.request)).token_ids
+    pieces = [llm.token_text(t) for t in tokens]
+    position = max(i for i, p in enumerate(pieces) if p.startswith(" ") and p[1:].isalpha())
+    assert pieces[position] != " Lyon"
+    edited = "".join(pieces[:position]) + " Lyon" + "".join(pieces[position + 1 :])
+    assert "".join(pieces) == answer.text and edited != answer.text
     r = answer.bundle.receipt
     block = {k: v for k, v in r.model.items() if k not in ("signature", "publisher")}
     proofs = [p for p in r.proofs if p["type"] != "signature"]
@@ -154,15 +166,12 @@ def test_an_edited_answer_is_named_by_its_first_differing_token(smol_node, answe
     )  # fmt: skip
     checks = {c.name: (c.status, c.detail) for c in _exact(forged, model=smollm2_gguf())}
     assert checks["output.digest"][0] is CheckStatus.PASSED  # the node did sign it
-    llm = smol_node.chat_model("smollm2")
-    tokens = llm.generate(*llm.prepare(answer.request)).token_ids
-    position = [llm.token_text(t) for t in tokens].index(" Paris")
     expected = llm.token_text(llm.tokenize(" Lyon")[0])
     status, detail = checks["output.reexecution"]
     assert status is CheckStatus.FAILED
     assert detail.startswith(
         f"re-executed: first differing token at position {position} "
-        f"(expected {expected!r}, got ' Paris')"
+        f"(expected {expected!r}, got {pieces[position]!r})"
     ), detail
 
 
@@ -187,11 +196,12 @@ def test_developer_is_read_as_system(smol_node, answer) -> None:
     assert dev.text == answer.text
     checks = {c.name: c.status for c in _exact(dev.bundle, model=smollm2_gguf())}
     assert checks["output.reexecution"] is CheckStatus.PASSED
-    # Without the system message the template adds its own and the answer is another.
+    # Without the system message the template adds its own: another, longer prompt.
     bare = smol_node.chat(
         "smollm2", {**_ask(), "messages": [{"role": "user", "content": QUESTION}]}
     )
-    assert bare.request.digest != answer.request.digest and bare.text != answer.text
+    assert bare.request.digest != answer.request.digest
+    assert bare.output.prompt_tokens > answer.output.prompt_tokens
 
 
 # -- determinism across processes -----------------------------------------------------------

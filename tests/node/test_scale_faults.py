@@ -10,6 +10,7 @@ cleanly: a JSON 503 whose code is ``unavailable``, within a bound, never a 500.
 from __future__ import annotations
 
 import os
+import re
 import resource
 import signal
 import threading
@@ -136,7 +137,9 @@ def test_a_worker_killed_under_load_loses_no_receipt_and_is_restarted(
     result = load.finish()
     assert not result.failures, result.failures
     assert _probe(node, tmp_path, "after") is None  # the node serves afterwards
-    assert "worker 0 exited with code -9; restarting it" in stderr_of(node.home)
+    # Workers are numbered by slot, pids by start: a worker whose first start failed was
+    # restarted with a later pid, so the one killed is not always slot 0.
+    assert re.search(r"worker \d exited with code -9; restarting it", stderr_of(node.home))
     with pg_log(url, node.home) as log:
         check_log(log, result.acks)
 

@@ -652,6 +652,8 @@ def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(func)  # keeps jinja_pass_arg, so Jinja passes the context as before
     def bounded(*args: Any, **kwargs: Any) -> Any:
+        if name == "sum":  # first: counting its copies is cheap, sizing the items is not
+            _sum_copies(args, kwargs)
         if measure:
             _expect(_sizes(args[skip:]) + _sizes(kwargs))
         if estimate is not None and sig is not None:
@@ -660,8 +662,6 @@ def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
                 _expect(estimate(bound))
         if name == "join":
             args, kwargs = _join_args(args, kwargs)
-        elif name == "sum":
-            _sum_copies(args, kwargs)
         return _checked(func(*args, **kwargs))
 
     return bounded
@@ -688,8 +688,6 @@ def _sum_copies(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         # list of 30 000 references to one list took seconds to size item by item).
         length = len(start) + sum(len(i) for i in iterable if isinstance(i, (list, tuple)))
         (_BUDGET.get() or _Budget(RenderLimits())).add(_ITEM * length * len(iterable))
-        # One bounded walk (it stops just past the limit), not one per item.
-        _expect(size_of(start) + size_of(iterable))
 
 
 # -- the environment -------------------------------------------------------------------

