@@ -103,7 +103,7 @@ window.ready = true;
 
 
 class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -161,8 +161,7 @@ def _row(name: str, times: list[float], reference: float, first: float | None = 
     p90 = sorted(times)[int(0.9 * (len(times) - 1))]
     first_text = f"{first * 1000:.1f}" if first is not None else "-"
     return (
-        f"| {name} | {med * 1000:.2f} | {p90 * 1000:.2f} | {first_text} | "
-        f"{reference / med:.1f}x |"
+        f"| {name} | {med * 1000:.2f} | {p90 * 1000:.2f} | {first_text} | {reference / med:.1f}x |"
     )
 
 
