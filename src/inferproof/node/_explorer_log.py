@@ -1,0 +1,152 @@
+"""The explorer's log and workflow pages: checkpoints, an entry's inclusion path, runs."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ..errors import Error
+from ..log import Log
+from ..workflows import NAME_PATTERN, Workflows
+from ._errors import NodeHTTPError
+from ._explorer_render import PageError, page
+from ._explorer_views import entry_receipt, path_steps, receipt_rows
+from ._service import Service
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/explore", include_in_schema=False)
+# A page lists at most this many checkpoint sizes and workflow runs (the newest).
+_SHOWN = 100
+# A chain this long is checked by `inferproof workflow verify`, not on a page load.
+_MAX_CHECKED_RUNS = 200
+_INDEX = re.compile(r"[0-9]{1,18}")
+_NAME = re.compile(NAME_PATTERN.removeprefix("^").removesuffix("$"))
+
+
+def _svc(request: Request) -> Service:
+    svc: Service = request.app.state.service
+    return svc
+
+
+def _log(svc: Service) -> Log:
+    if not svc.node.log_enabled:
+        raise PageError(404, "this node keeps no transparency log")
+    return svc.node.log
+
+
+@router.get("/log")
+async def log_page(request: Request) -> Response:
+    log = _log(_svc(request))
+    cp = log.checkpoint()
+    sizes = log.store.checkpoint_sizes()
+    cosigned = [(c.witness.name, c.witness.key_id, c.timestamp) for c in cp.cosignatures]
+    return page(request, "log.html", title="Log", origin=cp.origin, size=cp.size,
+                root=cp.root_hash.hex(), note=cp.encode().decode(), cosigned=cosigned,
+                sizes=list(reversed(sizes[-_SHOWN:])), checkpoints=len(sizes),
+                recent=list(range(cp.size - 1, max(-1, cp.size - 11), -1)))  # fmt: skip
+
+
+@router.get("/log/entries/{index}")
+async def entry_page(request: Request, index: str) -> Response:
+    if not _INDEX.fullmatch(index):
+        raise PageError(400, "an entry index is a decimal number")
+    svc = _svc(request)
+    log = _log(svc)
+    at, size = int(index), log.checkpoint().size
+    if at >= size:
+        raise PageError(404, f"no entry {at}: the log's checkpoint has {size} entries")
+    leaf, steps, root, ok = await svc.in_pool(path_steps, log, at, size)
+    receipt = entry_receipt(log.entry(at))
+    rows = receipt_rows(receipt, None) if receipt is not None else None
+    return page(request, "entry.html", title=f"Log entry {at}", index=at, size=size, leaf=leaf,
+                steps=steps, root=root, ok=ok, rows=rows)  # fmt: skip
+
+
+# -- workflows ---------------------------------------------------------------------------
+def _workflows(svc: Service) -> Workflows:
+    try:
+        return svc.workflows
+    except NodeHTTPError:
+        raise PageError(404, "this node's workflow service is not open") from None
+
+
+@router.get("/workflows")
+async def workflows_page(request: Request) -> Response:
+    svc = _svc(request)
+    infos = await svc.in_pool(_workflows(svc).list)
+    return page(request, "workflows.html", title="Workflows", workflows=infos)
+
+
+@router.get("/workflows/{name}")
+async def workflow_page(request: Request, name: str) -> Response:
+    if not _NAME.fullmatch(name):
+        raise PageError(400, "not a workflow name")
+    svc = _svc(request)
+    wf = _workflows(svc)
+    if wf.store.get(name) is None:
+        raise PageError(404, f"no workflow {name!r} on this node")
+    view = await svc.in_pool(_workflow_view, wf, name)
+    return page(request, "workflow.html", title=f"Workflow {name}", name=name, **view)
+
+
+def _workflow_view(wf: Workflows, name: str) -> dict[str, Any]:
+    info = wf.info(name)
+    after = max(0, info.runs - _SHOWN)
+    runs = [body["data"] for body in wf.events(name, after, _SHOWN)]
+    runs.reverse()
+    chain: tuple[str, str]
+    if info.runs > _MAX_CHECKED_RUNS:
+        chain = ("not_checked", f"{info.runs} runs: check them with `inferproof workflow "
+                 f"verify` (a page checks up to {_MAX_CHECKED_RUNS})")  # fmt: skip
+    else:
+        try:
+            report = wf.verify(name)
+        except Error as exc:
+            chain = ("failed", str(exc))
+        else:
+            bad = report.first_failure
+            chain = (
+                ("passed", "every run and link checked")
+                if report.verified
+                else (
+                    "failed",
+                    f"{bad.name}: {bad.detail}" if bad else "the policy is not satisfied",
+                )
+            )
+    return {"info": info, "runs": runs, "chain": chain, "chart": _chart(runs)}
+
+
+def _chart(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The first output's first value over time, alerts marked (static/charts.js)."""
+    x: list[float] = []
+    values: list[float | None] = []
+    marks: list[int] = []
+    label = None
+    for run in reversed(runs):
+        outputs = run.get("outputs") or {}
+        if not outputs:
+            continue
+        label = label or next(iter(outputs))
+        first = _first_number(outputs.get(label))
+        try:
+            when = datetime.fromisoformat(str(run.get("started"))).timestamp()
+        except ValueError:
+            continue
+        if run.get("alerts"):
+            marks.append(len(x))
+        x.append(when)
+        values.append(first)
+    if not x or label is None:
+        return None
+    return {"x": x, "series": [{"label": label, "values": values}], "marks": marks}
+
+
+def _first_number(value: Any) -> float | None:
+    while isinstance(value, list) and value:
+        value = value[0]
+    return float(value) if isinstance(value, int | float) else None
