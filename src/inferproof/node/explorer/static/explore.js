@@ -49,7 +49,7 @@ async function showKeys() {
     cell(row, key, "mono");
     body.appendChild(row);
     verifier()
-      .then((lib) => lib.keyFingerprint(key))
+      .then((lib) => (kindOf(key) === "log" ? lib.logKeyFingerprint(key) : lib.keyFingerprint(key)))
       .then((text) => { fp.textContent = String(text); })
       .catch(() => { fp.textContent = "(verify.js unavailable)"; });
   }
@@ -83,7 +83,8 @@ function showError(message) {
 
 async function check(file) {
   if (!file) return;
-  if (file.size > 64 * 1024 * 1024) return showError("That file is over 64 MiB: not a bundle.");
+  // verify.js reads at most 16 MiB of bundle text; a larger file is not a bundle.
+  if (file.size > 16 * 1024 * 1024) return showError("That file is over 16 MiB: not a bundle.");
   let bundle;
   try {
     bundle = JSON.parse(await file.text());
