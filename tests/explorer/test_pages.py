@@ -9,6 +9,7 @@ import json
 import re
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -270,3 +271,79 @@ def test_the_static_route_serves_only_its_allow_list(world: World, path: str) ->
     status, data = _raw_get(world.running.url, path)
     assert status == 404, data[:300]
     assert b"create_app" not in data and b"{% block" not in data
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    from tests._chromium import CHROMIUM_ARGS, chromium_path
+
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def test_the_verify_page_checks_a_bundle_in_the_browser(
+    world: World, browser: Any, tmp_path: Path
+) -> None:
+    item = world.issued[0]
+    bundle = tmp_path / "bundle.json"
+    bundle.write_text(world.get(f"/v1/bundles/{item['bundle_id']}").text)
+    page = browser.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(world.running.url + "/explore/verify")
+    page.click("#pin-node")
+    # Locators, not wait_for_function: the page's CSP refuses the eval that one needs.
+    fingerprinted = page.locator("#pinned td", has_text="sha256:")
+    fingerprinted.wait_for()
+    node = world.running.node
+    assert node.node_id in page.inner_text("#pinned")
+    assert node.log.origin in page.inner_text("#pinned")
+    page.set_input_files("#file", str(bundle))
+    page.locator("#results tr").first.wait_for()
+    assert page.inner_text("#verdict").startswith("Verified")
+    statuses = dict(
+        zip(page.locator("#results td.mono").all_inner_texts(),
+            page.locator("#results td.status").all_inner_texts(), strict=True)
+    )  # fmt: skip
+    assert statuses["signature"] == "passed" and statuses["log.inclusion"] == "passed"
+    assert statuses["output.reexecution"] == "not_checked"
+    # Pinned keys outlive the page (localStorage); a tampered bundle then fails.
+    page.reload()
+    fingerprinted.wait_for()
+    tampered = json.loads(bundle.read_text())
+    tampered["outputs"]["label"]["data"] = [1 - tampered["outputs"]["label"]["data"][0]]
+    bundle.write_text(json.dumps(tampered))
+    page.set_input_files("#file", str(bundle))
+    page.locator("#verdict", has_text="NOT verified.").wait_for()
+    assert page.locator("#results td.status", has_text="failed").count() >= 1
+    assert problems == []
+    page.close()
+
+
+def test_the_pages_fit_a_phone_screen(world: World, browser: Any) -> None:
+    page = browser.new_page(viewport={"width": 360, "height": 740})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    for path in _pages(world):
+        page.goto(world.running.url + path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 360, (path, width)
+        # The stylesheet applied (a page without it would still fit, unstyled).
+        assert (
+            page.evaluate("getComputedStyle(document.querySelector('header')).display") == "block"
+        )
+        color = page.evaluate("getComputedStyle(document.querySelector('header')).backgroundColor")
+        assert color == "rgb(29, 42, 58)", path
+    # The workflow's chart drew under the CSP (charts.js and its data block).
+    page.goto(world.running.url + "/explore/workflows/risk")
+    page.locator("figure.chart.drawn").wait_for()
+    assert problems == []
+    page.close()
