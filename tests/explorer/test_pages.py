@@ -115,12 +115,14 @@ def test_the_node_page_names_its_keys(world: World) -> None:
     assert str(node.log.verifier_key) in html
     with world.running.http(auth=False) as http:
         assert http.get("/v1/identity").json()["webhook_key"] in html
+        slash = http.get("/explore/")
+    assert slash.status_code == 308 and slash.headers["location"] == "/explore"
 
 
 def test_the_model_page_shows_versions_and_signature(world: World) -> None:
     html = world.get("/explore/models/credit").text
     assert world.digest in html and "credit:1" in html
-    assert "unsigned" in html and "onnx" in html
+    assert "unsigned" in html and "onnx" in html and " UTC" in html
     assert "X: float32" in html  # the input signature
     assert "credit" not in world.get("/explore/models", q="nothing-like-it").text.split("<main>")[1]
 

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from .._keys import key_id
 from .._version import __version__
@@ -25,7 +25,7 @@ from ..proofs import is_chat_receipt, is_embedding_receipt
 from ..receipts import Bundle
 from ..verify import Material, VerificationReport
 from . import _explorer_log
-from ._explorer_render import FOLDER, HEADERS, PageError, error_page, page, query
+from ._explorer_render import FOLDER, HEADERS, PageError, State, error_page, page, query
 from ._explorer_views import SCAN_ENTRIES, find_in_log, log_row, receipt_digest
 from ._explorer_views import receipt_rows as rows_of
 from ._service import Service
@@ -44,22 +44,12 @@ _STATIC = {
 _BUNDLE_ID = re.compile(r"[0-9a-f]{24}")
 _HEX = re.compile(r"(sha256:)?[0-9a-f]{64}")
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-# Reports of receipts checked here, by bundle id: a page load re-runs no model twice.
-_REPORTS_KEPT = 256
-
-
-class _State:
-    """What the explorer keeps while the node serves: when it started, checked reports."""
-
-    def __init__(self) -> None:
-        self.started = time.time()
-        self.reports: dict[str, VerificationReport] = {}
 
 
 def mount(app: FastAPI) -> None:
     """Serve the explorer under ``/explore`` in ``app`` (a node's app: its service is
     ``app.state.service``), with HTML error pages for its own errors."""
-    app.state.explorer = _State()
+    app.state.explorer = State()
     app.add_exception_handler(PageError, error_page)
     app.include_router(router)
     app.include_router(_explorer_log.router)
@@ -207,17 +197,16 @@ async def receipt_page(request: Request, bundle_id: str) -> Response:
                 log_index=index, log_text=log_text, report=report)  # fmt: skip
 
 
-def _report(state: _State, svc: Service, bundle_id: str, bundle: Bundle) -> VerificationReport:
+def _report(state: State, svc: Service, bundle_id: str, bundle: Bundle) -> VerificationReport:
     """The node's own verifier over the bundle; an ONNX receipt is re-run from the hub's
     copy of its model (an LLM's would take minutes: those are left to the CLI)."""
     if bundle_id in state.reports:
-        return state.reports[bundle_id]
+        known: VerificationReport = state.reports[bundle_id]
+        return known
     llm = is_chat_receipt(bundle.receipt) or is_embedding_receipt(bundle.receipt)
     model = None if llm else svc.node.model_bytes(bundle.receipt.model_digest)
     report = svc.node.verifier().check(bundle, Material(model_bytes=model))
-    if len(state.reports) >= _REPORTS_KEPT:
-        state.reports.pop(next(iter(state.reports)))
-    state.reports[bundle_id] = report
+    state.remember(state.reports, bundle_id, report)
     return report
 
 
@@ -236,4 +225,6 @@ _fallback = APIRouter(prefix="/explore", include_in_schema=False)
 
 @_fallback.get("/{rest:path}")
 async def not_found(rest: str) -> Response:
+    if rest == "":  # /explore/ is the node page
+        return RedirectResponse("/explore", 308, headers=HEADERS)
     raise PageError(404, "no such page in the explorer")

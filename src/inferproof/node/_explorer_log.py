@@ -13,7 +13,7 @@ from ..errors import Error
 from ..log import Log
 from ..workflows import NAME_PATTERN, Workflows
 from ._errors import NodeHTTPError
-from ._explorer_render import PageError, page
+from ._explorer_render import PageError, State, page
 from ._explorer_views import entry_receipt, path_steps, receipt_rows
 from ._service import Service
 
@@ -90,35 +90,35 @@ async def workflow_page(request: Request, name: str) -> Response:
     wf = _workflows(svc)
     if wf.store.get(name) is None:
         raise PageError(404, f"no workflow {name!r} on this node")
-    view = await svc.in_pool(_workflow_view, wf, name)
+    view = await svc.in_pool(_workflow_view, request.app.state.explorer, wf, name)
     return page(request, "workflow.html", title=f"Workflow {name}", name=name, **view)
 
 
-def _workflow_view(wf: Workflows, name: str) -> dict[str, Any]:
+def _workflow_view(state: State, wf: Workflows, name: str) -> dict[str, Any]:
     info = wf.info(name)
     after = max(0, info.runs - _SHOWN)
     runs = [body["data"] for body in wf.events(name, after, _SHOWN)]
     runs.reverse()
-    chain: tuple[str, str]
-    if info.runs > _MAX_CHECKED_RUNS:
-        chain = ("not_checked", f"{info.runs} runs: check them with `inferproof workflow "
-                 f"verify` (a page checks up to {_MAX_CHECKED_RUNS})")  # fmt: skip
-    else:
-        try:
-            report = wf.verify(name)
-        except Error as exc:
-            chain = ("failed", str(exc))
-        else:
-            bad = report.first_failure
-            chain = (
-                ("passed", "every run and link checked")
-                if report.verified
-                else (
-                    "failed",
-                    f"{bad.name}: {bad.detail}" if bad else "the policy is not satisfied",
-                )
-            )
-    return {"info": info, "runs": runs, "chain": chain, "chart": _chart(runs)}
+    # A chain is checked again only when it has grown (or its definition changed).
+    key = (name, info.definition.digest, info.runs)
+    if key not in state.chains:
+        state.remember(state.chains, key, _chain(wf, name, info.runs))
+    return {"info": info, "runs": runs, "chain": state.chains[key], "chart": _chart(runs)}
+
+
+def _chain(wf: Workflows, name: str, count: int) -> tuple[str, str]:
+    """The chain's status as the node's verifier finds it: (status, detail)."""
+    if count > _MAX_CHECKED_RUNS:
+        return ("not_checked", f"{count} runs: check them with `inferproof workflow verify` "
+                f"(a page checks up to {_MAX_CHECKED_RUNS})")  # fmt: skip
+    try:
+        report = wf.verify(name)
+    except Error as exc:
+        return ("failed", str(exc))
+    if report.verified:
+        return ("passed", "every run and link checked")
+    bad = report.first_failure
+    return ("failed", f"{bad.name}: {bad.detail}" if bad else "the policy is not satisfied")
 
 
 def _chart(runs: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -8,6 +8,8 @@ through a template, and Jinja escapes it there.
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ import jinja2
 from fastapi import Request
 from starlette.responses import HTMLResponse, Response
 
-__all__ = ["HEADERS", "MAX_QUERY", "PageError", "page", "shown"]
+__all__ = ["HEADERS", "MAX_QUERY", "PageError", "State", "page", "shown"]
 
 FOLDER = Path(__file__).parent / "explorer"
 # No inline script or style anywhere: scripts and styles come from /explore/static.
@@ -30,6 +32,8 @@ HEADERS = {
 MAX_QUERY = 300
 # A value shown in a table cell is cut here (a hostile bundle may carry megabytes).
 _MAX_SHOWN = 2000
+# Results kept per cache of :class:`State`: a page load repeats no costly check.
+_KEPT = 256
 
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(FOLDER / "templates"),
@@ -38,6 +42,23 @@ _ENV = jinja2.Environment(
     lstrip_blocks=True,
     undefined=jinja2.StrictUndefined,
 )
+
+
+class State:
+    """What the explorer keeps while the node serves: when it started, and the results
+    of checks a page load would otherwise repeat (receipt reports, workflow chains)."""
+
+    def __init__(self) -> None:
+        self.started = time.time()
+        self.reports: dict[str, Any] = {}
+        self.chains: dict[tuple[str, str, int], tuple[str, str]] = {}
+
+    @staticmethod
+    def remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+        """Keep ``value`` under ``key``, dropping the oldest entry past the cap."""
+        if len(cache) >= _KEPT:
+            cache.pop(next(iter(cache)))
+        cache[key] = value
 
 
 class PageError(Exception):
@@ -56,7 +77,13 @@ def shown(value: Any) -> str:
     return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + " …"
 
 
+def utc(seconds: float) -> str:
+    """Unix seconds as an ISO 8601 UTC time to the second."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 _ENV.filters["shown"] = shown
+_ENV.filters["utc"] = utc
 
 
 def page(request: Request, template: str, http_status: int = 200, **context: Any) -> Response:
