@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("build_frontend", ROOT / "tools/build_frontend.py")
+    spec = importlib.util.spec_from_file_location(
+        "build_frontend", ROOT / "tools/build_frontend.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
