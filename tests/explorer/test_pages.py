@@ -309,7 +309,7 @@ def test_the_verify_page_checks_a_bundle_in_the_browser(
     assert node.log.origin in page.inner_text("#pinned")
     page.set_input_files("#file", str(bundle))
     page.locator("#results tr").first.wait_for()
-    assert page.inner_text("#verdict").startswith("Verified")
+    assert page.inner_text("#verdict").startswith("Verified in this browser")
     statuses = dict(
         zip(page.locator("#results td.mono").all_inner_texts(),
             page.locator("#results td.status").all_inner_texts(), strict=True)
@@ -323,7 +323,10 @@ def test_the_verify_page_checks_a_bundle_in_the_browser(
     tampered["outputs"]["label"]["data"] = [1 - tampered["outputs"]["label"]["data"][0]]
     bundle.write_text(json.dumps(tampered))
     page.set_input_files("#file", str(bundle))
-    page.locator("#verdict", has_text="NOT verified.").wait_for()
+    page.locator("#verdict", has_text="NOT verified in this browser").wait_for()
+    assert page.inner_text("#verdict") == (
+        "NOT verified in this browser: output.digest failed."
+    )
     assert page.locator("#results td.status", has_text="failed").count() >= 1
     assert problems == []
     page.close()

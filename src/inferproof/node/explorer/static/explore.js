@@ -62,7 +62,14 @@ async function showKeys() {
 
 function showResult(result) {
   const verdict = document.getElementById("verdict");
-  verdict.textContent = result.verified ? "Verified: every required check passed." : "NOT verified.";
+  // The verdict names where it was reached (this browser, with the keys pinned here) and,
+  // on a failure, the first check that failed, as the CLI's "NOT VERIFIED (check)" does.
+  const failed = (result.checks || []).find((c) => c.status === "failed");
+  verdict.textContent = result.verified
+    ? "Verified in this browser: signature, output digest and log inclusion passed."
+    : failed
+      ? `NOT verified in this browser: ${String(failed.name)} failed.`
+      : "NOT verified in this browser.";
   verdict.className = "verdict " + (result.verified ? "passed" : "failed");
   const body = document.getElementById("results");
   body.replaceChildren();
