@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -22,11 +23,18 @@ from .._version import __version__
 from ..errors import Error
 from ..hub import ModelRecord
 from ..proofs import is_chat_receipt, is_embedding_receipt
-from ..receipts import Bundle
+from ..receipts import Bundle, Receipt
 from ..verify import Material, VerificationReport
 from . import _explorer_log
 from ._explorer_render import FOLDER, HEADERS, PageError, State, error_page, page, query
-from ._explorer_views import SCAN_ENTRIES, find_in_log, log_row, receipt_digest
+from ._explorer_views import (
+    MAX_MATCHES,
+    SCAN_ENTRIES,
+    find_in_log,
+    log_row,
+    receipt_digest,
+    search_log,
+)
 from ._explorer_views import receipt_rows as rows_of
 from ._service import Service
 
@@ -43,6 +51,9 @@ _STATIC = {
 }
 _BUNDLE_ID = re.compile(r"[0-9a-f]{24}")
 _HEX = re.compile(r"(sha256:)?[0-9a-f]{64}")
+# A receipt's times are RFC 3339 UTC ("2026-12-02T17:52:20.772379Z"): a search gives a
+# prefix of one, from the year on, to the whole time.
+_TIME_PREFIX = re.compile(r"\d{4}(-\d{2}(-\d{2}(T\d{2}(:\d{2}(:\d{2}(\.\d{0,9})?Z?)?)?)?)?)?")
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -157,25 +168,54 @@ async def receipts_page(request: Request, q: str | None = None) -> Response:
     if text:
         results = await svc.in_pool(_search, svc, text)
     return page(request, "receipts.html", title="Receipts", q=text, results=results,
-                scanned=SCAN_ENTRIES, searched=bool(text))  # fmt: skip
+                scanned=SCAN_ENTRIES, matches=MAX_MATCHES, searched=bool(text))  # fmt: skip
 
 
 def _search(svc: Service, text: str) -> list[tuple[str, str, str]]:
-    """What ``text`` names: a bundle (by id), a log entry (by receipt digest), models."""
+    """What ``text`` names: a bundle (by id), a log entry (by receipt digest), models
+    and their logged receipts, receipts by nonce (``nonce:VALUE``) or by time (an ISO
+    8601 prefix such as ``2026-12-02T17``, or ``time:PREFIX``)."""
     out: list[tuple[str, str, str]] = []
     if _BUNDLE_ID.fullmatch(text) and svc.bundles.by_id(text) is not None:
         out.append(("bundle", f"/explore/receipts/{text}", f"bundle {text}"))
-    if _HEX.fullmatch(text) and svc.node.log_enabled:
+    logged = svc.node.log_enabled
+    if _HEX.fullmatch(text) and logged:
         digest = text if text.startswith("sha256:") else "sha256:" + text
         index = find_in_log(svc.node.log, digest)
         if index is not None:
             out.append(("log entry", f"/explore/log/entries/{index}",
                         f"receipt {digest}: log entry {index}"))  # fmt: skip
     lowered = text.lower()
-    for r in svc.node.hub.list():
-        if lowered in (r.digest, r.name.lower(), r.ref.lower()):
-            out.append(("model", f"/explore/models/{r.name}", f"model {r.ref} ({r.digest})"))
+    models = [
+        r for r in svc.node.hub.list() if lowered in (r.digest, r.name.lower(), r.ref.lower())
+    ]
+    for r in models:
+        out.append(("model", f"/explore/models/{r.name}", f"model {r.ref} ({r.digest})"))
+    match = _receipt_match(text, {r.digest for r in models})
+    if match is not None and logged:
+        for index, receipt in search_log(svc.node.log, match):
+            out.append(("log entry", f"/explore/log/entries/{index}", _entry_text(index, receipt)))
     return out
+
+
+def _receipt_match(text: str, digests: set[str]) -> Callable[[Receipt], bool] | None:
+    """The test a logged receipt must pass for ``text``, or None when ``text`` names
+    no receipts (a bundle id or a receipt digest is found above)."""
+    if text.startswith("nonce:"):
+        nonce = text.removeprefix("nonce:")
+        return lambda r: r.nonce == nonce
+    prefix = text.removeprefix("time:")
+    if _TIME_PREFIX.fullmatch(prefix):
+        return lambda r: r.started.startswith(prefix)
+    if digests:
+        return lambda r: r.model_digest in digests
+    return None
+
+
+def _entry_text(index: int, receipt: Receipt) -> str:
+    name = receipt.model.get("name") or receipt.model_digest
+    nonce = f", nonce {receipt.nonce}" if receipt.nonce is not None else ""
+    return f"log entry {index}: {name}, {receipt.started}{nonce}"
 
 
 @router.get("/receipts/{bundle_id}")

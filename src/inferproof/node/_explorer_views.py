@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,6 +159,30 @@ def find_in_log(log: Log, digest: str) -> int | None:
                 return start + offset
         end = start
     return None
+
+
+# The most entries one search lists: a page of results, never a dump of the log.
+MAX_MATCHES = 50
+
+
+def search_log(log: Log, match: Callable[[Receipt], bool]) -> list[tuple[int, Receipt]]:
+    """The receipts among the newest :data:`SCAN_ENTRIES` log entries that ``match``,
+    newest first, at most :data:`MAX_MATCHES`. Log entries are public (anyone may
+    fetch them by index), so this lists entries, never bundles."""
+    found: list[tuple[int, Receipt]] = []
+    end = log.size
+    stop = max(0, end - SCAN_ENTRIES)
+    while end > stop and len(found) < MAX_MATCHES:
+        start = max(stop, end - _SCAN_BATCH)
+        entries = log.store.read_entries(start, end)
+        for offset in range(len(entries) - 1, -1, -1):
+            receipt = entry_receipt(entries[offset])
+            if receipt is not None and match(receipt):
+                found.append((start + offset, receipt))
+                if len(found) == MAX_MATCHES:
+                    break
+        end = start
+    return found
 
 
 @dataclass(frozen=True)
