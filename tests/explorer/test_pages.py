@@ -16,8 +16,17 @@ import httpx
 import pytest
 
 from inferproof._canonical import canonical_json
-from inferproof.log import Checkpoint, Note, hash_children, hash_leaf
+from inferproof.errors import VerificationError
+from inferproof.log import (
+    Checkpoint,
+    MemoryTree,
+    Note,
+    hash_children,
+    hash_leaf,
+    verify_consistency,
+)
 from inferproof.node import NodeConfig
+from inferproof.node._explorer_log import _size_chart
 from inferproof.testing import credit_risk_model
 from tests.node.conftest import Running, pushed, start
 
@@ -197,6 +206,104 @@ def test_the_log_page_shows_the_checkpoint(world: World) -> None:
     assert f'href="/explore/log/entries/{len(world.issued)}"' in html  # the newest entry
 
 
+def _checkpoint(world: World) -> Checkpoint:
+    """The current checkpoint as the node's API serves it (not the explorer)."""
+    with world.running.http(auth=False) as http:
+        note = http.get("/v1/log/checkpoint").text
+    return Checkpoint.parse(Note.parse(note.encode()).text)
+
+
+def test_the_log_page_charts_every_checkpoint_size(world: World) -> None:
+    html = world.get("/explore/log").text
+    data = re.search(r'<script type="application/json" id="sizes">([^<]+)</script>', html)
+    assert data and '<figure class="chart" data-chart="sizes"></figure>' in html
+    chart = json.loads(data.group(1))
+    sizes = world.running.node.log.store.checkpoint_sizes()
+    assert len(sizes) >= 3  # the empty tree, the batch, the workflow run at least
+    assert chart["time"] is False and chart["xlabel"] == "checkpoint number"
+    assert chart["x"] == list(range(len(sizes)))
+    assert chart["series"][0]["values"] == sizes
+    assert sizes[0] == 0 and sizes[-1] == _checkpoint(world).size
+    assert '<script type="module" src="/explore/static/charts.js"></script>' in html
+    # The form that picks two sizes is a plain GET form (no script needed).
+    assert '<form method="get" action="/explore/log/consistency" class="search">' in html
+    assert 'name="old"' in html and f'name="new" type="number" min="1" max="{sizes[-1]}"' in html
+
+
+def test_the_size_chart_sends_only_the_newest_checkpoints() -> None:
+    chart = _size_chart(list(range(0, 5000, 2)))
+    assert len(chart["x"]) == len(chart["series"][0]["values"]) == 2000
+    assert chart["x"][0] == 500 and chart["x"][-1] == 2499
+    assert chart["series"][0]["values"][0] == 1000 and chart["series"][0]["values"][-1] == 4998
+
+
+def _shown_proof(html: str) -> tuple[list[bytes], bytes, bytes]:
+    """The proof hashes, old root and new root as the consistency page shows them."""
+    listed = re.search(r'<ol class="proof">(.*?)</ol>', html)
+    hashes = re.findall(r'<li class="mono">([^<]+)</li>', listed.group(1)) if listed else []
+    old = re.search(r'<td class="mono" id="old-root">([^<]+)</td>', html)
+    new = re.search(r'<td class="mono" id="new-root">([^<]+)</td>', html)
+    assert old and new, html
+    return ([base64.b64decode(h) for h in hashes], base64.b64decode(old.group(1)),
+            base64.b64decode(new.group(1)))  # fmt: skip
+
+
+def test_the_consistency_page_proves_the_log_only_appended(world: World) -> None:
+    log = world.running.node.log
+    current = _checkpoint(world)
+    signed = set(log.store.checkpoint_sizes())
+    unsigned = [n for n in range(1, current.size) if n not in signed]
+    olds = [min(signed - {0}), *unsigned[:1]]  # a size the log signed, and one it did not
+    assert unsigned, f"every size was a checkpoint: {sorted(signed)}"
+    for old in olds:
+        response = world.get("/explore/log/consistency", old=str(old))  # new: the current
+        assert response.status_code == 200, response.text
+        assert response.headers["content-security-policy"] == CSP
+        html = response.text
+        assert "The proof verifies" in html and "(checked by this node)" in html
+        hashes, old_root, new_root = _shown_proof(html)
+        assert hashes, html
+        # Checked here again, from what the page shows: the old root recomputed from the
+        # entries themselves, the new one from the checkpoint the API serves.
+        assert old_root == MemoryTree(log.store.read_entries(0, old)).root()
+        assert new_root == current.root_hash
+        verify_consistency(old, current.size, old_root, new_root, hashes)
+        with pytest.raises(VerificationError):
+            verify_consistency(old, current.size, new_root, new_root, hashes)
+        api = world.get("/v1/log/consistency", old=str(old)).json()
+        assert [base64.b64decode(h) for h in api["hashes"]] == hashes
+        source = "the checkpoint the log signed" if old in signed else "the log&#39;s tiles"
+        assert source in html.split('id="old-root"')[1].split("</tr>")[1]
+    same = world.get("/explore/log/consistency", old="3", new="3").text
+    assert "The proof verifies" in same and "None: a tree is consistent with itself" in same
+    assert not _INLINE_SCRIPT.search(same) and not _SCRIPT_BODY.search(same)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"old": "abc"}, "the old size must be a decimal number, not &#39;abc&#39;"),
+        ({"old": "1.5"}, "the old size must be a decimal number"),
+        ({"old": "-1"}, "the old size must be a decimal number"),
+        ({"old": "2", "new": "x2"}, "the new size must be a decimal number"),
+        ({"old": "5", "new": "3"}, "the old size 5 is larger than the new size 3"),
+        ({"old": "1", "new": "999999"}, "the new size 999999 is past the log&#39;s current size"),
+        ({"old": "0"}, "the old size must be at least 1"),
+        ({"old": "9" * 19}, "the old size is 19 characters, over the cap of 18 digits"),
+        ({"old": "1", "new": "1" * 5000}, "the new size is 5000 characters, over the cap"),
+        ({"new": "3"}, "choose the old size"),
+    ],
+)
+def test_a_bad_consistency_request_gets_a_400_page(
+    world: World, params: dict[str, str], message: str
+) -> None:
+    response = world.get("/explore/log/consistency", **params)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["content-security-policy"] == CSP
+    assert message in response.text and "Traceback" not in response.text
+
+
 def test_the_workflow_page_marks_alerts_and_checks_the_chain(world: World) -> None:
     assert 'href="/explore/workflows/risk"' in world.get("/explore/workflows").text
     html = world.get("/explore/workflows/risk").text
@@ -324,9 +431,7 @@ def test_the_verify_page_checks_a_bundle_in_the_browser(
     bundle.write_text(json.dumps(tampered))
     page.set_input_files("#file", str(bundle))
     page.locator("#verdict", has_text="NOT verified in this browser").wait_for()
-    assert page.inner_text("#verdict") == (
-        "NOT verified in this browser: output.digest failed."
-    )
+    assert page.inner_text("#verdict") == ("NOT verified in this browser: output.digest failed.")
     assert page.locator("#results td.status", has_text="failed").count() >= 1
     assert problems == []
     page.close()
@@ -350,5 +455,13 @@ def test_the_pages_fit_a_phone_screen(world: World, browser: Any) -> None:
     # The workflow's chart drew under the CSP (charts.js and its data block).
     page.goto(world.running.url + "/explore/workflows/risk")
     page.locator("figure.chart.drawn").wait_for()
+    # So did the log's, on a number axis: uPlot names the x series "Time" on a time axis.
+    page.goto(world.running.url + "/explore/log")
+    page.locator('figure.chart.drawn[data-chart="sizes"]').wait_for()
+    assert page.locator('figure[data-chart="sizes"] canvas').count() == 1
+    legend = page.locator('figure[data-chart="sizes"] .u-legend th').all_inner_texts()
+    assert legend[:2] == ["Value", "tree size"], legend
+    page.goto(world.running.url + "/explore/log/consistency?old=1")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
     assert problems == []
     page.close()

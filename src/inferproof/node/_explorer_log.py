@@ -1,4 +1,4 @@
-"""The explorer's log and workflow pages: checkpoints, an entry's inclusion path, runs."""
+"""The explorer's log and workflow pages: checkpoints, inclusion paths, consistency, runs."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from ..errors import Error
 from ..log import Log
 from ..workflows import NAME_PATTERN, Workflows
 from ._errors import NodeHTTPError
+from ._explorer_proofs import consistency_view
 from ._explorer_render import PageError, State, page
 from ._explorer_views import entry_receipt, path_steps, receipt_rows
 from ._service import Service
@@ -24,7 +25,10 @@ router = APIRouter(prefix="/explore", include_in_schema=False)
 _SHOWN = 100
 # A chain this long is checked by `inferproof workflow verify`, not on a page load.
 _MAX_CHECKED_RUNS = 200
-_INDEX = re.compile(r"[0-9]{1,18}")
+# The chart plots at most this many checkpoints (the newest): its data block stays small.
+_CHARTED = 2000
+_DIGITS = 18  # an index or a tree size: the log's trees stay far below 10**18
+_INDEX = re.compile(rf"[0-9]{{1,{_DIGITS}}}")
 _NAME = re.compile(NAME_PATTERN.removeprefix("^").removesuffix("$"))
 
 
@@ -48,7 +52,51 @@ async def log_page(request: Request) -> Response:
     return page(request, "log.html", title="Log", origin=cp.origin, size=cp.size,
                 root=cp.root_hash.hex(), note=cp.encode().decode(), cosigned=cosigned,
                 sizes=list(reversed(sizes[-_SHOWN:])), checkpoints=len(sizes),
+                chart=_size_chart(sizes), charted=min(len(sizes), _CHARTED),
                 recent=list(range(cp.size - 1, max(-1, cp.size - 11), -1)))  # fmt: skip
+
+
+def _size_chart(sizes: list[int]) -> dict[str, Any]:
+    """Tree size against checkpoint number (static/charts.js): the store keeps each
+    checkpoint's size but no time, so the x axis counts checkpoints (0 = the empty tree)."""
+    first = max(0, len(sizes) - _CHARTED)
+    return {"x": list(range(first, len(sizes))), "time": False,
+            "xlabel": "checkpoint number", "ylabel": "tree size",
+            "series": [{"label": "tree size", "values": sizes[first:]}], "marks": []}  # fmt: skip
+
+
+@router.get("/log/consistency")
+async def consistency_page(
+    request: Request, old: str | None = None, new: str | None = None
+) -> Response:
+    svc = _svc(request)
+    log = _log(svc)
+    current = log.checkpoint().size
+    old_size = _size("old", old)
+    new_size = current if new is None or not new.strip() else _size("new", new)
+    if new_size > current:
+        raise PageError(400, f"the new size {new_size} is past the log's current size {current}")
+    if old_size == 0:
+        raise PageError(400, "the old size must be at least 1: every tree extends the empty "
+                        "tree, so there is nothing to prove")  # fmt: skip
+    if old_size > new_size:
+        raise PageError(400, f"the old size {old_size} is larger than the new size {new_size}")
+    view = await svc.in_pool(consistency_view, log, old_size, new_size)
+    return page(request, "consistency.html", title=f"Consistency {old_size} to {new_size}",
+                proof=view, current=current)  # fmt: skip
+
+
+def _size(name: str, text: str | None) -> int:
+    """A tree size from the query, or a 400 page saying what is wrong with it."""
+    text = (text or "").strip()
+    if not text:
+        raise PageError(400, f"choose the {name} size (a number of entries)")
+    if len(text) > _DIGITS:
+        raise PageError(400, f"the {name} size is {len(text)} characters, over the cap of "
+                        f"{_DIGITS} digits")  # fmt: skip
+    if not _INDEX.fullmatch(text):
+        raise PageError(400, f"the {name} size must be a decimal number, not {text!r}")
+    return int(text)
 
 
 @router.get("/log/entries/{index}")

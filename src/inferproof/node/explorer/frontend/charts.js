@@ -5,8 +5,11 @@
 // A chart is a <figure class="chart" data-chart="ID"> beside a data block
 // <script type="application/json" id="ID">, which the page's CSP lets through because a
 // JSON block is never executed: {"x": [unix seconds...], "series": [{"label", "values"}],
-// "marks": [indices of x to mark, e.g. alerts]}. Values come from the server already
-// escaped by Jinja's tojson; here they are parsed, never evaluated or put into HTML.
+// "marks": [indices of x to mark, e.g. alerts]}, and optionally "time": false when x is
+// a plain number (the log's checkpoints carry no time, so its chart counts them), with
+// "xlabel" and "ylabel" naming the axes. Values come from the server already escaped by
+// Jinja's tojson; here they are parsed, never evaluated or put into HTML (uPlot sets
+// axis labels as text).
 import uPlot from "uplot";
 
 const MAX_POINTS = 10000; // a page never draws more: the server caps what it sends too
@@ -28,7 +31,15 @@ function readData(id) {
     ),
   }));
   const marks = new Set((Array.isArray(data.marks) ? data.marks : []).map(Number));
-  return { x, series, marks };
+  const label = (v) => (typeof v === "string" ? v.slice(0, 80) : "");
+  return {
+    x,
+    series,
+    marks,
+    time: data.time !== false,
+    xlabel: label(data.xlabel),
+    ylabel: label(data.ylabel),
+  };
 }
 
 function options(figure, data) {
@@ -43,7 +54,14 @@ function options(figure, data) {
       points: { show: true, size: 9, fill: "#c0392b" },
     });
   }
-  return { width, height: 240, series, scales: { x: { time: true } } };
+  const opts = { width, height: 240, series, scales: { x: { time: data.time } } };
+  if (data.xlabel || data.ylabel) {
+    opts.axes = [
+      data.xlabel ? { label: data.xlabel } : {},
+      data.ylabel ? { label: data.ylabel } : {},
+    ];
+  }
+  return opts;
 }
 
 function columns(data) {
