@@ -88,15 +88,47 @@ function showError(message) {
   document.getElementById("verdict").textContent = message;
 }
 
+// verify.js reads at most 16 MiB of bundle text; a larger file is not a bundle.
+const MAX_BUNDLE = 16 * 1024 * 1024;
+// A bundle id is 24 hex digits (the node's bundle store); a link names one.
+const LINKED = /\/(?:explore\/receipts|v1\/bundles)\/([0-9a-f]{24})(?:[/?#]|$)/;
+
 async function check(file) {
   if (!file) return;
-  // verify.js reads at most 16 MiB of bundle text; a larger file is not a bundle.
-  if (file.size > 16 * 1024 * 1024) return showError("That file is over 16 MiB: not a bundle.");
+  if (file.size > MAX_BUNDLE) return showError("That file is over 16 MiB: not a bundle.");
+  await checkText(await file.text(), "That file");
+}
+
+async function checkLink(text) {
+  let url;
+  try {
+    url = new URL(text.trim(), location.href);
+  } catch {
+    return showError("That is not a link.");
+  }
+  const found = LINKED.exec(url.pathname);
+  if (url.origin !== location.origin || !found) {
+    return showError("That is not a receipt link of this node (/explore/receipts/ID or /v1/bundles/ID).");
+  }
+  let body;
+  try {
+    // Same origin only (the page's connect-src 'self' refuses any other).
+    const response = await fetch(`/v1/bundles/${found[1]}`, { credentials: "same-origin" });
+    if (!response.ok) return showError(`The node answered ${response.status} for that bundle.`);
+    body = await response.text();
+  } catch {
+    return showError("The bundle could not be fetched.");
+  }
+  if (body.length > MAX_BUNDLE) return showError("That bundle is over 16 MiB.");
+  await checkText(body, "That bundle");
+}
+
+async function checkText(text, what) {
   let bundle;
   try {
-    bundle = JSON.parse(await file.text());
+    bundle = JSON.parse(text);
   } catch {
-    return showError("That file is not JSON.");
+    return showError(`${what} is not JSON.`);
   }
   const keys = pinned();
   const trust = {
@@ -133,6 +165,17 @@ function setUp() {
     drop.classList.remove("over");
     check(e.dataTransfer.files[0]);
   });
+  const form = document.getElementById("by-link");
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    checkLink(document.getElementById("link").value);
+  });
+  // /explore/verify?bundle=ID (the receipt page's link) fetches and checks that bundle.
+  const linked = new URLSearchParams(location.search).get("bundle");
+  if (linked && /^[0-9a-f]{24}$/.test(linked)) {
+    document.getElementById("link").value = `/v1/bundles/${linked}`;
+    checkLink(`/v1/bundles/${linked}`);
+  }
   showKeys();
 }
 
