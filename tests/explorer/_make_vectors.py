@@ -32,7 +32,7 @@ from inferproof.log import SignerKey, TlogProof
 from inferproof.log._note import ALG_ED25519
 from inferproof.receipts import Bundle
 from inferproof.receipts._dsse import pae
-from inferproof.testing import credit_risk_model
+from inferproof.testing import credit_risk_model, write_tiny_llama
 
 VECTORS = Path(__file__).parent / "vectors"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -253,6 +253,40 @@ def material_tampers(good: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]
     yield "tamper_output_shape", bad, {"output.digest": "failed"}
 
 
+# A good chat bundle without the model: the answer is checked against the signed digest,
+# the request is not re-derived in the browser (Python parses it: "input" passes there).
+GOOD_CHAT = {
+    **{k: v for k, v in GOOD.items() if k != "input"},
+    "output.fingerprint": "not_checked",
+}
+
+
+def chat_tampers(good: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], dict[str, str]]]:
+    """The answer beside the envelope, bound by the signed subject digest."""
+    bad = copy.deepcopy(good)
+    text = bad["outputs"]["text"]
+    bad["outputs"]["text"] = (chr(ord(text[0]) ^ 1) + text[1:]) if text else "x"
+    yield "tamper_chat_text", bad, {"output.digest": "failed"}
+    bad = copy.deepcopy(good)
+    bad["outputs"]["usage"]["completion_tokens"] += 1
+    yield "tamper_chat_usage", bad, {"output.digest": "failed"}
+    bad = copy.deepcopy(good)
+    bad["outputs"]["finish_reason"] = (
+        "stop" if good["outputs"]["finish_reason"] != "stop" else "length"
+    )
+    yield "tamper_chat_finish_reason", bad, {"output.digest": "failed"}
+
+
+def _chat(node: LocalNode, home: Path) -> dict[str, Any]:
+    """A real llama.cpp answer from the tiny random model (gibberish, but real)."""
+    gguf = home.parent / "tiny.gguf"
+    write_tiny_llama(gguf)
+    node.push(gguf, name="tiny")
+    request = {"messages": [{"role": "user", "content": "Name a colour."}],
+               "temperature": 0, "max_tokens": 8}  # fmt: skip
+    return node.chat("tiny", request).bundle.to_json()
+
+
 def _case(name: str, bundle: dict[str, Any], expect: dict[str, str], **extra: Any) -> dict:
     return {"name": name, "bundle": bundle, "expect": expect, **extra}
 
@@ -303,6 +337,7 @@ def cases(home: Path) -> list[dict[str, Any]]:
     untrusted_log = {"log.inclusion": "failed", "log.checkpoint_signature": "not_checked"}
     with LocalNode(home) as node:
         first, good, dtypes, private, nonced = _infer(node)
+        chat = _chat(node, home)
     out = [
         _case("good_onnx", good, GOOD),
         _case("good_first_entry", first, GOOD),
@@ -311,6 +346,9 @@ def cases(home: Path) -> list[dict[str, Any]]:
         _case("unpinned_node_key", good, {**GOOD, "signature": "failed"}, pins="other_node"),
         _case("unpinned_log_key", good, {**GOOD, **untrusted_log}, pins="other_log"),
     ]
+    out.append(_case("good_chat", chat, GOOD_CHAT))
+    for name, bundle, expect in chat_tampers(chat):
+        out.append(_case(name, bundle, {**GOOD_CHAT, **expect}))
     for tampers in (envelope_tampers, material_tampers, log_tampers):
         for name, bundle, expect in tampers(good):
             # A bundle the library refuses to read has no report to start from: only

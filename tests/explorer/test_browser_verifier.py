@@ -29,7 +29,9 @@ VECTORS = HERE / "vectors"
 MANIFEST = json.loads((VECTORS / "manifest.json").read_text())
 CASES = {c["name"]: c for c in MANIFEST["cases"]}
 # What the browser cannot do, and says so: no model to re-run, no checkpoint memory.
-BROWSER_ONLY_NOT_CHECKED = {"output.reexecution", "log.consistency"}
+# What Python checks and the browser leaves not_checked: re-running the model, the
+# checkpoint memory, and the chat request (Python parses it strictly; docs/explorer.md).
+BROWSER_ONLY_NOT_CHECKED = {"output.reexecution", "log.consistency", "input"}
 
 
 @cache
@@ -124,8 +126,11 @@ def test_every_rejection_is_covered() -> None:
     assert failing["noncanonical_payload"] == ["log.inclusion", "statement"]
     assert failing["unpinned_node_key"] == ["signature"]
     assert failing["unpinned_log_key"] == ["log.inclusion"]
+    for chat in ("tamper_chat_text", "tamper_chat_usage", "tamper_chat_finish_reason"):
+        assert failing[chat] == ["output.digest"], chat
     assert sum(n.startswith("tamper_proof_hash_") for n in CASES) >= 2
     assert CASES["good_onnx"]["verified"] and not CASES["private_receipt"]["verified"]
+    assert CASES["good_chat"]["verified"]
 
 
 def test_pinned_key_fingerprints() -> None:
