@@ -62,6 +62,14 @@ def test_a_model_finds_its_page_and_its_logged_receipts(world: World) -> None:
     assert _entries(by_digest) == _entries(html)
 
 
+def test_the_model_page_links_to_its_logged_receipts(world: World) -> None:
+    html = world.get("/explore/models/credit").text
+    link = f'href="/explore/receipts?q={world.digest.replace(":", "%3A")}"'
+    assert link in html
+    found = world.get("/explore/receipts", q=world.digest).text
+    assert set(_logged(world).values()) <= _entries(found)
+
+
 def test_a_time_prefix_finds_the_receipts_started_then(world: World) -> None:
     # The receipt's start time, from the statement the node signed (its bundle).
     bundle = world.get(f"/v1/bundles/{world.issued[0]['bundle_id']}").json()

@@ -49,7 +49,7 @@ class World:
 
     def get(self, path: str, **params: str) -> httpx.Response:
         with self.running.http(auth=False) as http:
-            return http.get(path, params=params)
+            return http.get(path, params=params or None)
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +94,7 @@ def _pages(world: World) -> list[str]:
         f"/explore/receipts/{first['bundle_id']}",
         "/explore/log",
         f"/explore/log/entries/{first['log_index']}",
+        "/explore/log/consistency?old=1",
         "/explore/workflows",
         "/explore/workflows/risk",
         "/explore/verify",
