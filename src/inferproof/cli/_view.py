@@ -13,7 +13,6 @@ import re
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 from rich.table import Table
 from rich.text import Text
 
@@ -22,7 +21,7 @@ from ..errors import Error
 from ..log import Checkpoint, Note, TlogProof
 from ..proofs import is_chat_receipt, is_embedding_receipt
 from ..receipts import Bundle, Receipt
-from ..runtime import decode_tensors
+from ..runtime import describe_tensors
 from ._common import console
 
 __all__ = ["bundle_summary", "log_entry", "plain", "print_summary", "receipt_summary"]
@@ -218,7 +217,10 @@ def _input_rows(kind: str, block: dict[str, Any]) -> list[tuple[str, Text | str]
     if "prompt" in block:
         return [(f"{label} prompt", plain(block["prompt"]))]
     if "tensors" in block:
-        return [(f"{label} {name}", text) for name, text in _tensors(block["tensors"])]
+        return [
+            (f"{label} {name}", text)
+            for name, text in describe_tensors(block["tensors"], _SHOWN_VALUES)
+        ]
     return [(label, f"{block.get('digest')} (only its digest here)")]
 
 
@@ -230,7 +232,10 @@ def _output_rows(kind: str, block: dict[str, Any]) -> list[tuple[str, Text | str
         return [(label, plain(block["text"])),
                 ("finish", f"{block.get('finish_reason')}, {tokens} tokens")]  # fmt: skip
     if "tensors" in block:
-        return [(f"{label} {name}", text) for name, text in _tensors(block["tensors"])]
+        return [
+            (f"{label} {name}", text)
+            for name, text in describe_tensors(block["tensors"], _SHOWN_VALUES)
+        ]
     if block.get("private"):
         return [(label, f"private: committed ({block['digest']})")]
     return [(label, f"{block['digest']} (only its digest here)")]
@@ -238,22 +243,6 @@ def _output_rows(kind: str, block: dict[str, Any]) -> list[tuple[str, Text | str
 
 def _safe_get(obj: Any, key: str) -> Any:
     return obj.get(key) if isinstance(obj, dict) else obj
-
-
-def _tensors(obj: Any) -> list[tuple[str, str]]:
-    try:
-        tensors = decode_tensors(obj, "tensors")
-    except Error as exc:
-        return [("", f"unreadable: {exc}")]
-    return [(name, _tensor_text(arr)) for name, arr in tensors.items()]
-
-
-def _tensor_text(arr: np.ndarray) -> str:
-    flat = arr.reshape(-1)
-    shown = flat[:_SHOWN_VALUES].tolist()
-    more = f", … ({flat.size} values)" if flat.size > _SHOWN_VALUES else ""
-    values = ", ".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in shown)
-    return f"{arr.dtype.name}{list(arr.shape)} [{values}{more}]"
 
 
 def _took(started: str, finished: str) -> str:

@@ -14,14 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from .._canonical import canonical_json, sha256_digest
 from ..errors import Error
 from ..log import Checkpoint, Log, Note, TlogProof, hash_children, hash_leaf, verify_inclusion
 from ..proofs import is_chat_receipt, is_embedding_receipt
 from ..receipts import Bundle, Receipt, envelope_payload, parse_statement
-from ..runtime import decode_tensors
+from ..runtime import describe_tensors
 
 __all__ = ["SCAN_ENTRIES", "Step", "entry_receipt", "find_in_log", "path_steps", "receipt_rows"]
 
@@ -76,7 +74,8 @@ def _input_rows(receipt: Receipt, bundle: Bundle | None, kind: str) -> list[Row]
     if not isinstance(inputs, dict):
         return [(label, f"{receipt.input_digest} (only its digest here)")]
     if kind == "tensor":
-        return [(f"{label} {name}", text) for name, text in _tensors(inputs)]
+        lines = describe_tensors(inputs, _SHOWN_VALUES)
+        return [(f"{label} {name}", text) for name, text in lines]
     if isinstance(inputs.get("messages"), list):
         return [(f"{label} {_get(msg, 'role')}", str(_get(msg, "content")))
                 for msg in inputs["messages"]]  # fmt: skip
@@ -92,7 +91,9 @@ def _output_rows(receipt: Receipt, bundle: Bundle | None, kind: str) -> list[Row
         # No answer here: a private receipt keeps it with its caller.
         return [(label, f"{receipt.output_digest} (only its digest here)")]
     if kind == "tensor":
-        return [(f"{label} {name}", text) for name, text in _tensors(outputs)]
+        return [
+            (f"{label} {name}", text) for name, text in describe_tensors(outputs, _SHOWN_VALUES)
+        ]
     if kind == "embedding":
         params = receipt.parameters
         return [(label, f"{params.get('count')} x {params.get('dimensions')} float32")]
@@ -101,23 +102,6 @@ def _output_rows(receipt: Receipt, bundle: Bundle | None, kind: str) -> list[Row
 
 def _get(obj: Any, key: str) -> Any:
     return obj.get(key) if isinstance(obj, dict) else obj
-
-
-def _tensors(obj: Any) -> list[Row]:
-    try:
-        tensors = decode_tensors(obj, "tensors")
-    except Error as exc:
-        return [("tensors", f"unreadable: {exc}")]
-    return [(name, tensor_text(arr)) for name, arr in tensors.items()]
-
-
-def tensor_text(arr: np.ndarray) -> str:
-    """A tensor as ``dtype[shape] [first values…]``."""
-    flat = arr.reshape(-1)
-    values = ", ".join(f"{v:.6g}" if isinstance(v, float) else str(v)
-                       for v in flat[:_SHOWN_VALUES].tolist())  # fmt: skip
-    more = f", … ({flat.size} values)" if flat.size > _SHOWN_VALUES else ""
-    return f"{arr.dtype.name}{list(arr.shape)} [{values}{more}]"
 
 
 def log_row(bundle: Bundle) -> tuple[int | None, str]:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .._canonical import canonical_json, parse_json, sha256_digest
-from ..errors import InputError
+from ..errors import Error, InputError
 
 # Caps on untrusted inputs. 16 Mi elements (64 MiB as float32) is far above the
 # tabular and small vision models this runtime targets, and bounds memory.
@@ -348,3 +348,28 @@ def decode_tensors(obj: Any, what: str) -> Tensors:
             raise InputError(f"{what}: tensor {name!r} needs dtype, shape and data")
         out[name] = _decode_explicit(name, value)
     return out
+
+
+def describe_tensors(obj: Any, shown: int = 16) -> list[tuple[str, str]]:
+    """Named tensors in JSON form (:func:`encode_tensors`) as ``(name, text)`` lines for
+    people, each ``dtype[shape] [first values…]`` with at most ``shown`` values; an
+    unreadable block is one ``("", "unreadable: …")`` line.
+
+    Example::
+
+        describe_tensors({"y": {"dtype": "float32", "shape": [2], "data": [0.5, 1.0]}})
+        # [("y", "float32[2] [0.5, 1]")]
+    """
+    try:
+        tensors = decode_tensors(obj, "tensors")
+    except Error as exc:
+        return [("", f"unreadable: {exc}")]
+    lines = []
+    for name, arr in tensors.items():
+        flat = arr.reshape(-1)
+        values = ", ".join(
+            f"{v:.6g}" if isinstance(v, float) else str(v) for v in flat[:shown].tolist()
+        )
+        more = f", … ({flat.size} values)" if flat.size > shown else ""
+        lines.append((name, f"{arr.dtype.name}{list(arr.shape)} [{values}{more}]"))
+    return lines
