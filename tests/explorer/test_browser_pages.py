@@ -173,3 +173,10 @@ def test_a_receipt_link_is_fetched_and_verified_in_the_browser(
     page.click("#by-link button")
     page.locator("#verdict", has_text="answered 404").wait_for()
     assert all("404" in p for p in problems), problems  # only the refused fetch's own log
+
+
+def test_the_chart_bundle_and_its_licence_are_served(world: World) -> None:
+    for name, kind in (("charts.js", "text/javascript"), ("uplot-LICENSE.txt", "text/plain")):
+        response = world.get(f"/explore/static/{name}")
+        assert response.status_code == 200 and response.headers["content-type"].startswith(kind)
+    assert "MIT License" in world.get("/explore/static/uplot-LICENSE.txt").text

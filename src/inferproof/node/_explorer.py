@@ -48,6 +48,8 @@ _STATIC = {
     "verify.js": "text/javascript; charset=utf-8",
     "charts.js": "text/javascript; charset=utf-8",
     "uplot.css": "text/css; charset=utf-8",
+    # uPlot's MIT licence asks for its notice beside every copy; the bundle's banner names it.
+    "uplot-LICENSE.txt": "text/plain; charset=utf-8",
 }
 _BUNDLE_ID = re.compile(r"[0-9a-f]{24}")
 _HEX = re.compile(r"(sha256:)?[0-9a-f]{64}")
