@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from .._version import __version__
 from ..engine import LocalNode
-from . import _chatroutes, _explorer, _logroutes, _routes, _zkroutes
+from . import _chatroutes, _explorer, _logroutes, _ohttproutes, _routes, _zkroutes
 from ._bundleroutes import router as bundle_routes
 from ._chatservice import ChatService
 from ._config import NodeConfig
@@ -82,6 +82,9 @@ def create_app(
     app.include_router(run_routes, max_body_size=config.max_body_bytes)
     app.include_router(_zkroutes.router, max_body_size=config.max_body_bytes)
     app.include_router(workflow_routes, max_body_size=config.max_body_bytes)
+    # /.well-known/ohttp-gateway: Oblivious HTTP (docs/confidential.md); its cap leaves
+    # room for the encapsulation around a request of the largest body.
+    app.include_router(_ohttproutes.router, max_body_size=config.max_body_bytes + 4096)
     _explorer.mount(app)  # /explore: read-only HTML pages (docs/explorer.md)
     app.add_middleware(
         Guard,

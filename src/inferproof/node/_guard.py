@@ -38,6 +38,10 @@ _UNGUARDED = ("/healthz", "/metrics")
 # The OpenAI-compatible routes answer errors in OpenAI's shape.
 _CHAT = ("/v1/chat/", "/v1/completions", "/v1/embeddings")
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# The Oblivious HTTP gateway takes writes without a token of its own: a relay forwards
+# them and holds none; the sealed request inside carries its own, checked when the
+# gateway serves it on this app (node/_ohttproutes.py).
+_OHTTP_GATEWAY = "/.well-known/ohttp-gateway"
 
 
 class _BodyTimeout(BaseException):
@@ -104,7 +108,7 @@ class Guard:
             self._count(scope, status, time.perf_counter() - started)
 
     def _refusal(self, scope: Scope, guarded: bool, authorised: bool) -> tuple[int, Any] | None:
-        if scope.get("method") in _WRITES and not authorised:
+        if scope.get("method") in _WRITES and not authorised and scope["path"] != _OHTTP_GATEWAY:
             if scope["path"].startswith(_CHAT):
                 return 401, chat_unauthorized().response()
             err = unauthorized()
