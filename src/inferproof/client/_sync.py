@@ -11,7 +11,7 @@ import httpx
 
 from .._canonical import check_digest
 from .._files import PathLike
-from ..errors import Error
+from ..errors import Error, InputError
 from ..hub import ModelRecord
 from ..log import SignedCheckpoint
 from ..receipts import Bundle, RunRecord, RunRecorder
@@ -45,6 +45,7 @@ from ._core import (
     record_of,
     retry_after,
 )
+from ._ohttp import ObliviousTransport, fetch_key_config
 from ._runs import sign_run_flow
 from ._stream import Emit, Pull, StreamFlow
 from ._workflows import VerifiedRun, WorkflowFlows
@@ -73,13 +74,26 @@ class Client(ClientCore):
         timeout: float = 60.0,
         retries: int = 3,
         transport: httpx.BaseTransport | None = None,
+        confidential: bool = False,
+        relay: str | None = None,
     ) -> None:
         """``url`` and ``token`` default to ``INFERPROOF_NODE`` and ``INFERPROOF_TOKEN``.
         ``transport`` replaces the network (any httpx transport: ``MockTransport``,
-        ``WSGITransport``...); by default httpx's own HTTP/1.1 pool is used."""
+        ``WSGITransport``...); by default httpx's own HTTP/1.1 pool is used.
+
+        ``confidential=True`` sends every request sealed to the node's Oblivious HTTP key
+        through ``relay`` (docs/confidential.md): the relay reads nothing, the node does
+        not learn who asked."""
         super().__init__(url, token, policy, trust, verify, home)
         self.retries = retries
         self._wf = WorkflowFlows(self)
+        if confidential:
+            if relay is None:
+                raise InputError("a confidential client needs a relay (relay=URL)")
+            config = fetch_key_config(self.url, transport)
+            transport = ObliviousTransport(config, relay, transport=transport, timeout=timeout)
+        elif relay is not None:
+            raise InputError("relay= is for a confidential client (confidential=True)")
         self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
 
     def _send(self, req: Req) -> httpx.Response:

@@ -1,0 +1,126 @@
+"""Client -> relay -> node on loopback, each a real HTTP server: a confidential client's
+inference is served and verified, and the relay sees and forwards only ciphertext,
+with nothing that names the client."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+import uvicorn
+
+from inferproof.client import Client
+from inferproof.errors import InputError
+from inferproof.node._relay import create_relay
+from inferproof.node._serve import bind, url_of
+from inferproof.testing import credit_risk_model
+from tests.node.conftest import Running, pushed, start
+
+ROW = [[52.0, 0.41, 34.0, 2.0]]
+
+
+class _Recording(httpx.AsyncBaseTransport):
+    """The relay's outgoing network, recorded: every request it forwards to the node."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.sent: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        self.sent.append(request)
+        return await self.inner.handle_async_request(request)
+
+
+@dataclass
+class Relay:
+    url: str
+    server: uvicorn.Server
+    forwarded: _Recording
+    lines: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    running = start(tmp_path_factory.mktemp("relay") / "node")
+    try:
+        pushed(running, credit_risk_model()[0], name="credit", version="1")
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def relay(node: Running) -> Iterator[Relay]:
+    recording = _Recording()
+    lines: list[str] = []
+    app = create_relay(node.url + "/.well-known/ohttp-gateway", transport=recording,
+                       record=lines.append)  # fmt: skip
+    sock = bind("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    url = url_of(sock)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/healthz").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.02)
+    yield Relay(url + "/", server, recording, lines)
+    server.should_exit = True
+    thread.join(30)
+
+
+def test_a_confidential_inference_is_served_verified_and_unreadable_on_the_way(
+    node: Running, relay: Relay, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    home = tmp_path_factory.mktemp("client")
+    before = len(relay.forwarded.sent)
+    with Client(node.url, node.token, home=home, confidential=True, relay=relay.url) as client:
+        answer = client.infer("credit:1", {"X": ROW}, nonce="secret-nonce-7")
+    assert answer.receipt_digest.startswith("sha256:")  # verified before it was returned
+    forwarded = relay.forwarded.sent[before:]
+    assert forwarded, "the inference went through the relay"
+    for request in forwarded:
+        assert request.url.path == "/.well-known/ohttp-gateway"
+        body = request.content
+        # Only ciphertext: no token, model name, nonce, input or path in what was forwarded.
+        for secret in (node.token.encode(), b"credit", b"secret-nonce-7", b"52.0", b"/v1/"):
+            assert secret not in body
+        # Nothing of the client's own request beyond its content type.
+        names = {k.lower() for k in request.headers}
+        assert names <= {"host", "content-type", "content-length", "accept", "accept-encoding",
+                         "connection", "user-agent"}, names  # fmt: skip
+        assert "authorization" not in names and "x-forwarded-for" not in names
+    # The relay's log holds sizes, statuses and times only.
+    assert relay.lines and all(line.startswith("relay: ") for line in relay.lines)
+    assert not any("credit" in line or node.token in line for line in relay.lines)
+
+
+def test_the_relay_refuses_what_is_not_a_sealed_request(relay: Relay) -> None:
+    answer = httpx.post(relay.url, json={"model": "credit:1"})
+    assert answer.status_code == 415
+    assert httpx.get(relay.url).status_code == 405
+
+
+def test_an_altered_request_is_refused_through_the_relay(node: Running, relay: Relay) -> None:
+    answer = httpx.post(relay.url, content=b"\x01\x00\x20\x00\x01\x00\x01" + bytes(60),
+                        headers={"content-type": "message/ohttp-req"})  # fmt: skip
+    assert answer.status_code == 400
+    assert "not an Oblivious HTTP request" in json.loads(answer.content)["error"]["message"]
+
+
+def test_a_confidential_client_needs_a_relay_and_a_relay_needs_confidential(
+    node: Running,
+) -> None:
+    with pytest.raises(InputError, match="needs a relay"):
+        Client(node.url, node.token, confidential=True)
+    with pytest.raises(InputError, match="is for a confidential client"):
+        Client(node.url, node.token, relay="http://127.0.0.1:9/")
