@@ -5,10 +5,12 @@ with nothing that names the client."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,6 +21,7 @@ from inferproof.errors import InputError
 from inferproof.node._relay import create_relay
 from inferproof.node._serve import bind, url_of
 from inferproof.testing import credit_risk_model
+from tests._cli import inferproof
 from tests.node.conftest import Running, pushed, start
 
 ROW = [[52.0, 0.41, 34.0, 2.0]]
@@ -124,3 +127,11 @@ def test_a_confidential_client_needs_a_relay_and_a_relay_needs_confidential(
         Client(node.url, node.token, confidential=True)
     with pytest.raises(InputError, match="is for a confidential client"):
         Client(node.url, node.token, relay="http://127.0.0.1:9/")
+
+
+def test_the_relay_command_refuses_a_gateway_that_is_not_a_url(tmp_path: Path) -> None:
+    env = dict(os.environ, INFERPROOF_HOME=str(tmp_path / "home"))
+    done = inferproof(env, "relay", "--gateway", "ftp://node/.well-known/ohttp-gateway")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: --gateway must be the http(s) URL of the node's gateway"
+    assert "Traceback" not in done.stderr

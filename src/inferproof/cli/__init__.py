@@ -22,6 +22,7 @@ from ._model import model_list, model_show
 from ._node import serve, token_app
 from ._policy import policy_app
 from ._receipt import receipt_app
+from ._relay import relay
 from ._storage import migrate
 from ._verify import verify
 from ._workflow import workflow_app
@@ -44,6 +45,7 @@ app.command("verify")(verify)
 app.command("chat")(chat)
 app.command("demo")(demo)
 app.command("serve")(serve)
+app.command("relay")(relay)
 app.add_typer(token_app, name="token")
 app.command("migrate")(migrate)
 log_app.command("get")(log_get)

@@ -19,6 +19,7 @@ from ._app import create_app
 from ._auth import TokenInfo, Tokens, TokenStore
 from ._config import MAX_MODEL_BYTES, NodeConfig
 from ._migrate import Migrated, migrate
+from ._relay import create_relay
 from ._workers import serve
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "TokenStore",
     "Tokens",
     "create_app",
+    "create_relay",
     "migrate",
     "serve",
 ]
