@@ -29,6 +29,12 @@ from ._identity import (
     verify_identity,
     verify_identity_evidence,
 )
+from ._keybinding import (
+    OHTTP_BINDING_CONTEXT,
+    check_ohttp_binding,
+    ohttp_binding_message,
+    sign_ohttp_binding,
+)
 from ._nitro import AWS_NITRO_ROOT_G1_SHA256, verify_nitro
 from ._policy import AttestationPolicy, default_policy
 from ._producers import (
@@ -46,6 +52,7 @@ __all__ = [
     "AWS_NITRO_ROOT_G1_SHA256",
     "DEFAULT_MAX_AGE_SECONDS",
     "MAX_EVIDENCE_BYTES",
+    "OHTTP_BINDING_CONTEXT",
     "PLATFORMS",
     "PLATFORM_NAMES",
     "SOFTWARE",
@@ -60,6 +67,7 @@ __all__ = [
     "Platform",
     "ProducerError",
     "check_key_binding",
+    "check_ohttp_binding",
     "decode_evidence",
     "default_policy",
     "detect_platform",
@@ -68,7 +76,9 @@ __all__ = [
     "identity_age_check",
     "identity_signer_check",
     "max_identity_age",
+    "ohttp_binding_message",
     "produce_identity",
+    "sign_ohttp_binding",
     "software_environment",
     "software_measurement",
     "verify_dcap",

@@ -25,9 +25,10 @@ from typing import Any, TypeVar
 import httpx
 import numpy as np
 
-from .._canonical import check_digest, is_digest, parse_json, sha256_digest
+from .._canonical import check_digest, decode_b64, is_digest, parse_json, sha256_digest
 from .._checks import Check, CheckStatus, failed, not_checked, passed
 from .._files import PathLike, default_home, read_content, write_private
+from .._keys import raw_public
 from ..errors import Error, InputError, VerificationError
 from ..hub import MemoryBlobStore, ModelRecord
 from ..log import (
@@ -202,6 +203,19 @@ class ClientCore:
     def _pin_path(self) -> Path:
         name = hashlib.sha256(self.url.encode()).hexdigest()[:32] + ".json"
         return self._home / "known_nodes" / name
+
+    def _known_node_keys(self) -> set[bytes] | None:
+        """The node keys this client already trusts (its trust root, or the identity it
+        pinned for this URL), or None on first use."""
+        if self._verifier is not None:
+            return {raw_public(k) for k in self._verifier.trust.node_keys.values()}
+        path = self._pin_path()
+        if not path.is_file():
+            return None
+        pin = parse_json(path.read_bytes(), f"pinned identity {path}", 64 * 1024)
+        if not isinstance(pin, dict) or pin.get("url") != self.url:
+            raise InputError(f"{path} is not a pinned identity of {self.url}")
+        return {decode_b64(pin.get("node_key"), "the pinned node key")}
 
     def _trust_flow(self) -> Flow[Verifier]:
         if self._verifier is not None:

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from .._canonical import decode_b64
+from ..attest import check_ohttp_binding
 from ..confidential import (
     BinaryRequest,
     KeyConfig,
@@ -21,9 +23,9 @@ from ..confidential import (
     encode_request,
     parse_key_configs,
 )
-from ..errors import Error, InputError
+from ..errors import Error, InputError, VerificationError
 
-__all__ = ["GATEWAY_PATH", "ObliviousTransport", "fetch_key_config"]
+__all__ = ["GATEWAY_PATH", "ObliviousTransport", "bound_key_config"]
 
 GATEWAY_PATH = "/.well-known/ohttp-gateway"
 _REQUEST = "message/ohttp-req"
@@ -33,18 +35,36 @@ _RESPONSE = "message/ohttp-res"
 _HOP = frozenset({"host", "connection", "content-length", "transfer-encoding", "keep-alive"})
 
 
-def fetch_key_config(node_url: str, transport: httpx.BaseTransport | None = None) -> KeyConfig:
-    """The node's gateway key configuration (``application/ohttp-keys``)."""
+def bound_key_config(
+    node_url: str,
+    transport: httpx.BaseTransport | None = None,
+    trusted: set[bytes] | None = None,
+) -> KeyConfig:
+    """The node's gateway key configuration, from its identity (``GET /v1/identity``),
+    checked before anything is sealed to it: the node key must have signed the keys
+    (attest/_keybinding.py), and when this client already trusts node keys (its trust
+    root, or the identity it pinned) the identity's key must be one of them.
+
+    A software node's binding rests on the node key alone; on a TEE node the node key is
+    the one the hardware attests, so the binding carries the attestation to the HPKE key.
+    """
     try:
         with httpx.Client(transport=transport, timeout=30) as http:
-            answer = http.get(node_url.rstrip("/") + GATEWAY_PATH)
-    except httpx.HTTPError as exc:
-        raise Error(f"cannot fetch the node's Oblivious HTTP keys: {exc}") from exc
-    if answer.status_code != 200 or not answer.headers.get("content-type", "").startswith(
-        "application/ohttp-keys"
-    ):
+            answer = http.get(node_url.rstrip("/") + "/v1/identity")
+        ident = answer.json() if answer.status_code == 200 else None
+    except (httpx.HTTPError, ValueError) as exc:
+        raise Error(f"cannot read the node's identity: {exc}") from exc
+    info = ident.get("ohttp") if isinstance(ident, dict) else None
+    if not isinstance(ident, dict) or not isinstance(info, dict):
         raise Error(f"the node at {node_url} serves no Oblivious HTTP gateway")
-    usable = [c for c in parse_key_configs(answer.content) if c.accepts()]
+    node_key = decode_b64(ident.get("node_key"), "the identity's node_key")
+    if trusted is not None and node_key not in trusted:
+        raise VerificationError(
+            "ohttp.key_binding", "the node's identity names a node key this client does not trust"
+        )
+    keys = decode_b64(info.get("keys"), "the identity's ohttp keys")
+    check_ohttp_binding(node_key, keys, decode_b64(info.get("binding"), "the ohttp binding"))
+    usable = [c for c in parse_key_configs(keys) if c.accepts()]
     if not usable:
         raise InputError("the node's Oblivious HTTP keys offer no suite this client speaks")
     return usable[0]
@@ -55,7 +75,7 @@ class ObliviousTransport(httpx.BaseTransport):
 
     Example::
 
-        config = fetch_key_config("https://node.example")
+        config = bound_key_config("https://node.example")
         with httpx.Client(base_url="https://node.example",
                           transport=ObliviousTransport(config, "https://relay.example/")) as c:
             c.get("/v1/log/checkpoint")

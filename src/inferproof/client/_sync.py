@@ -45,7 +45,7 @@ from ._core import (
     record_of,
     retry_after,
 )
-from ._ohttp import ObliviousTransport, fetch_key_config
+from ._ohttp import ObliviousTransport, bound_key_config
 from ._runs import sign_run_flow
 from ._stream import Emit, Pull, StreamFlow
 from ._workflows import VerifiedRun, WorkflowFlows
@@ -90,7 +90,7 @@ class Client(ClientCore):
         if confidential:
             if relay is None:
                 raise InputError("a confidential client needs a relay (relay=URL)")
-            config = fetch_key_config(self.url, transport)
+            config = bound_key_config(self.url, transport, self._known_node_keys())
             transport = ObliviousTransport(config, relay, transport=transport, timeout=timeout)
         elif relay is not None:
             raise InputError("relay= is for a confidential client (confidential=True)")

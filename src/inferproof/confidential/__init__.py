@@ -15,6 +15,12 @@ Example::
     answer = sealed.open_response(reply(b"..."))
 """
 
+from ..attest import (
+    OHTTP_BINDING_CONTEXT,
+    check_ohttp_binding,
+    ohttp_binding_message,
+    sign_ohttp_binding,
+)
 from ._bhttp import (
     MAX_FIELDS,
     MAX_MESSAGE,
@@ -45,16 +51,20 @@ __all__ = [
     "MAX_ENCAPSULATED",
     "MAX_FIELDS",
     "MAX_MESSAGE",
+    "OHTTP_BINDING_CONTEXT",
     "BinaryRequest",
     "BinaryResponse",
     "ClientRequest",
     "Gateway",
     "KeyConfig",
     "Response",
+    "check_ohttp_binding",
     "decode_request",
     "decode_response",
     "encapsulate_request",
     "encode_request",
     "encode_response",
+    "ohttp_binding_message",
     "parse_key_configs",
+    "sign_ohttp_binding",
 ]

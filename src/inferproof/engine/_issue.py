@@ -20,7 +20,13 @@ from typing import Any
 from .._canonical import canonical_json, parse_json
 from .._files import write_atomic
 from .._keys import key_id, raw_public
-from ..attest import EvidenceProducer, NodeIdentity, produce_identity, software_environment
+from ..attest import (
+    EvidenceProducer,
+    NodeIdentity,
+    produce_identity,
+    sign_ohttp_binding,
+    software_environment,
+)
 from ..errors import InputError
 from ..log import Log, LogStore, open_default_log
 from ..receipts import (
@@ -87,6 +93,11 @@ class Issuer:
         self._identity: NodeIdentity | None = None
         self._identity_checked = -_IDENTITY_RECHECK
         self._lock = threading.Lock()
+
+    def sign_ohttp_keys(self, keys: bytes) -> bytes:
+        """The node key's signature binding an ``application/ohttp-keys`` body to this
+        node (domain-separated: attest/_keybinding.py), for the identity document."""
+        return sign_ohttp_binding(self._key, keys)
 
     # -- the log ------------------------------------------------------------------------
     @property

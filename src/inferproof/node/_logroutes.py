@@ -25,6 +25,7 @@ from ..log import (
 from ._errors import NodeHTTPError, errors
 from ._routes import Svc
 from ._schemas import ConsistencyProof, Health, Identity, InclusionProof
+from ._service import Service
 
 # Handlers here are async on purpose: each is a few small SQLite reads, cheaper on the
 # event loop than a hop to a worker thread (and the GIL hand-offs that come with it).
@@ -182,7 +183,14 @@ async def identity(svc: Svc) -> dict[str, Any]:
         "modes": list(MODES),
         "job_modes": sorted(svc.config.job_modes),
         "webhook_key": svc.webhook_key,
+        "ohttp": _ohttp_info(svc),
     }
+
+
+def _ohttp_info(svc: Service) -> dict[str, str]:
+    _, keys, binding = svc.ohttp()
+    b64 = base64.b64encode
+    return {"keys": b64(keys).decode(), "binding": b64(binding).decode()}
 
 
 @router.get("/healthz", response_model=Health, responses=errors(503))

@@ -84,29 +84,26 @@ class ReplayGuard:
             self._seen[enc] = now
 
 
-def _gateway(request: Request) -> tuple[Gateway, ReplayGuard]:
+def _gateway(request: Request) -> tuple[Gateway, bytes, ReplayGuard]:
     state = request.app.state
-    gateway: Gateway | None = getattr(state, "ohttp_gateway", None)
-    if gateway is None:
-        gateway = Gateway(state.service.node.home.ohttp_key(), key_id=1)
-        state.ohttp_gateway, state.ohttp_replays = gateway, ReplayGuard()
-    guard: ReplayGuard = state.ohttp_replays
-    return gateway, guard
+    gateway, keys, _ = state.service.ohttp()
+    guard: ReplayGuard | None = getattr(state, "ohttp_replays", None)
+    if guard is None:
+        guard = state.ohttp_replays = ReplayGuard()
+    return gateway, keys, guard
 
 
 @router.get("/.well-known/ohttp-gateway", responses=errors(429))
 async def ohttp_keys(request: Request) -> Response:
-    gateway, _ = _gateway(request)
-    config = gateway.config.encode()
-    body = len(config).to_bytes(2, "big") + config
-    return Response(body, media_type=OHTTP_KEYS, headers={"Cache-Control": "max-age=3600"})
+    _, keys, _ = _gateway(request)
+    return Response(keys, media_type=OHTTP_KEYS, headers={"Cache-Control": "max-age=3600"})
 
 
 @router.post("/.well-known/ohttp-gateway", responses=errors(400, 413, 415, 429))
 async def ohttp_gateway(request: Request) -> Response:
     if request.headers.get("content-type", "").split(";")[0].strip() != OHTTP_REQUEST:
         raise NodeHTTPError(415, f"an Oblivious HTTP request is {OHTTP_REQUEST}")
-    gateway, guard = _gateway(request)
+    gateway, _, guard = _gateway(request)
     sealed = await request.body()
     try:
         inner, reply = gateway.open(sealed)

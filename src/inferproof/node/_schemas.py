@@ -192,6 +192,19 @@ class Identity(_Strict):
         description="The Ed25519 key that signs this node's workflow webhooks "
         "(Standard Webhooks v1a, as whpk_ and base64)."
     )
+    ohttp: OhttpInfo = Field(
+        description="The Oblivious HTTP gateway's keys, bound to the node key."
+    )
+
+
+class OhttpInfo(_Strict):
+    keys: str = Field(
+        description="Base64 of the Oblivious HTTP gateway's application/ohttp-keys (RFC 9458)."
+    )
+    binding: str = Field(
+        description="Base64 of the node key's Ed25519 signature over 'inferproof ohttp-keys "
+        "binding v1' and a newline, then the keys: what binds them to this node."
+    )
 
 
 class InclusionProof(_Strict):

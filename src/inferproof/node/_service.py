@@ -20,6 +20,7 @@ from typing import Any, BinaryIO, cast
 import orjson
 
 from .._canonical import canonical_json, sha256_digest
+from ..confidential import Gateway
 from ..engine import InferenceResult, LocalNode, opening_json
 from ..errors import Error, InputError
 from ..hub import ModelRecord, parse_model_signature
@@ -119,6 +120,7 @@ class Service:
         self._workflows: Workflows | None = None
         self.event_streams = 0
         self._webhook_key: str | None = None
+        self._ohttp: tuple[Gateway, bytes, bytes] | None = None
         self._anchoring: Any = None
 
     # -- workflows ------------------------------------------------------------------------
@@ -165,6 +167,16 @@ class Service:
         if self._webhook_key is None:
             self._webhook_key = WebhookSigner(self.node.home.webhook_key()).key_text
         return self._webhook_key
+
+    def ohttp(self) -> tuple[Gateway, bytes, bytes]:
+        """The node's Oblivious HTTP gateway, its ``application/ohttp-keys`` body, and the
+        node key's signature binding that body to this node (attest/_keybinding.py)."""
+        if self._ohttp is None:
+            gateway = Gateway(self.node.home.ohttp_key(), key_id=1)
+            config = gateway.config.encode()
+            keys = len(config).to_bytes(2, "big") + config
+            self._ohttp = (gateway, keys, self.node.issuer.sign_ohttp_keys(keys))
+        return self._ohttp
 
     def _log_size(self) -> float:
         return float(self.node.log.size) if self.node.log_enabled else 0.0
