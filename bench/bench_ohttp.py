@@ -15,21 +15,18 @@ import argparse
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import httpx
 import uvicorn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.node.conftest import pushed, start  # noqa: E402
+from tests.node.conftest import pushed, serve_thread, start  # noqa: E402
 
 from inferproof.client import Client  # noqa: E402
 from inferproof.node import create_relay  # noqa: E402
-from inferproof.node._serve import bind, url_of  # noqa: E402
 from inferproof.testing import credit_risk_model  # noqa: E402
 
 ROW = {"X": [[52.0, 0.41, 34.0, 2.0]]}
@@ -38,16 +35,8 @@ ROW = {"X": [[52.0, 0.41, 34.0, 2.0]]}
 def _relay(gateway: str) -> tuple[str, uvicorn.Server]:
     server = uvicorn.Server(uvicorn.Config(create_relay(gateway), log_level="warning",
                                            access_log=False))  # fmt: skip
-    sock = bind("127.0.0.1", 0)
-    threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
-    url = url_of(sock)
-    for _ in range(1500):
-        try:
-            if httpx.get(url + "/healthz").status_code == 200:
-                return url + "/", server
-        except httpx.TransportError:
-            time.sleep(0.02)
-    raise RuntimeError("the relay did not start")
+    url, _ = serve_thread(server)
+    return url + "/", server
 
 
 def _timed(client: Client, n: int) -> list[float]:

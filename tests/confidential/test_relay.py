@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +17,9 @@ import uvicorn
 from inferproof.client import Client
 from inferproof.errors import InputError
 from inferproof.node._relay import create_relay
-from inferproof.node._serve import bind, url_of
 from inferproof.testing import credit_risk_model
 from tests._cli import inferproof
-from tests.node.conftest import Running, pushed, start
+from tests.node.conftest import Running, pushed, serve_thread, start
 
 ROW = [[52.0, 0.41, 34.0, 2.0]]
 
@@ -64,18 +61,8 @@ def relay(node: Running) -> Iterator[Relay]:
     lines: list[str] = []
     app = create_relay(node.url + "/.well-known/ohttp-gateway", transport=recording,
                        record=lines.append)  # fmt: skip
-    sock = bind("127.0.0.1", 0)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    url = url_of(sock)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.02)
+    url, thread = serve_thread(server)
     yield Relay(url + "/", server, recording, lines)
     server.should_exit = True
     thread.join(30)

@@ -39,14 +39,10 @@ class Running:
         self.thread.join(30)
 
 
-def start(
-    home: Path, config: NodeConfig | None = None, infer: Callable[..., Any] | None = None
-) -> Running:
-    node = LocalNode(home)
-    app = create_app(node, config, infer=infer)
-    token = TokenStore(home).create("tests")
+def serve_thread(server: uvicorn.Server) -> tuple[str, threading.Thread]:
+    """Run ``server`` on a free loopback port in a thread; its URL once ``/healthz``
+    answers 200 (the node and the relay both serve it)."""
     sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(server_config(app, config or NodeConfig(), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     url = url_of(sock)
@@ -54,11 +50,22 @@ def start(
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/healthz").status_code == 200:
-                return Running(url, token, node, home, server, thread)
+                return url, thread
         except httpx.TransportError:
             pass
         time.sleep(0.02)
-    raise RuntimeError("node did not start")
+    raise RuntimeError(f"the server at {url} did not start")
+
+
+def start(
+    home: Path, config: NodeConfig | None = None, infer: Callable[..., Any] | None = None
+) -> Running:
+    node = LocalNode(home)
+    app = create_app(node, config, infer=infer)
+    token = TokenStore(home).create("tests")
+    server = uvicorn.Server(server_config(app, config or NodeConfig(), log_level="warning"))
+    url, thread = serve_thread(server)
+    return Running(url, token, node, home, server, thread)
 
 
 @pytest.fixture()

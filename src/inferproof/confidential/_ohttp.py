@@ -225,15 +225,17 @@ class Gateway:
 
 @dataclass
 class Response:
-    """Seals the response to one opened request (RFC 9458 section 4.4)."""
+    """Seals the response to one opened request (RFC 9458 section 4.4). ``enc`` is the
+    request's encapsulated key: fresh for every request, so it names the request (a
+    gateway's replay check keys on it)."""
 
     _context: ContextInterface
-    _enc: bytes
+    enc: bytes
     _nonce: bytes | None = None
 
     def __call__(self, response: bytes) -> bytes:
         nonce = self._nonce if self._nonce is not None else os.urandom(max(_N_N, _N_K))
-        aead, aead_nonce = _response_keys(self._context, self._enc, nonce)
+        aead, aead_nonce = _response_keys(self._context, self.enc, nonce)
         return nonce + aead.encrypt(aead_nonce, response, None)
 
 

@@ -110,7 +110,7 @@ async def ohttp_gateway(request: Request) -> Response:
         message = decode_request(inner)
     except Error as exc:
         raise NodeHTTPError(400, f"not an Oblivious HTTP request for this node: {exc}") from None
-    guard.check(sealed[7:39], _header(message, "date"))
+    guard.check(reply.enc, _header(message, "date"))
     if not message.path.startswith(_ALLOWED_PREFIX):
         refusal = b"only the node's /v1/ API is served through the gateway"
         answer = BinaryResponse(403, (("content-type", "text/plain"),), refusal)
