@@ -31,6 +31,14 @@ from ._bhttp import (
     encode_request,
     encode_response,
 )
+from ._chunked import (
+    CHUNK_SIZE,
+    ChunkedClientRequest,
+    ChunkedResponse,
+    ChunkedResponseReader,
+    encapsulate_chunked_request,
+    open_chunked_request,
+)
 from ._ohttp import (
     AEAD_ID,
     KDF_ID,
@@ -46,6 +54,7 @@ from ._ohttp import (
 
 __all__ = [
     "AEAD_ID",
+    "CHUNK_SIZE",
     "KDF_ID",
     "KEM_ID",
     "MAX_ENCAPSULATED",
@@ -54,6 +63,9 @@ __all__ = [
     "OHTTP_BINDING_CONTEXT",
     "BinaryRequest",
     "BinaryResponse",
+    "ChunkedClientRequest",
+    "ChunkedResponse",
+    "ChunkedResponseReader",
     "ClientRequest",
     "Gateway",
     "KeyConfig",
@@ -61,10 +73,12 @@ __all__ = [
     "check_ohttp_binding",
     "decode_request",
     "decode_response",
+    "encapsulate_chunked_request",
     "encapsulate_request",
     "encode_request",
     "encode_response",
     "ohttp_binding_message",
+    "open_chunked_request",
     "parse_key_configs",
     "sign_ohttp_binding",
 ]

@@ -72,6 +72,11 @@ class BinaryResponse:
     informational: tuple[tuple[int, Fields], ...] = field(default=())
 
 
+class _Truncated(InputError):
+    """The message ends inside a part: an error for a whole message, a wait for more
+    bytes to one read as it arrives (_bhttpstream.py)."""
+
+
 # -- variable-length integers (RFC 9000 section 16) ---------------------------------------
 def _varint(n: int) -> bytes:
     if n < 0 or n >= 1 << 62:
@@ -95,18 +100,18 @@ class _Reader:
 
     def varint(self) -> int:
         if self.done():
-            raise InputError("binary HTTP message is truncated inside an integer")
+            raise _Truncated("binary HTTP message is truncated inside an integer")
         first = self.data[self.at]
         size = 1 << (first >> 6)
         if self.at + size > len(self.data):
-            raise InputError("binary HTTP message is truncated inside an integer")
+            raise _Truncated("binary HTTP message is truncated inside an integer")
         raw = bytes([first & 0x3F]) + self.data[self.at + 1 : self.at + size]
         self.at += size
         return int.from_bytes(raw, "big")
 
     def take(self, n: int, what: str) -> bytes:
         if n > len(self.data) - self.at:
-            raise InputError(f"binary HTTP {what} is longer than the message ({n} bytes)")
+            raise _Truncated(f"binary HTTP {what} is longer than the message ({n} bytes)")
         out = self.data[self.at : self.at + n]
         self.at += n
         return out

@@ -125,9 +125,12 @@ def _header(key_id: int) -> bytes:
     return struct.pack("!BHHH", key_id, KEM_ID, KDF_ID, AEAD_ID)
 
 
-def _response_keys(context: ContextInterface, enc: bytes, nonce: bytes) -> tuple[AESGCM, bytes]:
-    """RFC 9458 section 4.4: the response's AEAD key and nonce from an exported secret."""
-    secret = context.export(_RESPONSE_LABEL, max(_N_N, _N_K))
+def _response_keys(
+    context: ContextInterface, enc: bytes, nonce: bytes, label: bytes = _RESPONSE_LABEL
+) -> tuple[AESGCM, bytes]:
+    """RFC 9458 section 4.4: the response's AEAD key and nonce from an exported secret
+    (chunked responses export under their own label, the same way)."""
+    secret = context.export(label, max(_N_N, _N_K))
     prk = hmac.digest(enc + nonce, secret, "sha256")  # HKDF-Extract(salt, IKM)
     key = HKDFExpand(hashes.SHA256(), _N_K, b"key").derive(prk)
     return AESGCM(key), HKDFExpand(hashes.SHA256(), _N_N, b"nonce").derive(prk)
@@ -164,17 +167,25 @@ def encapsulate_request(
     """Seal ``request`` (binary HTTP) to the gateway of ``config`` (RFC 9458 section 4.3).
 
     ``ephemeral`` fixes the sender's X25519 secret key: for known-answer tests only."""
+    header, enc, context = _sender(config, _REQUEST_LABEL, ephemeral)
+    return ClientRequest(header + enc + context.seal(request), context, enc)
+
+
+def _sender(
+    config: KeyConfig, label: bytes, ephemeral: bytes | None
+) -> tuple[bytes, bytes, ContextInterface]:
+    """The request header, ``enc`` and HPKE sender context for ``config`` (RFC 9458
+    section 4.3: ``info`` is the label, a zero byte and the header)."""
     if not config.accepts():
         raise InputError("the gateway's key configuration offers no suite this client speaks")
     header = _header(config.key_id)
-    info = _REQUEST_LABEL + b"\x00" + header
     pk = _SUITE.kem.deserialize_public_key(config.public_key)
     eks = None
     if ephemeral is not None:
         sk = _SUITE.kem.deserialize_private_key(ephemeral)
         eks = KEMKeyPair(sk, _SUITE.kem.deserialize_public_key(_raw_public(ephemeral)))
-    enc, context = _SUITE.create_sender_context(pk, info, eks=eks)
-    return ClientRequest(header + enc + context.seal(request), context, enc)
+    enc, context = _SUITE.create_sender_context(pk, label + b"\x00" + header, eks=eks)
+    return header, enc, context
 
 
 class Gateway:
@@ -200,9 +211,20 @@ class Gateway:
         another key or suite, or one that does not open, is refused.
 
         ``nonce`` fixes the response nonce: for known-answer tests only."""
+        enc, context, sealed = self._recipient(encapsulated, _REQUEST_LABEL)
+        try:
+            request = context.open(sealed)
+        except Exception:  # pyhpke raises its own errors for a bad tag
+            raise _unopened() from None
+        return request, Response(context, enc, nonce)
+
+    def _recipient(
+        self, encapsulated: bytes, label: bytes
+    ) -> tuple[bytes, ContextInterface, bytes]:
+        """``enc``, the HPKE recipient context and what follows the request header."""
         if not 7 + _N_PK + _TAG <= len(encapsulated) <= MAX_ENCAPSULATED:
             raise VerificationError("ohttp.request", "the encapsulated request has a bad length")
-        header, enc, sealed = (
+        header, enc, rest = (
             encapsulated[:7],
             encapsulated[7 : 7 + _N_PK],
             encapsulated[7 + _N_PK :],
@@ -212,15 +234,16 @@ class Gateway:
                 "ohttp.request", "sealed to another key or suite than this gateway's"
             )
         try:
-            context = _SUITE.create_recipient_context(
-                enc, self._sk, _REQUEST_LABEL + b"\x00" + header
-            )
-            request = context.open(sealed)
-        except Exception:  # pyhpke raises its own errors for a bad enc or tag
-            raise VerificationError(
-                "ohttp.request", "the request does not open with this gateway's key (altered?)"
-            ) from None
-        return request, Response(context, enc, nonce)
+            context = _SUITE.create_recipient_context(enc, self._sk, label + b"\x00" + header)
+        except Exception:  # pyhpke raises its own errors for an enc that is not a key
+            raise _unopened() from None
+        return enc, context, rest
+
+
+def _unopened() -> VerificationError:
+    return VerificationError(
+        "ohttp.request", "the request does not open with this gateway's key (altered?)"
+    )
 
 
 @dataclass
