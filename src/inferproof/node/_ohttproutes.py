@@ -43,7 +43,7 @@ def _gateway(request: Request) -> tuple[Gateway, bytes, ReplayGuard]:
     gateway, keys, _ = state.service.ohttp()
     guard: ReplayGuard | None = getattr(state, "ohttp_replays", None)
     if guard is None:
-        guard = state.ohttp_replays = ReplayGuard()
+        guard = state.ohttp_replays = ReplayGuard(state.service.replays())
     return gateway, keys, guard
 
 

@@ -11,11 +11,12 @@ import base64
 import contextlib
 import json
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import orjson
 
@@ -35,6 +36,9 @@ from ._groupstore import GroupedBundles
 from ._jobs import Jobs, JobStore
 from ._metrics import NodeMetrics
 from ._schemas import InferItem
+
+if TYPE_CHECKING:
+    from ..stores import SQLReplayStore
 
 # The callable that runs one inference: LocalNode.infer's signature.
 InferFn = Callable[..., InferenceResult]
@@ -121,6 +125,8 @@ class Service:
         self.event_streams = 0
         self._webhook_key: str | None = None
         self._ohttp: tuple[Gateway, bytes, bytes] | None = None
+        self._replays: SQLReplayStore | None = None
+        self._replays_lock = threading.Lock()
         self._anchoring: Any = None
 
     # -- workflows ------------------------------------------------------------------------
@@ -177,6 +183,15 @@ class Service:
             keys = len(config).to_bytes(2, "big") + config
             self._ohttp = (gateway, keys, self.node.issuer.sign_ohttp_keys(keys))
         return self._ohttp
+
+    def replays(self) -> SQLReplayStore:
+        """The sealed requests this node's gateway has seen (node/_replays.py), shared by
+        every worker on its database or its home; opened on first use, so a node that
+        serves no Oblivious HTTP opens nothing."""
+        with self._replays_lock:
+            if self._replays is None:
+                self._replays = _replay_store(self.node)
+            return self._replays
 
     def _log_size(self) -> float:
         return float(self.node.log.size) if self.node.log_enabled else 0.0
@@ -334,6 +349,10 @@ class Service:
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.node.close()
         self._writer.close()  # and the bundle store
+        with self._replays_lock:
+            if self._replays is not None:
+                self._replays.close()
+                self._replays = None
 
 
 def _open_stores(node: LocalNode) -> tuple[BundleStore, Tokens]:
@@ -346,6 +365,20 @@ def _open_stores(node: LocalNode) -> tuple[BundleStore, Tokens]:
     from ..stores import SQLBundleStore, SQLTokenStore
 
     return SQLBundleStore(database), SQLTokenStore(database)
+
+
+def _replay_store(node: LocalNode) -> SQLReplayStore:
+    """The gateway's seen requests: in the node's database when it has one, else in
+    ``node/ohttp-replays.sqlite`` under its home (workers share the home, and a
+    restarted node finds what it saw before)."""
+    from ..stores import SQLReplayStore
+
+    database = node.storage.database
+    if database is None:
+        folder = node.home.root / "node"
+        folder.mkdir(parents=True, exist_ok=True)
+        return SQLReplayStore("sqlite:///" + str(folder / "ohttp-replays.sqlite"))
+    return SQLReplayStore(database)
 
 
 def _dumps(value: Any) -> bytes:

@@ -26,6 +26,7 @@ from ._jobs import (
 )
 from ._pglog import PostgresLogStore, StoreUnavailable
 from ._registry import SQLRegistry
+from ._replays import SQLReplayStore
 from ._s3 import S3BlobStore, parse_s3_url
 from ._tokens import TOKEN_BYTES, TOKEN_PREFIX, SQLTokenStore, TokenInfo, hash_token
 from ._url import is_postgres, libpq_url, sqlalchemy_url
@@ -48,6 +49,7 @@ __all__ = [
     "SQLBundleStore",
     "SQLJobStore",
     "SQLRegistry",
+    "SQLReplayStore",
     "SQLTokenStore",
     "SQLWorkflowStore",
     "StoreUnavailable",
