@@ -72,7 +72,6 @@ def test_the_drafts_intermediate_keys_and_nonces() -> None:
 
 
 def test_the_client_reads_the_example_response_in_any_split() -> None:
-    gateway = Gateway(V["gateway_secret_key"], key_id=1)
     sealed = encapsulate_chunked_request(
         KeyConfig.parse(V["key_config"]),
         _pieces(V["request"], RAW["request_chunk_sizes"]),
@@ -125,7 +124,7 @@ def test_a_request_cut_short_or_with_chunks_swapped_is_refused() -> None:
         "the final chunk dropped to a middle one": head + first + final[1:],
     }
     for bad in cases.values():
-        with pytest.raises(VerificationError, match="final chunk|does not open|inside a chunk"):
+        with pytest.raises(VerificationError, match=r"final chunk|does not open|inside a chunk"):
             open_chunked_request(gateway, bad)
 
 
