@@ -31,6 +31,7 @@ from ._bhttp import (
     encode_request,
     encode_response,
 )
+from ._bhttpstream import RESPONSE_END, ResponseReader, content_chunk, response_head
 from ._chunked import (
     CHUNK_SIZE,
     ChunkedClientRequest,
@@ -61,6 +62,7 @@ __all__ = [
     "MAX_FIELDS",
     "MAX_MESSAGE",
     "OHTTP_BINDING_CONTEXT",
+    "RESPONSE_END",
     "BinaryRequest",
     "BinaryResponse",
     "ChunkedClientRequest",
@@ -70,7 +72,9 @@ __all__ = [
     "Gateway",
     "KeyConfig",
     "Response",
+    "ResponseReader",
     "check_ohttp_binding",
+    "content_chunk",
     "decode_request",
     "decode_response",
     "encapsulate_chunked_request",
@@ -80,5 +84,6 @@ __all__ = [
     "ohttp_binding_message",
     "open_chunked_request",
     "parse_key_configs",
+    "response_head",
     "sign_ohttp_binding",
 ]

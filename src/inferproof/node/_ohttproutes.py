@@ -10,30 +10,48 @@ sees only the relay.
 
 from __future__ import annotations
 
-import httpx
+import asyncio
+from collections.abc import AsyncIterator
+
 from fastapi import APIRouter, Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from ..confidential import (
+    CHUNK_SIZE,
+    RESPONSE_END,
     BinaryRequest,
     BinaryResponse,
+    ChunkedResponse,
     Gateway,
+    content_chunk,
     decode_request,
     encode_response,
+    open_chunked_request,
+    response_head,
 )
 from ..errors import Error
 from ._errors import NodeHTTPError, errors
+from ._inprocess import InnerResponse, serve_inside
 from ._replays import ReplayGuard
 
-__all__ = ["OHTTP_KEYS", "OHTTP_REQUEST", "OHTTP_RESPONSE", "router"]
+__all__ = [
+    "OHTTP_CHUNKED_REQUEST",
+    "OHTTP_CHUNKED_RESPONSE",
+    "OHTTP_KEYS",
+    "OHTTP_REQUEST",
+    "OHTTP_RESPONSE",
+    "router",
+]
 
 OHTTP_KEYS = "application/ohttp-keys"
 OHTTP_REQUEST = "message/ohttp-req"
 OHTTP_RESPONSE = "message/ohttp-res"
+# draft-ietf-ohai-chunked-ohttp-08 section 3's media types.
+OHTTP_CHUNKED_REQUEST = "message/ohttp-chunked-req"
+OHTTP_CHUNKED_RESPONSE = "message/ohttp-chunked-res"
 # Only the node's API may be reached through the gateway: not the gateway itself (a
 # request sealed inside a request), not the explorer's pages.
 _ALLOWED_PREFIX = "/v1/"
-_INTERNAL = "http://inferproof.internal"
 
 router = APIRouter(include_in_schema=False)
 
@@ -53,44 +71,70 @@ async def ohttp_keys(request: Request) -> Response:
     return Response(keys, media_type=OHTTP_KEYS, headers={"Cache-Control": "max-age=3600"})
 
 
-@router.post("/.well-known/ohttp-gateway", responses=errors(400, 413, 415, 429))
+@router.post("/.well-known/ohttp-gateway", responses=errors(400, 413, 415, 429, 503))
 async def ohttp_gateway(request: Request) -> Response:
-    if request.headers.get("content-type", "").split(";")[0].strip() != OHTTP_REQUEST:
-        raise NodeHTTPError(415, f"an Oblivious HTTP request is {OHTTP_REQUEST}")
+    kind = request.headers.get("content-type", "").split(";")[0].strip()
+    if kind not in (OHTTP_REQUEST, OHTTP_CHUNKED_REQUEST):
+        raise NodeHTTPError(
+            415, f"an Oblivious HTTP request is {OHTTP_REQUEST} or {OHTTP_CHUNKED_REQUEST}"
+        )
     gateway, _, guard = _gateway(request)
     sealed = await request.body()
     try:
-        inner, reply = gateway.open(sealed)
+        if kind == OHTTP_REQUEST:
+            inner, reply = gateway.open(sealed)
+            enc = reply.enc
+        else:
+            inner, writer = open_chunked_request(gateway, sealed)
+            enc = writer.enc
         message = decode_request(inner)
     except Error as exc:
         raise NodeHTTPError(400, f"not an Oblivious HTTP request for this node: {exc}") from None
-    guard.check(reply.enc, _header(message, "date"))
+    # The replay record may be a database: its round trip stays off the event loop.
+    await asyncio.to_thread(guard.check, enc, _header(message, "date"))
+    answer = await _answer(request, message)
+    if kind == OHTTP_REQUEST:
+        body = b"".join([piece async for piece in answer.body])
+        whole = BinaryResponse(answer.status, tuple(answer.headers), body)
+        return Response(reply(encode_response(whole)), media_type=OHTTP_RESPONSE, headers=_PRIVATE)
+    return StreamingResponse(
+        _sealed_stream(writer, answer),
+        media_type=OHTTP_CHUNKED_RESPONSE,
+        # Draft section 3: tell intermediaries each piece is worth passing on at once.
+        headers={**_PRIVATE, "Incremental": "?1"},
+    )
+
+
+_PRIVATE = {"Cache-Control": "private, no-store"}
+# Content per sealed chunk: the draft's 2^14 (section 4) less the two-byte length that
+# content_chunk puts before it (RFC 9000 section 16: two bytes hold up to 16383).
+_PIECE = CHUNK_SIZE - 2
+
+
+async def _answer(request: Request, message: BinaryRequest) -> InnerResponse:
     if not message.path.startswith(_ALLOWED_PREFIX):
         refusal = b"only the node's /v1/ API is served through the gateway"
-        answer = BinaryResponse(403, (("content-type", "text/plain"),), refusal)
-    else:
-        answer = await _serve(request, message)
-    return Response(
-        reply(encode_response(answer)),
-        media_type=OHTTP_RESPONSE,
-        headers={"Cache-Control": "private, no-store"},
-    )
+        return InnerResponse(403, [("content-type", "text/plain")], _once(refusal))
+    return await serve_inside(request.app, message, request.scope.get("client"))
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def _sealed_stream(writer: ChunkedResponse, answer: InnerResponse) -> AsyncIterator[bytes]:
+    """The answer as a chunked response, sealed as the app writes it. An answer that
+    breaks off gets no final chunk, so the client sees it cut, never complete."""
+    yield writer.start()
+    yield writer.seal(response_head(answer.status, tuple(answer.headers)))
+    try:
+        async for piece in answer.body:
+            for i in range(0, len(piece), _PIECE):
+                yield writer.seal(content_chunk(piece[i : i + _PIECE]))
+    except Error:
+        return
+    yield writer.final(RESPONSE_END)
 
 
 def _header(message: BinaryRequest, name: str) -> str | None:
     return next((v for k, v in message.headers if k == name), None)
-
-
-async def _serve(request: Request, message: BinaryRequest) -> BinaryResponse:
-    """Serve ``message`` on this app, in process, as if it had come over the network."""
-    headers = [(k, v) for k, v in message.headers if k not in ("host", "content-length")]
-    transport = httpx.ASGITransport(app=request.app)
-    async with httpx.AsyncClient(transport=transport, base_url=_INTERNAL) as client:
-        answer = await client.request(
-            message.method, message.path, headers=headers, content=message.content
-        )
-    kept = tuple(
-        (k.lower(), v) for k, v in answer.headers.items()
-        if k.lower() not in ("content-length", "transfer-encoding", "connection")
-    )  # fmt: skip
-    return BinaryResponse(answer.status_code, kept, answer.content)
