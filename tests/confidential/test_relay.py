@@ -97,7 +97,15 @@ def test_a_confidential_inference_is_served_verified_and_unreadable_on_the_way(
 def test_the_relay_refuses_what_is_not_a_sealed_request(relay: Relay) -> None:
     answer = httpx.post(relay.url, json={"model": "credit:1"})
     assert answer.status_code == 415
-    assert httpx.get(relay.url).status_code == 405
+    assert httpx.put(relay.url, content=b"x").status_code == 405
+
+
+def test_the_relay_forwards_the_gateways_key_configuration(node: Running, relay: Relay) -> None:
+    direct = httpx.get(node.url + "/.well-known/ohttp-gateway")
+    through = httpx.get(relay.url)
+    assert through.status_code == 200
+    assert through.headers["content-type"] == "application/ohttp-keys"
+    assert through.content == direct.content and len(through.content) > 10
 
 
 def test_an_altered_request_is_refused_through_the_relay(node: Running, relay: Relay) -> None:

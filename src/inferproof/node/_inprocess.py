@@ -40,9 +40,7 @@ async def serve_inside(app: Any, message: BinaryRequest, client: Any = None) -> 
     the outer connection's address (the relay's), so per-client limits apply to it."""
     url = urlsplit(message.path)
     headers = [(b"host", _HOST.encode())] + [
-        (k.encode("latin-1"), v.encode("latin-1"))
-        for k, v in message.headers
-        if k not in _DROPPED
+        (k.encode("latin-1"), v.encode("latin-1")) for k, v in message.headers if k not in _DROPPED
     ]
     headers.append((b"content-length", str(len(message.content)).encode()))
     scope = {
