@@ -15,8 +15,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from inferproof._keys import raw_public
 from inferproof.attest import OHTTP_BINDING_CONTEXT, check_ohttp_binding, sign_ohttp_binding
 from inferproof.client import Client
-from inferproof.client._ohttp import bound_key_config
-from inferproof.confidential import Gateway, parse_key_configs
+from inferproof.client._ohttp import bind_gateway
+from inferproof.confidential import (
+    BinaryResponse,
+    Gateway,
+    encode_response,
+    open_chunked_request,
+    parse_key_configs,
+)
 from inferproof.errors import VerificationError
 from inferproof.verify import TrustRoot
 from tests.node.conftest import Running, start
@@ -75,22 +81,55 @@ def test_the_binding_is_domain_separated(node: Running) -> None:
         check_ohttp_binding(raw_public(key.public_key()), keys, key.sign(keys))
 
 
+def _evil_relay(ident: dict[str, object]) -> httpx.MockTransport:
+    """A man in the middle posing as the relay: it hands out its own gateway keys,
+    opens what is sealed to them and answers ``ident`` to every request."""
+    attacker = Gateway(b"\x07" * 32)
+    config = attacker.config.encode()
+    keys = len(config).to_bytes(2, "big") + config
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return httpx.Response(
+                200, content=keys, headers={"content-type": "application/ohttp-keys"}
+            )
+        _, writer = open_chunked_request(attacker, request.read())
+        answer = BinaryResponse(
+            200, (("content-type", "application/json"),), json.dumps(ident).encode()
+        )
+        return httpx.Response(200, content=b"".join(writer.whole(encode_response(answer))),
+                              headers={"content-type": "message/ohttp-chunked-res"})  # fmt: skip
+
+    return httpx.MockTransport(handle)
+
+
 def _forged_identity(node: Running, signer: Ed25519PrivateKey, named: bytes) -> httpx.MockTransport:
-    """A man in the middle: the node's identity with its own gateway keys, signed by
-    ``signer`` and naming ``named`` as the node key."""
+    """The node's identity with the attacker's gateway keys, signed by ``signer`` and
+    naming ``named`` as the node key, served by a man-in-the-middle relay."""
     attacker = Gateway(b"\x07" * 32).config.encode()
     keys = len(attacker).to_bytes(2, "big") + attacker
     ident = {**_identity(node), "node_key": base64.b64encode(named).decode(),
              "ohttp": {"keys": base64.b64encode(keys).decode(),
                        "binding": base64.b64encode(sign_ohttp_binding(signer, keys)).decode()}}  # fmt: skip
-    return httpx.MockTransport(lambda request: httpx.Response(200, json=ident))
+    return _evil_relay(ident)
+
+
+RELAY = "http://relay.invalid/"
 
 
 def test_keys_not_signed_by_the_named_node_key_are_refused(node: Running) -> None:
     attacker = Ed25519PrivateKey.generate()
     forged = _forged_identity(node, attacker, node.node.public_key)
     with pytest.raises(VerificationError, match="did not sign these Oblivious HTTP keys"):
-        bound_key_config(node.url, forged)
+        bind_gateway(node.url, RELAY, transport=forged)
+
+
+def test_keys_the_relay_swapped_in_are_refused(node: Running) -> None:
+    """The relay hands out its own keys and answers the node's real identity, whose
+    signed keys are the node's: the client sees the keys differ and seals nothing more."""
+    with pytest.raises(VerificationError, match="not the one the node signed") as caught:
+        bind_gateway(node.url, RELAY, transport=_evil_relay(_identity(node)))
+    assert caught.value.check == "ohttp.key_binding"
 
 
 def test_a_node_key_the_client_does_not_trust_is_refused_before_sealing(
@@ -100,12 +139,12 @@ def test_a_node_key_the_client_does_not_trust_is_refused_before_sealing(
     named = raw_public(attacker.public_key())
     forged = _forged_identity(node, attacker, named)  # self-consistent, but not this node
     with pytest.raises(VerificationError, match="does not trust"):
-        bound_key_config(node.url, forged, trusted={node.node.public_key})
+        bind_gateway(node.url, RELAY, transport=forged, trusted={node.node.public_key})
     # The client's trust root names the real node: a confidential client refuses.
     trust = TrustRoot.from_keys([node.node.public_key])
     with pytest.raises(VerificationError, match="does not trust"):
         Client(node.url, node.token, trust=trust, home=tmp_path, transport=forged,
-               confidential=True, relay="http://127.0.0.1:9/")  # fmt: skip
+               confidential=True, relay=RELAY)  # fmt: skip
 
 
 def test_a_pinned_identity_is_what_the_binding_is_checked_against(
@@ -116,7 +155,7 @@ def test_a_pinned_identity_is_what_the_binding_is_checked_against(
     forged = _forged_identity(node, Ed25519PrivateKey.generate(), b"\x01" * 32)
     with pytest.raises(VerificationError, match="does not trust"):
         Client(node.url, node.token, home=tmp_path, transport=forged, confidential=True,
-               relay="http://127.0.0.1:9/")  # fmt: skip
+               relay=RELAY)  # fmt: skip
     assert (
         json.loads(next((tmp_path / "known_nodes").glob("*.json")).read_text())["url"] == node.url
     )

@@ -11,7 +11,7 @@ import httpx
 
 from .._canonical import check_digest
 from .._files import PathLike
-from ..errors import Error
+from ..errors import Error, InputError
 from ..hub import ModelRecord
 from ..log import SignedCheckpoint
 from ..receipts import Bundle, RunRecord
@@ -78,6 +78,11 @@ class AsyncClient(ClientCore):
         ``transport`` replaces the network (for example ``httpx.ASGITransport(app=...)``
         to run against a node's app in this process)."""
         super().__init__(url, token, policy, trust, verify, home)
+        if self.policy.require_confidential:
+            raise InputError(
+                "the asyncio client does not send confidentially yet: use Client(..., "
+                "confidential=True, relay=URL)"
+            )
         self.retries = retries
         self._wf = WorkflowFlows(self)
         self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout, transport=transport)

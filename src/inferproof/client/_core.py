@@ -198,6 +198,9 @@ class ClientCore:
             Verifier(trust, self.policy, zk_srs=self._zk_srs) if trust is not None else None
         )
         self._opened: dict[bytes, tuple[SignedCheckpoint, VerifierKey]] = {}
+        # What binds the gateway key a confidential client seals to: reported with
+        # every answer it verifies (client/_ohttp.py).
+        self._confidential: Check | None = None
 
     # -- trust on first use ------------------------------------------------------------------
     def _pin_path(self) -> Path:
@@ -375,6 +378,8 @@ class ClientCore:
         report = verifier.check(bundle, material)
         if ref is not None:
             report = with_checks(report, requested_check(bundle, ref))
+        if self._confidential is not None:
+            report = with_checks(report, self._confidential)
         inclusion = next((c for c in report.checks if c.name == "log.inclusion"), None)
         if bundle.tlog_entry is None or inclusion is None or not inclusion.passed:
             return report

@@ -45,7 +45,7 @@ from ._core import (
     record_of,
     retry_after,
 )
-from ._ohttp import ObliviousTransport, bound_key_config
+from ._ohttp import ObliviousTransport, bind_gateway
 from ._runs import sign_run_flow
 from ._stream import Emit, Pull, StreamFlow
 from ._workflows import VerifiedRun, WorkflowFlows
@@ -90,10 +90,17 @@ class Client(ClientCore):
         if confidential:
             if relay is None:
                 raise InputError("a confidential client needs a relay (relay=URL)")
-            config = bound_key_config(self.url, transport, self._known_node_keys())
+            config, self._confidential = bind_gateway(
+                self.url, relay, transport=transport, trusted=self._known_node_keys(),
+                require_attested=self.policy.require_confidential,
+                allow_software=self.policy.confidential_allow_software,
+                attestation=self.policy.attestation,
+            )  # fmt: skip
             transport = ObliviousTransport(config, relay, transport=transport, timeout=timeout)
         elif relay is not None:
             raise InputError("relay= is for a confidential client (confidential=True)")
+        elif self.policy.require_confidential:
+            raise InputError("the policy requires confidential inference (confidential=True)")
         self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
 
     def _send(self, req: Req) -> httpx.Response:

@@ -159,6 +159,11 @@ class Policy:
     # Relayed LLM answers were computed by an upstream, not the node: refused unless
     # a policy accepts them (they mean something only from an attested node).
     accept_relayed: bool = False
+    # A confidential client sends only to a node whose Oblivious HTTP key hardware
+    # attestation binds (docs/confidential.md); a software node's key is bound by its
+    # node key alone, accepted only when this says so, and the report says which.
+    require_confidential: bool = False
+    confidential_allow_software: bool = False
 
 
 _TOP = {
@@ -172,6 +177,7 @@ _TOP = {
     "zk",
     "relay",
     "reexecution",
+    "confidential",
 }
 # "$comment" (the JSON Schema keyword for comments) may appear in any object of a
 # policy, so `inferproof policy init` can write a commented policy in plain JSON.
@@ -186,7 +192,9 @@ def _strip_comments(value: Any) -> Any:
     return value
 
 
-_REQUIRE = {"model_signature", "input", "reexecution", "nonce", "hardware", "log", "zk"}
+_REQUIRE = {
+    "model_signature", "input", "reexecution", "nonce", "hardware", "log", "zk", "confidential",
+}  # fmt: skip
 
 
 def _section(obj: dict[str, Any], key: str, allowed: set[str]) -> dict[str, Any]:
@@ -229,6 +237,9 @@ def parse_policy(obj: Any, local: TrustRoot) -> tuple[TrustRoot, Policy]:
         raise InputError("policy: relay.accept must be true or false")
     if not isinstance(zk.get("allow_dev_srs", False), bool):
         raise InputError("policy: zk.allow_dev_srs must be true or false")
+    confidential = _section(obj, "confidential", {"allow_software"})
+    if not isinstance(confidential.get("allow_software", False), bool):
+        raise InputError("policy: confidential.allow_software must be true or false")
     require = dict(_section(obj, "require", _REQUIRE))
     fresh = _section(obj, "freshness", {"max_age_seconds"})
     env = _section(obj, "environment", {"allowed_measurements"})
@@ -282,6 +293,8 @@ def parse_policy(obj: Any, local: TrustRoot) -> tuple[TrustRoot, Policy]:
         require_zk=require.get("zk", False),
         allow_dev_srs=zk.get("allow_dev_srs", False),
         accept_relayed=relay.get("accept", False),
+        require_confidential=require.get("confidential", False),
+        confidential_allow_software=confidential.get("allow_software", False),
         attestation=AttestationPolicy.from_dict(obj["attestation"])
         if "attestation" in obj
         else None,
