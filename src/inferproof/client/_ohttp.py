@@ -45,12 +45,15 @@ from ..confidential import (
 )
 from ..errors import Error, InputError, VerificationError
 
-__all__ = ["GATEWAY_PATH", "ObliviousTransport", "bind_gateway"]
+__all__ = ["GATEWAY_PATH", "SEALED", "ObliviousTransport", "bind_gateway"]
 
 GATEWAY_PATH = "/.well-known/ohttp-gateway"
 _REQUEST, _RESPONSE = "message/ohttp-req", "message/ohttp-res"
 _CHUNKED_REQUEST, _CHUNKED_RESPONSE = "message/ohttp-chunked-req", "message/ohttp-chunked-res"
 _KEYS = "application/ohttp-keys"
+# The response extension that marks a streamed answer opened from chunked OHTTP: its
+# reader must be drained to the final chunk before the answer is accepted.
+SEALED = "inferproof.sealed"
 _MAX_KEYS = 64 * 1024
 # Headers that would only describe the hop to the relay, or be wrong inside: the
 # sealed request is its own message (RFC 9292 section 3.6 carries no connection fields).
@@ -281,7 +284,9 @@ def _open_stream(answer: httpx.Response, chunks: ChunkedResponseReader) -> httpx
         raise
     assert inner.status is not None
     body = _OpenedStream(answer, raw, chunks, inner, early)
-    return httpx.Response(inner.status, headers=list(inner.headers), stream=body)
+    return httpx.Response(
+        inner.status, headers=list(inner.headers), stream=body, extensions={SEALED: True}
+    )
 
 
 def _finish(

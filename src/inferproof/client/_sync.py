@@ -45,7 +45,7 @@ from ._core import (
     record_of,
     retry_after,
 )
-from ._ohttp import ObliviousTransport, bind_gateway
+from ._ohttp import SEALED, ObliviousTransport, bind_gateway
 from ._runs import sign_run_flow
 from ._stream import Emit, Pull, StreamFlow
 from ._workflows import VerifiedRun, WorkflowFlows
@@ -130,11 +130,17 @@ class Client(ClientCore):
             body: Iterator[bytes] = iter(())
             reply: Any = None
             error: Error | None = None
+            sealed = False
             try:
                 while True:
                     try:
                         step = flow.send(reply) if error is None else flow.throw(error)
                     except StopIteration as stop:
+                        if sealed:
+                            # A sealed stream is complete only at its final chunk
+                            # (client/_ohttp.py): read to it before the answer counts.
+                            while self._pull(body):
+                                pass
                         done(cast(T, stop.value))
                         return
                     reply, error = None, None
@@ -151,6 +157,7 @@ class Client(ClientCore):
                         if step.stream:
                             opened.callback(reply.close)
                             body = reply.iter_bytes()
+                            sealed = bool(reply.extensions.get(SEALED))
             finally:
                 flow.close()
 
