@@ -64,7 +64,9 @@ def test_the_drafts_example_response_byte_for_byte() -> None:
 def test_the_drafts_intermediate_keys_and_nonces() -> None:
     """The AES key, the base nonce and each chunk's nonce, as the example lists them."""
     gateway = Gateway(V["gateway_secret_key"], key_id=1)
-    enc, context, _ = gateway._recipient(V["encapsulated_request"], b"message/bhttp chunked request")
+    enc, context, _ = gateway._recipient(
+        V["encapsulated_request"], b"message/bhttp chunked request"
+    )
     assert context.export(b"message/bhttp chunked response", 16) == V["exported_secret"]
     _, base = _response_keys(context, enc, V["response_nonce"], b"message/bhttp chunked response")
     assert base == V["aead_nonce"]
@@ -149,7 +151,12 @@ def test_a_response_cut_short_reordered_or_for_another_request_is_refused() -> N
     gateway = Gateway(bytes(range(32)), key_id=3)
     sealed = encapsulate_chunked_request(gateway.config, b"request")
     _, writer = open_chunked_request(gateway, sealed.encapsulated)
-    nonce, one, two, final = writer.start(), writer.seal(b"one"), writer.seal(b"two"), writer.final()
+    nonce, one, two, final = (
+        writer.start(),
+        writer.seal(b"one"),
+        writer.seal(b"two"),
+        writer.final(),
+    )
     for bad, why in (
         (nonce + one + two, "ended before its final chunk"),
         (nonce + one, "ended before its final chunk"),

@@ -7,42 +7,19 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from inferproof.client import Client
 from inferproof.errors import InputError
-from inferproof.node._relay import create_relay
 from inferproof.testing import credit_risk_model
 from tests._cli import inferproof
-from tests.node.conftest import Running, pushed, serve_thread, start
+from tests.confidential._relay import Relay, relay_for
+from tests.node.conftest import Running, pushed, start
 
 ROW = [[52.0, 0.41, 34.0, 2.0]]
-
-
-class _Recording(httpx.AsyncBaseTransport):
-    """The relay's outgoing network, recorded: every request it forwards to the node."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
-        self.sent: list[httpx.Request] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        await request.aread()
-        self.sent.append(request)
-        return await self.inner.handle_async_request(request)
-
-
-@dataclass
-class Relay:
-    url: str
-    server: uvicorn.Server
-    forwarded: _Recording
-    lines: list[str] = field(default_factory=list)
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +34,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 @pytest.fixture(scope="module")
 def relay(node: Running) -> Iterator[Relay]:
-    recording = _Recording()
-    lines: list[str] = []
-    app = create_relay(node.url + "/.well-known/ohttp-gateway", transport=recording,
-                       record=lines.append)  # fmt: skip
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    url, thread = serve_thread(server)
-    yield Relay(url + "/", server, recording, lines)
-    server.should_exit = True
-    thread.join(30)
+    with relay_for(node) as running:
+        yield running
 
 
 def test_a_confidential_inference_is_served_verified_and_unreadable_on_the_way(

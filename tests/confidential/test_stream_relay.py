@@ -9,20 +9,18 @@ edits the real sealed bytes (the attacker is simulated, the node and our code ar
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from inferproof.client import Client
 from inferproof.confidential._chunked import _read_varint
 from inferproof.errors import InputError, VerificationError
-from inferproof.node._relay import create_relay
 from inferproof.testing import SMOLLM2_QUESTION, SMOLLM2_SYSTEM, credit_risk_model, smollm2_gguf
+from tests.confidential._relay import Relay, relay_for
 from tests.node._chat import tiny_gguf
-from tests.node.conftest import Running, pushed, serve_thread, start
+from tests.node.conftest import Running, pushed, start
 
 # The response nonce's length: max(Nn, Nk) of AES-128-GCM (RFC 9458 section 4.4).
 NONCE = 16
@@ -32,25 +30,6 @@ QUESTION = [
     {"role": "system", "content": SMOLLM2_SYSTEM},
     {"role": "user", "content": SMOLLM2_QUESTION},
 ]
-
-
-class _Recording(httpx.AsyncBaseTransport):
-    """The relay's outgoing network: what it forwards, and each answer's pieces."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
-        self.sent: list[bytes] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.sent.append(await request.aread())
-        return await self.inner.handle_async_request(request)
-
-
-@dataclass
-class Relay:
-    url: str
-    forwarded: _Recording
-    lines: list[str] = field(default_factory=list)
 
 
 @pytest.fixture(scope="module")
@@ -70,14 +49,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 @pytest.fixture(scope="module")
 def relay(node: Running) -> Iterator[Relay]:
-    recording, lines = _Recording(), []
-    app = create_relay(node.url + "/.well-known/ohttp-gateway", transport=recording,
-                       record=lines.append)  # fmt: skip
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    url, thread = serve_thread(server)
-    yield Relay(url + "/", recording, lines)
-    server.should_exit = True
-    thread.join(30)
+    with relay_for(node) as running:
+        yield running
 
 
 def _client(node: Running, relay: Relay, home: Path, **kw: object) -> Client:
@@ -103,7 +76,7 @@ def test_smollm2_streams_through_the_relay_verified(
     assert "software node" in checks["confidential"].detail
     assert scored.report is not None and scored.report.verified
     # What the relay forwarded names nothing of the question, the model or the token.
-    for body in relay.forwarded.sent[before:]:
+    for body in relay.posted(before):
         for secret in (b"capital", b"France", b"Paris", b"smol", node.token.encode(), b"/v1/"):
             assert secret not in body
     assert not any("France" in line or "smol" in line for line in relay.lines)
