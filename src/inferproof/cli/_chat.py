@@ -15,7 +15,15 @@ from ..engine import LocalNode, receipt_digest
 from ..errors import Error, InputError
 from ..verify import CheckStatus
 from ._common import err_console, handle_errors, is_tty, model_ref
-from ._node import NodeOpt, TokenOpt, node_client
+from ._node import (
+    ConfidentialOpt,
+    NodeOpt,
+    RelayOpt,
+    TokenOpt,
+    confidential_relay,
+    node_client,
+    print_confidential,
+)
 
 
 @handle_errors
@@ -50,6 +58,8 @@ def chat(
             help="With --node: print the answer only once its receipt verified.",
         ),
     ] = False,
+    confidential: ConfidentialOpt = False,
+    relay: RelayOpt = None,
 ) -> None:
     """Ask a GGUF model, print the answer as it is generated, write a receipt bundle.
 
@@ -57,7 +67,10 @@ def chat(
     and must give the identical answer. With --node the node answers, and the
     client verifies the receipt (signature, nonce, request, log) before it exits 0:
     text printed before a failed check is not verified, and the command says so.
+    With --confidential --relay URL the prompt and the streamed answer travel sealed
+    to the node's attested key through the relay (docs/confidential.md).
     """
+    relay = confidential_relay(node_url, confidential, relay)
     messages = [{"role": "system", "content": system}] if system is not None else []
     messages.append({"role": "user", "content": prompt})
     body: dict[str, Any] = {"messages": messages}
@@ -66,7 +79,8 @@ def chat(
             body[key] = value
     ref = model_ref(model, ".gguf")
     if node_url is not None:
-        answer = _ask_node(node_url, token, policy, ref, body, nonce, private, verified_stream)
+        answer = _ask_node(node_url, token, policy, ref, body, nonce, private, verified_stream,
+                           relay)  # fmt: skip
         _save(answer, output)
         return
     if policy is not None or verified_stream:
@@ -110,6 +124,7 @@ def _ask_node(
     nonce: str | None,
     private: bool,
     hold: bool,
+    relay: str | None = None,
 ) -> ChatAnswer:
     """Stream the node's answer to stdout; return it once its receipt verified."""
     if not isinstance(ref, str):
@@ -118,7 +133,7 @@ def _ask_node(
             f"not a file: push {ref} first (inferproof model push FILE --node URL)"
         )
     printed = False
-    with node_client(url, token, policy) as client:
+    with node_client(url, token, policy, relay=relay) as client:
         stream = client.chat_stream(ref, body, nonce=nonce, private=private, verified_stream=hold)
         try:
             for delta in stream:
@@ -151,6 +166,7 @@ def _save(answer: ChatAnswer, output: Path | None) -> None:
         markup=False,
         soft_wrap=True,
     )
+    print_confidential(answer.report)
     checks = answer.report.checks if answer.report is not None else ()
     done = [c.name for c in checks if c.status is CheckStatus.PASSED]
     skipped = [c.name for c in checks if c.status is CheckStatus.NOT_CHECKED]

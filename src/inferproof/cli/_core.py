@@ -16,7 +16,15 @@ from ..hub import sign_model
 from ..receipts import Bundle
 from ..runtime import NamedInputs, encode_tensors, load_tensors
 from ._common import console, handle_errors, model_ref, step_progress
-from ._node import NodeOpt, TokenOpt, node_client
+from ._node import (
+    ConfidentialOpt,
+    NodeOpt,
+    RelayOpt,
+    TokenOpt,
+    confidential_relay,
+    node_client,
+    print_confidential,
+)
 from ._view import log_entry
 
 model_app = typer.Typer(help="Push, list and show models in the hub.", no_args_is_help=True)
@@ -114,15 +122,22 @@ def infer(
     policy: Annotated[
         Path | None, typer.Option("--policy", help="With --node: the client's policy.")
     ] = None,
+    confidential: ConfidentialOpt = False,
+    relay: RelayOpt = None,
 ) -> None:
-    """Run a model (locally, or on a node with --node) and write a receipt bundle."""
+    """Run a model (locally, or on a node with --node) and write a receipt bundle.
+
+    With --confidential --relay URL the request and its answer travel sealed to the
+    node's attested key through the relay, which reads neither (docs/confidential.md).
+    """
+    relay = confidential_relay(node_url, confidential, relay)
     if public_output and not private_input:
         raise InputError("--public-output applies with --private-input (outputs are public anyway)")
     private_output = private_input and not public_output
     inputs = load_tensors(input_file)
     with step_progress(f"inference ({mode})") as progress:
         if node_url:
-            with node_client(node_url, token, policy) as client:
+            with node_client(node_url, token, policy, relay=relay) as client:
                 result: InferenceResult | Inference = client.infer(
                     model, _client_inputs(inputs), mode=mode, nonce=nonce,
                     private_input=private_input, private_output=private_output,
@@ -140,6 +155,8 @@ def infer(
         console.print(f"opening (keep it private) written to {opening}", style="dim")
     console.print_json(json.dumps(encode_tensors(result.outputs)))
     _print_receipt(result.bundle)
+    if isinstance(result, Inference):
+        print_confidential(result.report)
     console.print(f"bundle written to {output}", style="dim")
 
 

@@ -14,7 +14,8 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import httpx
 import typer
@@ -25,7 +26,7 @@ from ..engine import ChatConfig
 from ..errors import Error, InputError
 from ..node import MAX_MODEL_BYTES, NodeConfig
 from ..runtime import DEFAULT_MAX_CTX, LlamaSettings, check_upstream
-from ..verify import load_policy
+from ..verify import VerificationReport, load_policy
 from ._common import console, err_console, handle_errors
 from ._storage import (
     BlobsOpt,
@@ -47,30 +48,78 @@ TokenOpt = Annotated[
     str | None,
     typer.Option("--token", envvar="INFERPROOF_TOKEN", help="Bearer token for writes."),
 ]
+ConfidentialOpt = Annotated[
+    bool,
+    typer.Option(
+        "--confidential",
+        help="With --node: seal every request to the node's attested Oblivious HTTP key "
+        "and send it through --relay (docs/confidential.md).",
+    ),
+]
+RelayOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--relay", envvar="INFERPROOF_RELAY", help="With --confidential: the relay's URL."
+    ),
+]
 # How long the demo waits for its node to start answering.
 _START_SECONDS = 60.0
 
 
 def node_client(
-    url: str, token: str | None = None, policy: Path | None = None, allow_dev_srs: bool = False
+    url: str,
+    token: str | None = None,
+    policy: Path | None = None,
+    allow_dev_srs: bool = False,
+    relay: str | None = None,
 ) -> Client:
     """A verifying client for ``--node URL``; a policy file replaces the default policy.
 
     Trust comes from the node pinned on first use, plus ``INFERPROOF_HOME/trust/``;
     a policy's ``trust`` section replaces it. ``allow_dev_srs`` (--allow-dev-srs)
-    weakens whichever policy applies, as it does offline.
+    weakens whichever policy applies, as it does offline. ``relay`` (--confidential
+    --relay) sends everything, the first identity fetch included, sealed through it.
     """
+    sealed: dict[str, Any] = {"confidential": True, "relay": relay} if relay else {}
     if policy is None:
         pol = replace(DEFAULT_POLICY, allow_dev_srs=True) if allow_dev_srs else None
-        return Client(url, token=token, policy=pol)
-    probe = Client(url)
+        return Client(url, token=token, policy=pol, **sealed)
+    probe = Client(url, **sealed)
     try:
         trust, pol = load_policy(policy, probe.trust_root())
     finally:
         probe.close()
     if allow_dev_srs:
         pol = replace(pol, allow_dev_srs=True)
-    return Client(url, token=token, policy=pol, trust=trust)
+    return Client(url, token=token, policy=pol, trust=trust, **sealed)
+
+
+def print_confidential(report: VerificationReport | None) -> None:
+    """Say what bound the key a confidential request was sealed to (stderr)."""
+    check = next((c for c in report.checks if c.name == "confidential"), None) if report else None
+    if check is not None:
+        err_console.print(
+            f"confidential: {check.status.value}: {check.detail}", markup=False, soft_wrap=True
+        )
+
+
+def confidential_relay(node_url: str | None, confidential: bool, relay: str | None) -> str | None:
+    """The relay of ``--confidential --relay URL``, the pair checked: each needs the
+    other, both need ``--node``."""
+    if not confidential and relay is None:
+        return None
+    if not confidential:
+        raise InputError("--relay needs --confidential")
+    if relay is None:
+        raise InputError("--confidential needs --relay URL (an Oblivious HTTP relay)")
+    if node_url is None:
+        raise InputError("--confidential applies with --node URL only")
+    parts = urlsplit(relay)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(f"--relay must be the http(s) URL of an Oblivious HTTP relay: {relay!r}")
+    if parts.username or parts.password:
+        raise InputError("--relay must not hold credentials")
+    return relay
 
 
 @handle_errors
