@@ -23,9 +23,11 @@ def relay(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8443,
 ) -> None:
-    """Relay sealed requests (message/ohttp-req, POST /) to the node's gateway and their
-    sealed answers back. The relay reads none of them and forwards no header of the
-    client's, so the node does not learn who asked (docs/confidential.md)."""
+    """Relay sealed requests (POST /: message/ohttp-req, or chunked
+    message/ohttp-chunked-req) to the node's gateway and their sealed answers back as
+    they arrive; GET / hands out the gateway's keys. The relay reads none of them and
+    forwards no header of the client's, so the node does not learn who asked
+    (docs/confidential.md)."""
     if not gateway.startswith(("http://", "https://")):
         raise InputError("--gateway must be the http(s) URL of the node's gateway")
     console.print(f"relaying to {gateway} on http://{host}:{port}/", markup=False)
