@@ -97,12 +97,23 @@ async def ohttp_gateway(request: Request) -> Response:
         body = b"".join([piece async for piece in answer.body])
         whole = BinaryResponse(answer.status, tuple(answer.headers), body)
         return Response(reply(encode_response(whole)), media_type=OHTTP_RESPONSE, headers=_PRIVATE)
+    if not _streamed(answer):
+        # An answer the app writes at once is sealed at once: one write, not four.
+        return Response(
+            b"".join([piece async for piece in _sealed_stream(writer, answer)]),
+            media_type=OHTTP_CHUNKED_RESPONSE, headers=_PRIVATE,
+        )  # fmt: skip
     return StreamingResponse(
         _sealed_stream(writer, answer),
         media_type=OHTTP_CHUNKED_RESPONSE,
         # Draft section 3: tell intermediaries each piece is worth passing on at once.
         headers={**_PRIVATE, "Incremental": "?1"},
     )
+
+
+def _streamed(answer: InnerResponse) -> bool:
+    kind = next((v for k, v in answer.headers if k == "content-type"), "")
+    return kind.split(";")[0].strip() == "text/event-stream"
 
 
 _PRIVATE = {"Cache-Control": "private, no-store"}
@@ -125,8 +136,9 @@ async def _once(data: bytes) -> AsyncIterator[bytes]:
 async def _sealed_stream(writer: ChunkedResponse, answer: InnerResponse) -> AsyncIterator[bytes]:
     """The answer as a chunked response, sealed as the app writes it. An answer that
     breaks off gets no final chunk, so the client sees it cut, never complete."""
-    yield writer.start()
-    yield writer.seal(response_head(answer.status, tuple(answer.headers)))
+    # The nonce and the head go in one write: the head alone tells a client nothing
+    # it can act on before the first piece of the body.
+    yield writer.start() + writer.seal(response_head(answer.status, tuple(answer.headers)))
     try:
         async for piece in answer.body:
             for i in range(0, len(piece), _PIECE):
