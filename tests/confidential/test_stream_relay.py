@@ -8,6 +8,8 @@ edits the real sealed bytes (the attacker is simulated, the node and our code ar
 
 from __future__ import annotations
 
+import base64
+
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -80,6 +82,16 @@ def test_smollm2_streams_through_the_relay_verified(
         for secret in (b"capital", b"France", b"Paris", b"smol", node.token.encode(), b"/v1/"):
             assert secret not in body
     assert not any("France" in line or "smol" in line for line in relay.lines)
+    # The public log holds the receipts: digests and commitments, no prompt or answer.
+    with node.http(auth=False) as http:
+        size = int(http.get("/v1/log/checkpoint").text.splitlines()[1])
+        assert 0 < size < 256
+        entries = http.get(f"/v1/log/tile/entries/000.p/{size}").content
+    # ...while the entries do hold this answer's signed receipt (its DSSE signature).
+    signature = answer.bundle.envelope["signatures"][0]["sig"]
+    assert signature.encode() in entries or base64.b64decode(signature) in entries
+    for plain_text in (SMOLLM2_QUESTION, answer.text, "Paris", "France"):
+        assert plain_text.encode() not in entries, plain_text
 
 
 def test_deltas_arrive_before_the_answer_ends(node: Running, relay: Relay, tmp_path: Path) -> None:
