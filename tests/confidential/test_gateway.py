@@ -1,6 +1,6 @@
 """The node's Oblivious HTTP gateway on a real node on loopback: an inference sealed to
-the node's key is served, its bundle verifies, and replayed, altered, stale or
-misdirected requests are refused."""
+the node's key, one-shot or chunked, is served, its bundle verifies, and replayed,
+altered, stale or misdirected requests are refused."""
 
 from __future__ import annotations
 
@@ -14,8 +14,11 @@ import pytest
 
 from inferproof.confidential import (
     BinaryRequest,
+    ChunkedClientRequest,
     ClientRequest,
+    ResponseReader,
     decode_response,
+    encapsulate_chunked_request,
     encapsulate_request,
     encode_request,
     parse_key_configs,
@@ -134,3 +137,70 @@ def test_the_key_configuration_is_the_nodes_own_key(node: Running, tmp_path: Pat
         (config,) = parse_key_configs(http.get(GATEWAY).content)
     assert config.public_key == Gateway(node.node.home.ohttp_key()).config.public_key
     assert (node.home / "keys" / "ohttp.key").stat().st_mode & 0o077 == 0
+
+
+# -- chunked requests (draft-ietf-ohai-chunked-ohttp-08) ---------------------------------
+
+CHUNKED = "message/ohttp-chunked-req"
+
+
+def _chunked(node: Running, path: str = "/v1/infer") -> ChunkedClientRequest:
+    with node.http(auth=False) as http:
+        (config,) = parse_key_configs(http.get(GATEWAY).content)
+    headers = (("authorization", f"Bearer {node.token}"), ("content-type", "application/json"),
+               ("date", formatdate(usegmt=True)))  # fmt: skip
+    content = json.dumps({"model": "credit:1", "inputs": ROW}).encode()
+    message = BinaryRequest("POST", "http", "node", path, headers, content)
+    return encapsulate_chunked_request(config, encode_request(message))
+
+
+def _opened(sealed: ChunkedClientRequest, wire: bytes) -> tuple[int, bytes]:
+    chunks, inner = sealed.response_reader(), ResponseReader()
+    body = [piece for chunk in chunks.feed(wire) for piece in inner.feed(chunk)]
+    body += inner.feed(chunks.close())
+    assert inner.close() is None  # the indeterminate-length form, read as it came
+    assert inner.status is not None
+    return inner.status, b"".join(body)
+
+
+def test_a_chunked_inference_is_served_and_its_bundle_verifies(node: Running) -> None:
+    sealed = _chunked(node)
+    answer = _post(node, sealed.encapsulated, CHUNKED)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "message/ohttp-chunked-res"
+    assert b"bundle" not in answer.content
+    status, body = _opened(sealed, answer.content)
+    assert status == 200
+    bundle = Bundle.from_json(json.loads(body)["bundle"])
+    assert node.node.verifier(Policy(require_log=True)).check(bundle).verified
+
+
+def test_a_replayed_chunked_request_is_refused(node: Running) -> None:
+    sealed = _chunked(node)
+    assert _post(node, sealed.encapsulated, CHUNKED).status_code == 200
+    again = _post(node, sealed.encapsulated, CHUNKED)
+    assert again.status_code == 400 and "a replay" in again.json()["error"]["message"]
+
+
+def test_every_flipped_bit_of_a_chunked_request_is_refused(node: Running) -> None:
+    wire = _chunked(node).encapsulated
+    for i in range(0, len(wire) * 8, 7):  # every seventh bit: header, enc, lengths, tags
+        bad = bytearray(wire)
+        bad[i // 8] ^= 1 << (i % 8)
+        answer = _post(node, bytes(bad), CHUNKED)
+        assert answer.status_code == 400, i
+        assert "not an Oblivious HTTP request" in answer.json()["error"]["message"]
+
+
+def test_the_two_forms_do_not_open_as_each_other(node: Running) -> None:
+    """The HPKE info labels differ (RFC 9458 section 4.3; the draft's section 6.1): a
+    chunked request posted as one-shot, or one-shot as chunked, does not open."""
+    assert _post(node, _chunked(node).encapsulated).status_code == 400
+    assert _post(node, _sealed(node).encapsulated, CHUNKED).status_code == 400
+
+
+def test_a_chunked_request_beyond_the_api_gets_a_sealed_refusal(node: Running) -> None:
+    sealed = _chunked(node, path="/explore")
+    answer = _post(node, sealed.encapsulated, CHUNKED)
+    assert answer.status_code == 200
+    assert _opened(sealed, answer.content)[0] == 403

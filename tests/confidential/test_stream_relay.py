@@ -9,7 +9,6 @@ edits the real sealed bytes (the attacker is simulated, the node and our code ar
 from __future__ import annotations
 
 import base64
-
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
