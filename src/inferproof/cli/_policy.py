@@ -93,6 +93,13 @@ def policy_document(node: LocalNode, platform: str | None) -> dict[str, Any]:
             "nonce": False,
             "hardware": platform is not None,
             "log": True,
+            "confidential": False,
+        },
+        "confidential": {
+            C: "With require.confidential, a confidential client (--confidential) sends only "
+            "to a node whose Oblivious HTTP key hardware attestation binds; allow_software "
+            "also accepts a software node's key, bound by its node key alone.",
+            "allow_software": False,
         },
         "log": {C: "How many of the witness keys must cosign the checkpoint.", "witness_quorum": 0},
         "freshness": {C: "Maximum receipt age in seconds.", "max_age_seconds": 86400},
