@@ -139,11 +139,22 @@ def _run(wf: Any) -> list[RunResult]:
 
     wf.subscribe(seen)
     wf.start()
-    finished = done.wait(RUNS * 3 + 30)
+    deadline = time.monotonic() + RUNS * 3 + 30
+    stored = 0
+    # A node serving this same home (`inferproof serve`) runs the workflow too: its
+    # scheduler shares the store, and each tick goes to whichever process claims it.
+    # Its runs count, from the store, though only this process's are printed.
+    while not done.wait(0.25) and time.monotonic() < deadline:
+        stored = len(wf.store.runs(NAME))
+        if stored >= RUNS:
+            break
     wf.pause(NAME)
     wf.close()
-    if not finished:
-        raise Error(f"only {len(results)} of {RUNS} runs happened in time")
+    if len(results) < RUNS and stored < RUNS:
+        raise Error(f"only {max(len(results), stored)} of {RUNS} runs happened in time")
+    if len(results) < RUNS:
+        console.print(f"{stored - len(results)} run(s) were made by another process serving "
+                      "this home (its scheduler shares the store)")  # fmt: skip
     return results
 
 
