@@ -36,6 +36,7 @@ LAYERS = [
     "verify",
     "proofs",
     "attest",
+    "image",
     "receipts",
     "log",
     "hub",

@@ -15,6 +15,7 @@ from ._chat import chat
 from ._core import infer, model_app
 from ._demo import demo
 from ._identity import node_app
+from ._image import image_app
 from ._keys import key_app
 from ._log import log_app, witness_app
 from ._logfind import log_get, log_search
@@ -58,6 +59,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(zk_app, name="zk")
 app.add_typer(receipt_app, name="receipt")
 app.add_typer(bundle_app, name="bundle")
+app.add_typer(image_app, name="image")
 app.add_typer(key_app, name="key")
 app.command("mcp")(mcp)
 app.add_typer(run_app, name="run")

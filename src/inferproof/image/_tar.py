@@ -1,0 +1,115 @@
+"""Layers as tar files whose bytes depend only on the files they hold.
+
+A tar written by ``tar`` or Python's defaults carries the build machine's clock,
+owners, umask and directory order; two builds of the same files differ. Here every
+entry is normalised as reproducible-builds.org prescribes ("Archive metadata"): the
+entries are sorted by path, each mtime is ``SOURCE_DATE_EPOCH``, owners are root (0/0,
+no names), modes keep only the permission bits that matter (0755 for directories and
+executables, 0644 for the rest), and hard links are stored as plain files. Only
+regular files, directories and symbolic links are taken: a device node or a socket in
+a layer is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError
+
+__all__ = ["LayerFile", "layer_tar", "walk_tree"]
+
+# The largest file a layer takes: a model wheel is a few hundred MiB; more than this
+# is not something the image should carry.
+MAX_FILE = 2 * 1024**3
+
+
+@dataclass(frozen=True)
+class LayerFile:
+    """One entry of a layer: its path inside the image (no leading slash), its kind
+    (``file``, ``dir`` or ``symlink``), its content or link target, and whether it is
+    executable."""
+
+    path: str
+    kind: str
+    data: bytes = b""
+    target: str = ""
+    executable: bool = False
+
+
+def walk_tree(root: Path, prefix: str = "") -> Iterator[LayerFile]:
+    """The entries of the folder ``root``, placed under ``prefix`` in the image."""
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        here = Path(dirpath)
+        rel = here.relative_to(root).as_posix()
+        base = "/".join(p for p in (prefix.strip("/"), "" if rel == "." else rel) if p)
+        if base:
+            yield LayerFile(base, "dir")
+        for name in sorted(filenames + [d for d in dirnames if (here / d).is_symlink()]):
+            path = here / name
+            inside = f"{base}/{name}" if base else name
+            info = path.lstat()
+            if stat.S_ISLNK(info.st_mode):
+                yield LayerFile(inside, "symlink", target=os.readlink(path))
+            elif stat.S_ISREG(info.st_mode):
+                if info.st_size > MAX_FILE:
+                    raise InputError(f"{path} is over {MAX_FILE} bytes: not for an image layer")
+                yield LayerFile(
+                    inside, "file", path.read_bytes(), executable=bool(info.st_mode & 0o111)
+                )
+            else:
+                raise InputError(f"{path} is neither a file, a folder nor a link")
+
+
+def layer_tar(entries: list[LayerFile], epoch: int) -> bytes:
+    """The tar of ``entries``, normalised (module docs). Parent folders missing from
+    ``entries`` are added; a path given twice is refused."""
+    by_path: dict[str, LayerFile] = {}
+    for entry in entries:
+        path = _clean(entry.path)
+        if path in by_path and by_path[path] != entry:
+            raise InputError(f"the layer holds {path} twice, differently")
+        by_path[path] = entry
+    for path in list(by_path):
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            by_path.setdefault("/".join(parts[:i]), LayerFile("/".join(parts[:i]), "dir"))
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(by_path):
+            tar.addfile(*_member(path, by_path[path], epoch))
+    return out.getvalue()
+
+
+def _clean(path: str) -> str:
+    parts = [p for p in path.strip("/").split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        raise InputError(f"layer path {path!r} is not a path inside the image")
+    return "/".join(parts)
+
+
+def _member(path: str, entry: LayerFile, epoch: int) -> tuple[tarfile.TarInfo, io.BytesIO | None]:
+    info = tarfile.TarInfo(path)
+    info.mtime, info.uid, info.gid, info.uname, info.gname = epoch, 0, 0, "", ""
+    if entry.kind == "dir":
+        info.type, info.mode = tarfile.DIRTYPE, 0o755
+        return info, None
+    if entry.kind == "symlink":
+        info.type, info.mode, info.linkname = tarfile.SYMTYPE, 0o777, entry.target
+        return info, None
+    if entry.kind != "file":
+        raise InputError(f"layer entry {path} has unknown kind {entry.kind!r}")
+    info.type, info.size = tarfile.REGTYPE, len(entry.data)
+    info.mode = 0o755 if entry.executable else 0o644
+    return info, io.BytesIO(entry.data)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

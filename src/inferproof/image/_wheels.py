@@ -1,0 +1,134 @@
+"""The Python layers: locked wheels unpacked into site-packages, and the project's own
+files, each file where ``pip install`` would put it and nothing of the build machine.
+
+A wheel is a zip of the files to install (PEP 427, "Installing a wheel"); unpacking it
+is copying those files, which is deterministic, where ``pip install`` also writes
+``INSTALLER``, a ``RECORD`` with its own paths and, by default, ``.pyc`` files stamped
+with the build machine's clock. Scripts are not generated: the image runs
+``python3.11 -m inferproof``. Every wheel is checked against the hash the lock gives
+for it before a byte of it is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import subprocess
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import Error, InputError, VerificationError
+from ._tar import LayerFile
+
+__all__ = ["LockedPackage", "project_files", "read_lock", "wheel_files"]
+
+SITE = "usr/local/lib/python3.11/site-packages"
+# A requirement line of a hash-pinned lock: `name==version \` then `--hash=sha256:...`.
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)")
+_HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
+_MAX_WHEEL = 1024**3
+_MAX_MEMBERS = 100_000
+
+
+@dataclass(frozen=True)
+class LockedPackage:
+    """A pinned package of the lock and the hashes of the files it allows."""
+
+    name: str
+    version: str
+    hashes: frozenset[str]
+
+
+def read_lock(text: str) -> dict[str, LockedPackage]:
+    """The packages of a ``--generate-hashes`` lock (pip's hash-checking format)."""
+    out: dict[str, LockedPackage] = {}
+    current: tuple[str, str] | None = None
+    hashes: set[str] = set()
+    for line in [*text.splitlines(), ""]:
+        pin = _PIN.match(line)
+        if pin or not line.startswith((" ", "\t")):
+            if current is not None:
+                out[_norm(current[0])] = LockedPackage(
+                    _norm(current[0]), current[1], frozenset(hashes)
+                )
+            current, hashes = ((pin.group(1), pin.group(2)) if pin else None), set()
+        hashes.update(_HASH.findall(line))
+    return out
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()  # PEP 503 normalised name
+
+
+def wheel_files(wheel: Path, locked: LockedPackage) -> list[LayerFile]:
+    """The files ``wheel`` installs, under site-packages; refused unless its hash is one
+    the lock allows for ``locked`` and every member stays inside site-packages."""
+    if wheel.stat().st_size > _MAX_WHEEL:
+        raise InputError(f"{wheel.name} is over {_MAX_WHEEL} bytes")
+    data = wheel.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest not in locked.hashes:
+        raise VerificationError(
+            "image.wheel", f"{wheel.name} (sha256:{digest}) is not a file the lock allows for "
+            f"{locked.name}=={locked.version}",
+        )  # fmt: skip
+    out: list[LayerFile] = []
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            members = zf.infolist()
+            if len(members) > _MAX_MEMBERS:
+                raise InputError(f"{wheel.name} has over {_MAX_MEMBERS} members")
+            for m in members:
+                if m.is_dir():
+                    continue
+                path = _inside(m.filename, wheel.name)
+                executable = bool((m.external_attr >> 16) & 0o111)
+                out.append(LayerFile(f"{SITE}/{path}", "file", zf.read(m), executable=executable))
+    except zipfile.BadZipFile as exc:
+        raise InputError(f"{wheel.name} is not a wheel: {exc}") from None
+    return out
+
+
+def _inside(name: str, wheel: str) -> str:
+    parts = name.split("/")
+    if name.startswith("/") or ".." in parts or "\\" in name or not name:
+        raise InputError(f"{wheel}: member {name!r:.80} would land outside site-packages")
+    # PEP 427: a .data/ folder's scripts, headers and data go elsewhere; this image has
+    # no use for them, and a wheel that needs them is not one it takes.
+    if len(parts) > 1 and parts[0].endswith(".data"):
+        raise InputError(f"{wheel}: {name!r:.80} is a .data file, which the image does not install")
+    return name
+
+
+def project_files(checkout: Path, name: str, version: str) -> tuple[list[LayerFile], str]:
+    """The project's own package as committed at ``HEAD`` (``git archive``: no build
+    output, cache or uncommitted edit of the machine), with a dist-info naming it, and
+    the commit it is."""
+    try:
+        commit = _git(checkout, "rev-parse", "HEAD").decode().strip()
+        archive = _git(checkout, "archive", "--format=tar", commit, "--", "src/inferproof")
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise Error(f"the image is built from a git checkout of the project: {exc}") from None
+    out = []
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        for member in tar.getmembers():
+            if not member.isfile():
+                continue
+            data = tar.extractfile(member)
+            assert data is not None
+            out.append(LayerFile(f"{SITE}/{member.name.removeprefix('src/')}", "file",
+                                 data.read(), executable=bool(member.mode & 0o111)))  # fmt: skip
+    if not out:
+        raise InputError(f"{checkout} holds no committed src/inferproof")
+    info = f"{SITE}/{name}-{version}.dist-info"
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+    out.append(LayerFile(f"{info}/METADATA", "file", meta))
+    return out, commit
+
+
+def _git(checkout: Path, *args: str) -> bytes:
+    return subprocess.run(["git", "-C", str(checkout), *args], capture_output=True,
+                          check=True, timeout=120).stdout  # fmt: skip
