@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
 import subprocess
@@ -19,16 +20,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from inferproof._canonical import canonical_json
 from inferproof.errors import InputError, VerificationError
+from inferproof.hub import publisher_id
 from inferproof.image import (
     BuildInputs,
     Image,
     LayerFile,
     build_image,
+    image_entry,
     layer_tar,
+    provenance_statement,
+    read_image_entry,
     read_layout,
     read_lock,
+    sbom_document,
 )
 from inferproof.image._wheels import LockedPackage, wheel_files
 from tests._cli import inferproof
@@ -238,3 +247,111 @@ def test_a_layer_refuses_escaping_or_doubled_paths() -> None:
         layer_tar([LayerFile("a", "file", b"1"), LayerFile("/a", "file", b"2")], EPOCH)
     with pytest.raises(InputError, match="unknown kind"):
         layer_tar([LayerFile("dev/null", "char")], EPOCH)
+
+
+# -- SBOM, provenance, the signed image entry -----------------------------------------------
+
+
+def _publisher(tmp_path: Path) -> tuple[Path, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    path = tmp_path / "publisher.pem"
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))  # fmt: skip
+    return path, key
+
+
+def test_the_sbom_and_provenance_name_every_package(built: tuple[Path, Image]) -> None:
+    image = built[1]
+    sbom = sbom_document(image)
+    assert sbom["bomFormat"] == "CycloneDX" and sbom["specVersion"] == "1.5"
+    assert sbom["metadata"]["component"]["version"] == image.digest
+    purls = [c["purl"] for c in sbom["components"]]
+    lock = read_lock((ROOT / "requirements.lock").read_text())
+    for name in ("rfc8785", "idna", "mdurl", "shellingham", "click"):
+        assert f"pkg:pypi/{name}@{lock[name].version}" in purls
+    wheels = [c for c in sbom["components"] if c["purl"].startswith("pkg:pypi/")]
+    for c in wheels:  # each hash is one the lock allows for that package
+        assert c["hashes"][0]["content"] in lock[c["name"]].hashes
+    sbom_bytes = canonical_json(sbom)
+    st = provenance_statement(image, sbom_bytes)
+    assert st["predicateType"] == "https://slsa.dev/provenance/v1"
+    assert st["subject"][0]["digest"]["sha256"] == image.digest.split(":", 1)[1]
+    (by,) = st["predicate"]["runDetails"]["byproducts"]
+    assert by["digest"]["sha256"] == hashlib.sha256(sbom_bytes).hexdigest()
+    assert by["annotations"]["components"] == len(sbom["components"]) == 6
+
+
+def test_an_image_entry_verifies_and_every_flipped_bit_is_refused(
+    built: tuple[Path, Image], tmp_path: Path
+) -> None:
+    _, key = _publisher(tmp_path)
+    sbom = canonical_json(sbom_document(built[1]))
+    entry = image_entry(provenance_statement(built[1], sbom), key)
+    trusted = {publisher_id(key.public_key()): key.public_key()}
+    read = read_image_entry(entry, trusted)
+    assert read.digest == built[1].digest and read.components == 6
+    assert read.sbom_digest == "sha256:" + hashlib.sha256(sbom).hexdigest()
+    assert len(entry) < 65536  # a log entry's cap (tlog-tiles)
+    for i in range(0, len(entry) * 8, 11):
+        bad = bytearray(entry)
+        bad[i // 8] ^= 1 << (i % 8)
+        with pytest.raises((InputError, VerificationError)):
+            read_image_entry(bytes(bad), trusted)
+
+
+def test_an_entry_by_another_publisher_is_refused(
+    built: tuple[Path, Image], tmp_path: Path
+) -> None:
+    _, key = _publisher(tmp_path)
+    other = ec.generate_private_key(ec.SECP256R1())
+    sbom = canonical_json(sbom_document(built[1]))
+    forged = image_entry(provenance_statement(built[1], sbom), other)
+    with pytest.raises(VerificationError, match="not a trusted publisher") as caught:
+        read_image_entry(forged, {publisher_id(key.public_key()): key.public_key()})
+    assert caught.value.check == "image.entry"
+    # A receipt's envelope is never read as an image entry.
+    with pytest.raises(InputError, match="not an inferproof image entry"):
+        read_image_entry(canonical_json(json.loads(forged)["envelope"]),
+                         {publisher_id(other.public_key()): other.public_key()})  # fmt: skip
+
+
+def test_publish_logs_the_image_and_show_reads_it_back(
+    built: tuple[Path, Image], tmp_path: Path
+) -> None:
+    import shutil
+
+    env = {**os.environ, "INFERPROOF_HOME": str(tmp_path / "home"), "SOURCE_DATE_EPOCH": str(EPOCH)}
+    image = tmp_path / "img"
+    done = inferproof(env, "image", "build", "-o", str(image), "--checkout", str(ROOT))
+    assert done.returncode == 0, done.stderr
+    key_path, key = _publisher(tmp_path)
+    published = inferproof(env, "image", "publish", str(image), "--sign-key", str(key_path))
+    assert published.returncode == 0, published.stderr
+    said = " ".join(published.stdout.split())
+    assert f"image entry for {built[1].digest} logged at index 0 (SBOM with 6 packages)" in said
+    entry = (image / "image-entry.json").read_bytes()
+    trusted = {publisher_id(key.public_key()): key.public_key()}
+    assert read_image_entry(entry, trusted).digest == built[1].digest
+    # The publisher is not trusted by this home yet: show refuses the entry.
+    untrusted = inferproof(env, "image", "show", built[1].digest)
+    assert untrusted.returncode != 0 and "by a publisher this home trusts" in " ".join(
+        untrusted.stderr.split()
+    )
+    trust = tmp_path / "home" / "trust" / "publishers"
+    trust.mkdir(parents=True, exist_ok=True)
+    (trust / "me.pem").write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))  # fmt: skip
+    shown = inferproof(env, "image", "show", built[1].digest)
+    assert shown.returncode == 0, shown.stderr
+    assert f"image {built[1].digest} (logged at index 0, SBOM with 6 packages)" in " ".join(
+        shown.stdout.split()
+    )
+    # An SBOM swapped for another is refused before anything is signed.
+    swapped = tmp_path / "swapped"
+    shutil.copytree(image, swapped)
+    (swapped / "sbom.cdx.json").write_bytes((swapped / "sbom.cdx.json").read_bytes() + b" ")
+    bad = inferproof(env, "image", "publish", str(swapped), "--sign-key", str(key_path))
+    assert bad.returncode != 0 and "is not the SBOM the provenance names" in " ".join(
+        bad.stderr.split()
+    )

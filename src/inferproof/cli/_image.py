@@ -4,18 +4,34 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from .._canonical import canonical_json, parse_json, sha256_digest
 from .._files import default_home
+from ..engine import LocalNode
 from ..errors import InputError, VerificationError
-from ..image import VARIANTS, BuildInputs, build_image, read_layout
+from ..hub import check_signing_key
+from ..image import (
+    VARIANTS,
+    BuildInputs,
+    Image,
+    ImageEntry,
+    build_image,
+    image_entry,
+    provenance_statement,
+    read_image_entry,
+    read_layout,
+    sbom_document,
+)
 from ._common import console, handle_errors, step_progress
 
 image_app = typer.Typer(help="Build the node's image reproducibly, and check one.",
                         no_args_is_help=True)  # fmt: skip
 
+SBOM_FILE, PROVENANCE_FILE = "sbom.cdx.json", "provenance.json"
+ENTRY_FILE, PROOF_FILE = "image-entry.json", "image-entry.tlog-proof"
 CheckoutOpt = Annotated[
     Path, typer.Option("--checkout", help="The git checkout of the project to build from.")
 ]
@@ -42,6 +58,7 @@ def image_build(
     The same commit gives the same digest on every machine (docs/environment.md)."""
     with step_progress(f"image build ({variant})") as progress:
         image = build_image(output, _inputs(checkout), variant, progress)
+    write_records(output, image)
     for name, digest in image.layers.items():
         console.print(f"layer {name}: {digest}", style="dim", markup=False, soft_wrap=True)
     console.print(f"{image.size} bytes in {output}", style="dim", markup=False)
@@ -75,3 +92,109 @@ def image_verify(
         f"image.reproduced: passed rebuilt {found.digest} byte for byte from commit {revision}",
         markup=False, soft_wrap=True,
     )  # fmt: skip
+
+
+def write_records(output: Path, image: Image) -> None:
+    """The SBOM and the (unsigned) provenance statement, beside the layout."""
+    sbom = canonical_json(sbom_document(image))
+    (output / SBOM_FILE).write_bytes(sbom)
+    (output / PROVENANCE_FILE).write_bytes(canonical_json(provenance_statement(image, sbom)))
+
+
+@image_app.command("publish")
+@handle_errors
+def image_publish(
+    image: Annotated[Path, typer.Argument(help="An image built by `image build`.")],
+    sign_key: Annotated[
+        Path, typer.Option("--sign-key", help="The publisher's PEM private key (ECDSA).")
+    ],
+) -> None:
+    """Sign the image's provenance with the publisher key (DSSE) and append it to this
+    home's transparency log as an image entry; write it and its log proof beside it."""
+    found = read_layout(image)
+    statement, sbom = _records(image, found.digest)
+    key = check_signing_key(sign_key.read_bytes(), str(sign_key))
+    entry = image_entry(statement, key)
+    with LocalNode() as node:
+        result = node.log.append(entry)
+    (image / ENTRY_FILE).write_bytes(entry)
+    (image / PROOF_FILE).write_text(result.tlog_proof().encode())
+    console.print(f"image entry for {found.digest} logged at index {result.index} "
+                  f"(SBOM with {len(sbom['components'])} packages)", markup=False,
+                  soft_wrap=True)  # fmt: skip
+
+
+def _records(image: Path, digest: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The image's provenance and SBOM, checked to be this image's and each other's."""
+    for name in (SBOM_FILE, PROVENANCE_FILE):
+        if not (image / name).is_file():
+            raise InputError(f"{image} has no {name}: build it with `inferproof image build`")
+    sbom_bytes = (image / SBOM_FILE).read_bytes()
+    statement = parse_json((image / PROVENANCE_FILE).read_bytes(), PROVENANCE_FILE)
+    sbom = parse_json(sbom_bytes, SBOM_FILE, 16 * 1024 * 1024)
+    subject = statement.get("subject") if isinstance(statement, dict) else None
+    named = (
+        subject[0].get("digest", {}).get("sha256")
+        if isinstance(subject, list) and subject
+        else None
+    )
+    if f"sha256:{named}" != digest:
+        raise VerificationError(
+            "image.entry", f"{PROVENANCE_FILE} is not the provenance of {digest}"
+        )
+    byproducts = statement["predicate"]["runDetails"]["byproducts"]
+    if sha256_digest(sbom_bytes).split(":", 1)[1] not in [
+        b["digest"]["sha256"] for b in byproducts
+    ]:
+        raise VerificationError("image.entry", f"{SBOM_FILE} is not the SBOM the provenance names")
+    return statement, sbom
+
+
+@image_app.command("show")
+@handle_errors
+def image_show(
+    what: Annotated[str, typer.Argument(help="An image folder, or an image digest sha256:...")],
+) -> None:
+    """Print an image's SBOM summary and provenance: from its folder, or from the image
+    entry for that digest in this home's log (its publisher checked)."""
+    if what.startswith("sha256:"):
+        with LocalNode() as node:
+            index, entry = _logged(node, what)
+        console.print(f"image {entry.digest} (logged at index {index}, SBOM with "
+                      f"{entry.components} packages)", markup=False, soft_wrap=True)  # fmt: skip
+        console.print(f"publisher {entry.publisher}; commit {entry.revision}; variant "
+                      f"{entry.variant}; SBOM {entry.sbom_digest}", markup=False,
+                      soft_wrap=True)  # fmt: skip
+        return
+    folder = Path(what)
+    found = read_layout(folder)
+    statement, sbom = _records(folder, found.digest)
+    params = statement["predicate"]["buildDefinition"]["externalParameters"]
+    console.print(f"image {found.digest} (not logged here: a folder; SBOM with "
+                  f"{len(sbom['components'])} packages)", markup=False, soft_wrap=True)  # fmt: skip
+    console.print(f"commit {params['revision']}; variant {params['variant']}", markup=False)
+    for c in sbom["components"]:
+        console.print(f"  {c['purl']}  sha256:{c['hashes'][0]['content']}", markup=False,
+                      soft_wrap=True)  # fmt: skip
+
+
+def _logged(node: LocalNode, digest: str) -> tuple[int, ImageEntry]:
+    """The newest image entry for ``digest`` in the node's log, by a trusted publisher."""
+    publishers = node.trust_root().publishers
+    log = node.log
+    refused: list[str] = []
+    for index in range(log.size - 1, -1, -1):
+        data = log.entry(index)
+        if not data.startswith(b'{"envelope":'):  # canonical JSON: keys sorted
+            continue
+        try:
+            entry = read_image_entry(data, publishers)
+        except VerificationError as exc:
+            refused.append(f"index {index}: {exc}")
+            continue
+        except InputError:
+            continue
+        if entry.digest == digest:
+            return index, entry
+    why = f" (refused: {'; '.join(refused[:3])})" if refused else ""
+    raise InputError(f"no image entry for {digest} by a publisher this home trusts{why}")

@@ -19,6 +19,7 @@ from ._registry import (
 )
 from ._signing import (
     ModelSignature,
+    check_signing_key,
     load_publisher_key,
     parse_model_signature,
     publisher_id,
@@ -39,6 +40,7 @@ __all__ = [
     "Registry",
     "SQLiteRegistry",
     "check_name",
+    "check_signing_key",
     "load_publisher_key",
     "parse_model_signature",
     "publisher_id",

@@ -11,22 +11,38 @@ Example::
 """
 
 from ._build import VARIANTS, BuildInputs, build_image
+from ._entry import (
+    IMAGE_ENTRY,
+    SLSA_PROVENANCE,
+    ImageEntry,
+    image_entry,
+    provenance_statement,
+    read_image_entry,
+    sbom_document,
+)
 from ._oci import Image, Layer, Layout, read_layout, write_layout
 from ._tar import LayerFile, layer_tar, walk_tree
 from ._wheels import LockedPackage, read_lock
 
 __all__ = [
+    "IMAGE_ENTRY",
+    "SLSA_PROVENANCE",
     "VARIANTS",
     "BuildInputs",
     "Image",
+    "ImageEntry",
     "Layer",
     "LayerFile",
     "Layout",
     "LockedPackage",
     "build_image",
+    "image_entry",
     "layer_tar",
+    "provenance_statement",
+    "read_image_entry",
     "read_layout",
     "read_lock",
+    "sbom_document",
     "walk_tree",
     "write_layout",
 ]

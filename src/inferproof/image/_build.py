@@ -13,16 +13,17 @@ Variants:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import Error, InputError
-from ._oci import Image, Layer, write_layout
+from ._oci import Component, Image, Layer, write_layout
 from ._tar import layer_tar
 from ._wheels import LockedPackage, project_files, read_lock, wheel_files
 
@@ -64,12 +65,16 @@ def build_image(out: Path, inputs: BuildInputs, variant: str = "reduced",
     lock = read_lock((inputs.checkout / "requirements.lock").read_text())
     files, commit = project_files(inputs.checkout, "inferproof", _version(inputs.checkout))
     epoch = inputs.epoch if inputs.epoch is not None else _commit_time(inputs.checkout, commit)
-    wheels = []
+    wheels, components = [], []
     for name in _REDUCED:
         if name not in lock:
             raise InputError(f"the lock has no {name}, which the {variant} image takes")
-        say(f"wheel {name}=={lock[name].version}")
-        wheels += wheel_files(_download(lock[name], inputs.cache), lock[name])
+        pkg = lock[name]
+        say(f"wheel {name}=={pkg.version}")
+        wheel = _download(pkg, inputs.cache)
+        wheels += wheel_files(wheel, pkg)
+        components.append(Component(pkg.name, pkg.version, f"pkg:pypi/{pkg.name}@{pkg.version}",
+                                    hashlib.sha256(wheel.read_bytes()).hexdigest()))  # fmt: skip
     say("writing the layers")
     layers = [
         Layer("wheels", layer_tar(wheels, epoch)),
@@ -78,7 +83,13 @@ def build_image(out: Path, inputs: BuildInputs, variant: str = "reduced",
     config = {"Entrypoint": ["/usr/bin/python3.11", "-m", "inferproof"], "Cmd": ["serve"],
               "Env": ["PYTHONDONTWRITEBYTECODE=1"]}  # fmt: skip
     annotations = {"org.opencontainers.image.revision": commit, "dev.inferproof.variant": variant}
-    return write_layout(out, layers, epoch=epoch, config=config, annotations=annotations)
+    image = write_layout(out, layers, epoch=epoch, config=config, annotations=annotations)
+    version = _version(inputs.checkout)
+    # The project's own files: their hash is that of their layer (the commit names them).
+    layer = image.layers["inferproof"].split(":", 1)[1]
+    own = Component("inferproof", version, f"pkg:generic/inferproof@{version}", layer)
+    return replace(image, components=(own, *components), revision=commit, variant=variant,
+                   epoch=epoch)  # fmt: skip
 
 
 def _version(checkout: Path) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 from .._canonical import canonical_json, parse_json
 from ..errors import InputError, VerificationError
 
-__all__ = ["Image", "Layer", "Layout", "read_layout", "write_layout"]
+__all__ = ["Component", "Image", "Layer", "Layout", "read_layout", "write_layout"]
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -47,14 +47,29 @@ class Layer:
 
 
 @dataclass(frozen=True)
+class Component:
+    """A package the image holds: its name, version, package URL (purl-spec) and the
+    SHA-256 of the file it came from (a wheel, a .deb), or of its commit's tree."""
+
+    name: str
+    version: str
+    purl: str
+    sha256: str
+
+
+@dataclass(frozen=True)
 class Image:
     """A written image: the manifest's digest (the image's identity), the layers' digests
-    by name, and the total size of its blobs."""
+    by name, the total size of its blobs, its config, and what went into it."""
 
     digest: str
     layers: dict[str, str]
     size: int
     config: dict[str, Any]
+    components: tuple[Component, ...] = ()
+    revision: str = ""
+    variant: str = ""
+    epoch: int = 0
 
 
 def _blob(root: Path, data: bytes) -> str:
