@@ -19,7 +19,7 @@ from ..errors import InputError
 from ..proofs import is_chat_receipt, is_embedding_receipt
 from ..receipts import Bundle
 from ..runtime import ChatOpening, EmbeddingOpening, load_tensors
-from ..verify import Material, Policy, VerificationReport, load_policy
+from ..verify import LoggedImages, Material, Policy, TrustRoot, VerificationReport, load_policy
 from ._common import EXIT_VERIFY_FAILED, handle_errors
 from ._node import NodeOpt, node_client
 from ._render import print_report
@@ -63,6 +63,7 @@ class Checking:
     srs: Path | None = None
     node_url: str | None = None
     exact: bool = False
+    images: tuple[Path, ...] = ()
 
 
 def check_bundle(bundle: Bundle, how: Checking) -> VerificationReport:
@@ -71,8 +72,8 @@ def check_bundle(bundle: Bundle, how: Checking) -> VerificationReport:
     node = LocalNode()
     material = _material(node, bundle, how)
     if how.node_url:
-        if how.srs is not None:
-            raise InputError("--srs applies to offline verification, not with --node")
+        if how.srs is not None or how.images:
+            raise InputError("--srs and --image apply to offline verification, not with --node")
         # A bundle checked after the fact: the library's default policy (not the
         # client's, which requires the fresh nonce it sends with each request).
         extra = Policy(allow_dev_srs=how.allow_dev_srs, reexecution_mode=_mode(how))
@@ -90,7 +91,20 @@ def check_bundle(bundle: Bundle, how: Checking) -> VerificationReport:
     if how.exact:
         pol = replace(pol, reexecution_mode="exact")
     srs_bytes = how.srs.read_bytes() if how.srs is not None else None
-    return node.verifier(pol, trust, srs=srs_bytes).check(bundle, material)
+    images = _images(how.images, trust) if how.images else None
+    return node.verifier(pol, trust, srs=srs_bytes, images=images).check(bundle, material)
+
+
+def _images(folders: tuple[Path, ...], trust: TrustRoot) -> LoggedImages:
+    """The logged images of ``--image DIR`` (each an image folder after `image publish`)."""
+    pairs = []
+    for folder in folders:
+        entry, proof = folder / "image-entry.json", folder / "image-entry.tlog-proof"
+        if not entry.is_file() or not proof.is_file():
+            raise InputError(f"{folder} holds no published image entry (run `inferproof image "
+                             "publish` on it)")  # fmt: skip
+        pairs.append((entry.read_bytes(), proof.read_bytes()))
+    return LoggedImages.load(trust, pairs)
 
 
 def _mode(how: Checking) -> str:
@@ -123,13 +137,22 @@ def verify(
         int,
         typer.Option("--confirmations", min=1, help="With --rpc: blocks the anchor needs."),
     ] = 1,
+    image: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--image",
+            help="A published image folder whose logged entry the "
+            "policy's environment.require_logged_image accepts (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Verify a bundle offline and print every check; exit 0 only if the policy holds.
 
     An LLM answer is checked by its fingerprint (one prefill, on any machine) unless
     --exact asks for regeneration. With --node the node's pinned keys are trusted and
     consistency proofs come from it."""
-    how = Checking(policy, model, input_file, opening, nonce, allow_dev_srs, srs, node_url, exact)
+    how = Checking(policy, model, input_file, opening, nonce, allow_dev_srs, srs, node_url, exact,
+                   tuple(image or ()))  # fmt: skip
     bundle = Bundle.read(bundle_file)
     report = check_bundle(bundle, how)
     if rpc is not None:

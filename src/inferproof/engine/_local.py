@@ -29,7 +29,7 @@ from ..hub import (
 from ..log import Log
 from ..receipts import RunRecorder
 from ..runtime import LlamaModel, NamedInputs
-from ..verify import Policy, TrustRoot, Verifier
+from ..verify import LoggedImages, Policy, TrustRoot, Verifier
 from . import _chat, _embed, _onnx, _push, _relay
 from ._chat import ChatResult, ChatStream
 from ._chatmodels import ChatConfig, ChatModels
@@ -377,9 +377,11 @@ class LocalNode:
         trust: TrustRoot | None = None,
         *,
         srs: bytes | None = None,
+        images: LoggedImages | None = None,
     ) -> Verifier:
         """A verifier with this install's trust root (or ``trust``), remembering
-        checkpoints under INFERPROOF_HOME and proving consistency from the local log.
+        checkpoints under INFERPROOF_HOME and proving consistency from the local log;
+        ``images`` are the logged images it accepts (docs/environment.md).
 
         ZK setups come from this hub, or from the bundle itself; the SRS from this
         hub, or ``srs`` (the bytes of an SRS file the caller trusts)."""
@@ -394,6 +396,7 @@ class LocalNode:
             consistency=self.consistency_proof,
             zk_resolver=self._zk.resolver,
             zk_srs=srs_store,
+            images=images,
         )
 
     def consistency_proof(self, origin: str, old: int, new: int) -> list[bytes]:

@@ -10,6 +10,7 @@ Example::
 from __future__ import annotations
 
 from .._checks import Check, CheckStatus
+from ._imagecheck import LoggedImage, LoggedImages
 from ._policy import Policy, TrustRoot, load_policy, parse_policy
 from ._runcheck import CallReport, RunReport, RunVerifier, log_checks_of
 from ._verifier import Material, VerificationReport, VerifiedReceipt, Verifier
@@ -19,6 +20,8 @@ __all__ = [
     "CallReport",
     "Check",
     "CheckStatus",
+    "LoggedImage",
+    "LoggedImages",
     "Material",
     "Policy",
     "RunReport",

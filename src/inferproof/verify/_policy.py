@@ -149,6 +149,9 @@ class Policy:
     require_hardware: bool = False
     max_age_seconds: float | None = None
     allowed_environments: tuple[str, ...] = ()
+    # The receipt's environment must name an image logged by a trusted publisher in a
+    # trusted log (docs/environment.md); the verifier is given those image entries.
+    require_logged_image: bool = False
     require_log: bool = False
     witness_quorum: int = 0
     attestation: AttestationPolicy | None = None
@@ -242,7 +245,9 @@ def parse_policy(obj: Any, local: TrustRoot) -> tuple[TrustRoot, Policy]:
         raise InputError("policy: confidential.allow_software must be true or false")
     require = dict(_section(obj, "require", _REQUIRE))
     fresh = _section(obj, "freshness", {"max_age_seconds"})
-    env = _section(obj, "environment", {"allowed_measurements"})
+    env = _section(obj, "environment", {"allowed_measurements", "require_logged_image"})
+    if not isinstance(env.get("require_logged_image", False), bool):
+        raise InputError("policy: environment.require_logged_image must be true or false")
     root = local
     if "node_keys" in trust:
         root = replace(
@@ -288,6 +293,7 @@ def parse_policy(obj: Any, local: TrustRoot) -> tuple[TrustRoot, Policy]:
         require_hardware=require.get("hardware", False),
         max_age_seconds=float(age) if age is not None else None,
         allowed_environments=allowed,
+        require_logged_image=env.get("require_logged_image", False),
         require_log=require.get("log", False),
         witness_quorum=quorum,
         require_zk=require.get("zk", False),

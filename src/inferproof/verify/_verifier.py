@@ -41,6 +41,7 @@ from ..runtime import (
     output_opens,
     tensors_digest,
 )
+from ._imagecheck import LoggedImages, logged_image_check
 from ._logcheck import ConsistencySource, Logged, log_checks
 from ._policy import Policy, TrustRoot
 from ._zkcheck import ZkResolver, zk_checks
@@ -114,6 +115,7 @@ class Verifier:
         zk_resolver: ZkResolver | None = None,
         zk_srs: BlobStore | None = None,
         extra_checks: tuple[Callable[[Bundle, Material], Check], ...] = (),
+        images: LoggedImages | None = None,
     ) -> None:
         self.trust = trust
         self.policy = policy or Policy()
@@ -125,6 +127,8 @@ class Verifier:
         # Where the SRS of a ZK bundle carrying its own setup is found (a hub, a file).
         self._zk_srs = zk_srs
         self._extra = extra_checks
+        # The image entries this verifier accepts (signature and log inclusion checked).
+        self._images = images
         self._identities: dict[str, Check] = {}
         self._memories: dict[str, CheckpointMemory] = {}
 
@@ -301,6 +305,8 @@ class Verifier:
             canonical_json(measurement)
         ) != env.get("digest"):
             return failed(name, "environment digest does not match its measurement")
+        if self.policy.require_logged_image:
+            return logged_image_check(env, self._images)
         if env.get("type") == "hardware":
             return self._hardware(bundle)
         if env.get("type") != "software":
