@@ -104,8 +104,11 @@ def policy_document(node: LocalNode, platform: str | None) -> dict[str, Any]:
         "log": {C: "How many of the witness keys must cosign the checkpoint.", "witness_quorum": 0},
         "freshness": {C: "Maximum receipt age in seconds.", "max_age_seconds": 86400},
         "environment": {
-            C: "Allowed software measurement digests (see `inferproof node identity`).",
+            C: "Allowed software measurement digests (see `inferproof node identity`); "
+            "require_logged_image: the receipt must name an image a trusted publisher logged "
+            "(give the image entries with `verify --image DIR`).",
             "allowed_measurements": [],
+            "require_logged_image": False,
         },
     }
     if platform is not None:
