@@ -72,8 +72,10 @@ def check_bundle(bundle: Bundle, how: Checking) -> VerificationReport:
     node = LocalNode()
     material = _material(node, bundle, how)
     if how.node_url:
-        if how.srs is not None or how.images:
-            raise InputError("--srs and --image apply to offline verification, not with --node")
+        if how.srs is not None:
+            raise InputError("--srs applies to offline verification, not with --node")
+        if how.images:
+            raise InputError("--image applies to offline verification, not with --node")
         # A bundle checked after the fact: the library's default policy (not the
         # client's, which requires the fresh nonce it sends with each request).
         extra = Policy(allow_dev_srs=how.allow_dev_srs, reexecution_mode=_mode(how))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 from pathlib import Path
 
 from ..errors import InputError
@@ -29,9 +30,19 @@ def load_or_create_key(path: Path, name_prefix: str, alg: int = ALG_ED25519) -> 
     name = f"{name_prefix}/{hashlib.sha256(public).hexdigest()[:16]}"
     key = SignerKey(name, alg, seed_key.seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _KEY_MODE)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(key.encode() + "\n")
+    # Written whole under a name of its own, then linked into place: link() fails if
+    # the key exists, so of workers starting together one key wins, and the others
+    # read that one complete (never a half-written file, never their own).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _KEY_MODE)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(key.encode() + "\n")
+        os.link(tmp, path)
+    except FileExistsError:
+        return SignerKey.parse(path.read_text(encoding="ascii"))
+    finally:
+        tmp.unlink(missing_ok=True)
     return key
 
 
