@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from inferproof._canonical import canonical_json
@@ -355,3 +355,58 @@ def test_publish_logs_the_image_and_show_reads_it_back(
     assert bad.returncode != 0 and "is not the SBOM the provenance names" in " ".join(
         bad.stderr.split()
     )
+
+
+def test_a_signed_statement_that_is_not_a_provenance_is_refused(tmp_path: Path) -> None:
+    """Validly signed, but not an image's provenance: a JSON list, a receipt-like
+    statement, one with two subjects. Each is refused as image.entry, never a crash."""
+    _, key = _publisher(tmp_path)
+    trusted = {publisher_id(key.public_key()): key.public_key()}
+    from inferproof.receipts import signed_envelope
+
+    sign = lambda m: key.sign(m, ec.ECDSA(hashes.SHA256()))  # noqa: E731
+    bad_statements = [
+        [1, 2, 3],
+        {"_type": "https://in-toto.io/Statement/v1", "predicateType": "https://inferproof.dev/receipt/v1"},
+        {"_type": "https://in-toto.io/Statement/v1", "predicateType": "https://slsa.dev/provenance/v1",
+         "subject": [{"name": "inferproof-node", "digest": {"sha256": "ab" * 32}}] * 2},
+    ]  # fmt: skip
+    for st in bad_statements:
+        envelope = signed_envelope(canonical_json(st), publisher_id(key.public_key()), sign)
+        entry = canonical_json({"mediaType": "application/vnd.inferproof.image-entry.v1+json",
+                                "envelope": envelope})  # fmt: skip
+        with pytest.raises(VerificationError, match="is not an image's provenance") as caught:
+            read_image_entry(entry, trusted)
+        assert caught.value.check == "image.entry"
+
+
+def test_malformed_records_beside_an_image_are_one_line_errors(
+    built: tuple[Path, Image], tmp_path: Path
+) -> None:
+    import shutil
+
+    env = {**os.environ, "INFERPROOF_HOME": str(tmp_path / "home")}
+    key_path, _ = _publisher(tmp_path)
+    for name, content in (("provenance.json", b"[]"), ("sbom.cdx.json", b'{"components": 1}')):
+        folder = tmp_path / name
+        shutil.copytree(built[0], folder)
+        image = Image(built[1].digest, built[1].layers, built[1].size, built[1].config,
+                      built[1].components, built[1].revision, built[1].variant, built[1].epoch)  # fmt: skip
+        from inferproof.cli._image import write_records
+
+        write_records(folder, image)
+        (folder / name).write_bytes(content)
+        for args in (("publish", str(folder), "--sign-key", str(key_path)), ("show", str(folder))):
+            done = inferproof(env, "image", *args)
+            said = " ".join(done.stderr.split())
+            assert done.returncode != 0 and said.startswith("error: "), said
+            assert "Traceback" not in done.stderr
+            assert "not an image's provenance" in said or "lists no components" in said
+
+
+def test_an_image_is_never_written_over_a_file(tmp_path: Path, cache: Path) -> None:
+    target = tmp_path / "a-file"
+    target.write_text("keep me")
+    with pytest.raises(InputError, match="is not empty"):
+        build_image(target, BuildInputs(ROOT, cache, EPOCH))
+    assert target.read_text() == "keep me"

@@ -20,6 +20,7 @@ from ..image import (
     ImageEntry,
     build_image,
     image_entry,
+    provenance_fields,
     provenance_statement,
     read_image_entry,
     read_layout,
@@ -132,20 +133,17 @@ def _records(image: Path, digest: str) -> tuple[dict[str, Any], dict[str, Any]]:
     sbom_bytes = (image / SBOM_FILE).read_bytes()
     statement = parse_json((image / PROVENANCE_FILE).read_bytes(), PROVENANCE_FILE)
     sbom = parse_json(sbom_bytes, SBOM_FILE, 16 * 1024 * 1024)
-    subject = statement.get("subject") if isinstance(statement, dict) else None
-    named = (
-        subject[0].get("digest", {}).get("sha256")
-        if isinstance(subject, list) and subject
-        else None
-    )
+    named, _, byproduct = provenance_fields(statement)
+    components = sbom.get("components") if isinstance(sbom, dict) else None
+    if not isinstance(components, list) or not all(
+        isinstance(c, dict) and isinstance(c.get("purl"), str) for c in components
+    ):
+        raise InputError(f"{image}: {SBOM_FILE} lists no components")
     if f"sha256:{named}" != digest:
         raise VerificationError(
             "image.entry", f"{PROVENANCE_FILE} is not the provenance of {digest}"
         )
-    byproducts = statement["predicate"]["runDetails"]["byproducts"]
-    if sha256_digest(sbom_bytes).split(":", 1)[1] not in [
-        b["digest"]["sha256"] for b in byproducts
-    ]:
+    if sha256_digest(sbom_bytes) != f"sha256:{byproduct['digest']['sha256']}":
         raise VerificationError("image.entry", f"{SBOM_FILE} is not the SBOM the provenance names")
     return statement, sbom
 
@@ -169,12 +167,16 @@ def image_show(
     folder = Path(what)
     found = read_layout(folder)
     statement, sbom = _records(folder, found.digest)
-    params = statement["predicate"]["buildDefinition"]["externalParameters"]
+    _, params, _ = provenance_fields(statement)
     console.print(f"image {found.digest} (not logged here: a folder; SBOM with "
                   f"{len(sbom['components'])} packages)", markup=False, soft_wrap=True)  # fmt: skip
-    console.print(f"commit {params['revision']}; variant {params['variant']}", markup=False)
+    console.print(f"commit {params.get('revision')}; variant {params.get('variant')}",
+                  markup=False)  # fmt: skip
     for c in sbom["components"]:
-        console.print(f"  {c['purl']}  sha256:{c['hashes'][0]['content']}", markup=False,
+        hashes = c.get("hashes")
+        first = hashes[0] if isinstance(hashes, list) and hashes else {}
+        content = first.get("content") if isinstance(first, dict) else None
+        console.print(f"  {c['purl']}  sha256:{content}", markup=False,
                       soft_wrap=True)  # fmt: skip
 
 

@@ -62,8 +62,9 @@ def load_publisher_key(pem: bytes, source: str = "key") -> ec.EllipticCurvePubli
     return key
 
 
-def _hash_for(key: ec.EllipticCurvePublicKey) -> hashes.HashAlgorithm:
-    # model-signing pairs P-256 with SHA-256 and P-384 with SHA-384.
+def publisher_hash(key: ec.EllipticCurvePublicKey) -> hashes.HashAlgorithm:
+    """The hash a publisher key signs with: model-signing pairs P-256 with SHA-256 and
+    P-384 with SHA-384 (image entries follow it)."""
     return hashes.SHA384() if key.curve.name == "secp384r1" else hashes.SHA256()
 
 
@@ -240,7 +241,7 @@ def verify_model_signature(
         if hinted and pid != hinted:
             continue
         try:
-            key.verify(sig.signature, message, ec.ECDSA(_hash_for(key)))
+            key.verify(sig.signature, message, ec.ECDSA(publisher_hash(key)))
         except InvalidSignature:
             if hinted:
                 raise VerificationError(

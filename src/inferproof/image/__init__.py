@@ -16,12 +16,13 @@ from ._entry import (
     SLSA_PROVENANCE,
     ImageEntry,
     image_entry,
+    provenance_fields,
     provenance_statement,
     read_image_entry,
     sbom_document,
 )
 from ._oci import Image, Layer, Layout, read_layout, write_layout
-from ._tar import LayerFile, layer_tar, walk_tree
+from ._tar import LayerFile, layer_tar
 from ._wheels import LockedPackage, read_lock
 
 __all__ = [
@@ -38,11 +39,11 @@ __all__ = [
     "build_image",
     "image_entry",
     "layer_tar",
+    "provenance_fields",
     "provenance_statement",
     "read_image_entry",
     "read_layout",
     "read_lock",
     "sbom_document",
-    "walk_tree",
     "write_layout",
 ]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import Error, InputError
-from ._oci import Component, Image, Layer, write_layout
+from ._oci import Component, Image, Layer, require_new, write_layout
 from ._tar import layer_tar
 from ._wheels import LockedPackage, project_files, read_lock, wheel_files
 
@@ -59,11 +59,11 @@ def build_image(out: Path, inputs: BuildInputs, variant: str = "reduced",
     """
     if variant not in VARIANTS:
         raise InputError(f"unknown image variant {variant!r}: one of {', '.join(VARIANTS)}")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InputError(f"{out} is not empty: an image is written into a new folder")
+    require_new(out)  # before any download: a mistake costs nothing
     say = progress or (lambda _: None)
     lock = read_lock((inputs.checkout / "requirements.lock").read_text())
-    files, commit = project_files(inputs.checkout, "inferproof", _version(inputs.checkout))
+    version = _version(inputs.checkout)
+    files, commit = project_files(inputs.checkout, "inferproof", version)
     epoch = inputs.epoch if inputs.epoch is not None else _commit_time(inputs.checkout, commit)
     wheels, components = [], []
     for name in _REDUCED:
@@ -84,7 +84,6 @@ def build_image(out: Path, inputs: BuildInputs, variant: str = "reduced",
               "Env": ["PYTHONDONTWRITEBYTECODE=1"]}  # fmt: skip
     annotations = {"org.opencontainers.image.revision": commit, "dev.inferproof.variant": variant}
     image = write_layout(out, layers, epoch=epoch, config=config, annotations=annotations)
-    version = _version(inputs.checkout)
     # The project's own files: their hash is that of their layer (the commit names them).
     layer = image.layers["inferproof"].split(":", 1)[1]
     own = Component("inferproof", version, f"pkg:generic/inferproof@{version}", layer)

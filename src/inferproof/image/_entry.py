@@ -15,7 +15,6 @@ DSSE signature is ECDSA over the PAE with SHA-256 (P-256) or SHA-384 (P-384).
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,13 +22,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from .._canonical import canonical_json, parse_json, sha256_digest
 from ..errors import InputError, VerificationError
-from ..hub import publisher_id
-from ..receipts import envelope_payload, pae
+from ..hub import publisher_hash, publisher_id
+from ..receipts import (
+    INTOTO_PAYLOAD_TYPE,
+    envelope_payload,
+    envelope_signatures,
+    pae,
+    signed_envelope,
+)
 from ._oci import Image
 
 __all__ = [
@@ -37,13 +41,13 @@ __all__ = [
     "SLSA_PROVENANCE",
     "ImageEntry",
     "image_entry",
+    "provenance_fields",
     "provenance_statement",
     "read_image_entry",
     "sbom_document",
 ]
 
 IMAGE_ENTRY = "application/vnd.inferproof.image-entry.v1+json"
-INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"  # DSSE's payloadType for in-toto
 SLSA_PROVENANCE = "https://slsa.dev/provenance/v1"
 STATEMENT = "https://in-toto.io/Statement/v1"
 BUILD_TYPE = "https://inferproof.dev/image-build/v1"
@@ -108,20 +112,12 @@ def provenance_statement(image: Image, sbom: bytes) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _hash(key: ec.EllipticCurvePublicKey) -> hashes.HashAlgorithm:
-    return hashes.SHA384() if key.curve.name == "secp384r1" else hashes.SHA256()
-
-
 def image_entry(statement: dict[str, Any], key: ec.EllipticCurvePrivateKey) -> bytes:
     """The log entry of ``statement``, signed in DSSE with the publisher's ``key``."""
-    payload = canonical_json(statement)
-    sig = key.sign(pae(INTOTO_PAYLOAD_TYPE, payload), ec.ECDSA(_hash(key.public_key())))
-    envelope = {
-        "payloadType": INTOTO_PAYLOAD_TYPE,
-        "payload": base64.b64encode(payload).decode(),
-        "signatures": [{"keyid": publisher_id(key.public_key()),
-                        "sig": base64.b64encode(sig).decode()}],
-    }  # fmt: skip
+    public = key.public_key()
+    algorithm = ec.ECDSA(publisher_hash(public))
+    envelope = signed_envelope(canonical_json(statement), publisher_id(public),
+                               lambda message: key.sign(message, algorithm))  # fmt: skip
     return canonical_json({"mediaType": IMAGE_ENTRY, "envelope": envelope})
 
 
@@ -156,19 +152,26 @@ def read_image_entry(
     publisher = _signed_by(obj["envelope"], payload, publishers)
     st = parse_json(payload, "image provenance", 64 * 1024)
     try:
-        hexdigest, params, sbom = _fields(st)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise VerificationError(
-            "image.entry", f"the signed statement is not an image's provenance ({exc})"
-        ) from None
+        hexdigest, params, sbom = provenance_fields(st)
+    except InputError as exc:
+        raise VerificationError("image.entry", f"the signed statement is {exc}") from None
     return ImageEntry(f"sha256:{hexdigest}", publisher, str(params.get("revision")),
                       str(params.get("variant")), f"sha256:{sbom['digest']['sha256']}",
                       sbom["annotations"]["components"], st)  # fmt: skip
 
 
+def provenance_fields(st: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The subject's image digest (hex), the build's parameters and the SBOM byproduct
+    of an image's provenance statement; :class:`InputError` when it is not one."""
+    try:
+        return _fields(st)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"not an image's provenance ({exc})") from None
+
+
 def _fields(st: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """The subject's digest, the build's parameters and the SBOM byproduct; a
-    ValueError (or a KeyError, TypeError) when the statement is not that shape."""
+    if not isinstance(st, dict):
+        raise ValueError("the statement is not a JSON object")
     if st.get("_type") != STATEMENT or st.get("predicateType") != SLSA_PROVENANCE:
         raise ValueError("not an in-toto SLSA provenance v1 statement")
     (subject,) = st["subject"]
@@ -178,8 +181,11 @@ def _fields(st: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
     pred = st["predicate"]
     params = pred["buildDefinition"]["externalParameters"]
     (sbom,) = [b for b in pred["runDetails"]["byproducts"] if b.get("mediaType") == SBOM_MEDIA]
+    digest = sbom["digest"]["sha256"]
     if not isinstance(params, dict) or not isinstance(sbom["annotations"]["components"], int):
         raise ValueError("it names no build parameters or SBOM")
+    if not isinstance(digest, str):
+        raise ValueError("its SBOM has no digest")
     return hexdigest, params, sbom
 
 
@@ -188,19 +194,18 @@ def _signed_by(
 ) -> str:
     message = pae(INTOTO_PAYLOAD_TYPE, payload)
     named = []
-    for entry in envelope["signatures"]:
-        kid = entry["keyid"]
+    for kid, sig in envelope_signatures(envelope):
         named.append(kid)
         key = publishers.get(kid)
         if key is None:
             continue
         try:
-            key.verify(base64.b64decode(entry["sig"]), message, ec.ECDSA(_hash(key)))
+            key.verify(sig, message, ec.ECDSA(publisher_hash(key)))
         except InvalidSignature:
             raise VerificationError(
                 "image.entry", f"the signature by publisher {kid} is invalid"
             ) from None
-        return str(kid)
+        return kid
     raise VerificationError(
         "image.entry", f"the image entry is signed by {', '.join(named)}, not a trusted publisher"
     )

@@ -84,14 +84,19 @@ def _descriptor(media: str, data: bytes, digest: str, **extra: Any) -> dict[str,
     return {"mediaType": media, "digest": digest, "size": len(data), **extra}
 
 
+def require_new(root: Path) -> None:
+    """Refuse to write an image over anything: ``root`` must be missing or an empty folder."""
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise InputError(f"{root} is not empty: an image is written into a new folder")
+
+
 def write_layout(
     root: Path, layers: list[Layer], *, epoch: int, config: dict[str, Any],
     annotations: dict[str, str] | None = None,
 ) -> Image:  # fmt: skip
     """Write ``layers`` as an OCI layout under ``root`` (a new or empty folder).
     ``config`` is the image config's ``config`` member (Entrypoint, Env...)."""
-    if root.exists() and any(root.iterdir()):
-        raise InputError(f"{root} is not empty: an image is written into a new folder")
+    require_new(root)
     root.mkdir(parents=True, exist_ok=True)
     created = datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
     descriptors = []

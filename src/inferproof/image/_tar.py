@@ -12,22 +12,13 @@ a layer is refused.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import os
-import stat
 import tarfile
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..errors import InputError
 
-__all__ = ["LayerFile", "layer_tar", "walk_tree"]
-
-# The largest file a layer takes: a model wheel is a few hundred MiB; more than this
-# is not something the image should carry.
-MAX_FILE = 2 * 1024**3
+__all__ = ["LayerFile", "layer_tar"]
 
 
 @dataclass(frozen=True)
@@ -41,31 +32,6 @@ class LayerFile:
     data: bytes = b""
     target: str = ""
     executable: bool = False
-
-
-def walk_tree(root: Path, prefix: str = "") -> Iterator[LayerFile]:
-    """The entries of the folder ``root``, placed under ``prefix`` in the image."""
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames.sort()
-        here = Path(dirpath)
-        rel = here.relative_to(root).as_posix()
-        base = "/".join(p for p in (prefix.strip("/"), "" if rel == "." else rel) if p)
-        if base:
-            yield LayerFile(base, "dir")
-        for name in sorted(filenames + [d for d in dirnames if (here / d).is_symlink()]):
-            path = here / name
-            inside = f"{base}/{name}" if base else name
-            info = path.lstat()
-            if stat.S_ISLNK(info.st_mode):
-                yield LayerFile(inside, "symlink", target=os.readlink(path))
-            elif stat.S_ISREG(info.st_mode):
-                if info.st_size > MAX_FILE:
-                    raise InputError(f"{path} is over {MAX_FILE} bytes: not for an image layer")
-                yield LayerFile(
-                    inside, "file", path.read_bytes(), executable=bool(info.st_mode & 0o111)
-                )
-            else:
-                raise InputError(f"{path} is neither a file, a folder nor a link")
 
 
 def layer_tar(entries: list[LayerFile], epoch: int) -> bytes:
@@ -109,7 +75,3 @@ def _member(path: str, entry: LayerFile, epoch: int) -> tuple[tarfile.TarInfo, i
     info.type, info.size = tarfile.REGTYPE, len(entry.data)
     info.mode = 0o755 if entry.executable else 0o644
     return info, io.BytesIO(entry.data)
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

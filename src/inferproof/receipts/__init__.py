@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from ._bundle import BUNDLE_MEDIA_TYPE, Bundle
-from ._dsse import envelope_payload, pae, sign_envelope, verify_envelope
+from ._dsse import (
+    INTOTO_PAYLOAD_TYPE,
+    envelope_payload,
+    envelope_signatures,
+    pae,
+    sign_envelope,
+    signed_envelope,
+    verify_envelope,
+)
 from ._runrecord import (
     MAX_RUN_CALLS,
     RUN_PREDICATE_TYPE,
@@ -36,6 +44,7 @@ from ._statement import (
 
 __all__ = [
     "BUNDLE_MEDIA_TYPE",
+    "INTOTO_PAYLOAD_TYPE",
     "MAX_NONCE_CHARS",
     "MAX_RUN_CALLS",
     "PREDICATE_TYPE",
@@ -57,6 +66,7 @@ __all__ = [
     "check_run_id",
     "commit_input",
     "envelope_payload",
+    "envelope_signatures",
     "opens",
     "pae",
     "parse_run_statement",
@@ -64,6 +74,7 @@ __all__ = [
     "receipt_digest",
     "receipt_from_statement",
     "sign_envelope",
+    "signed_envelope",
     "statement_parts",
     "utc_now",
     "verify_envelope",

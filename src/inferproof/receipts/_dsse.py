@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -24,13 +24,17 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 def sign_envelope(payload: bytes, key: Ed25519PrivateKey) -> dict[str, Any]:
     """Wrap ``payload`` (an in-toto statement's canonical bytes) in a signed envelope."""
-    sig = key.sign(pae(INTOTO_PAYLOAD_TYPE, payload))
+    return signed_envelope(payload, key_id(raw_public(key.public_key())), key.sign)
+
+
+def signed_envelope(payload: bytes, keyid: str, sign: Callable[[bytes], bytes]) -> dict[str, Any]:
+    """An envelope of ``payload`` signed by ``sign`` (which signs the PAE bytes) under
+    ``keyid``: any signature scheme, such as a publisher's ECDSA key."""
+    sig = sign(pae(INTOTO_PAYLOAD_TYPE, payload))
     return {
         "payloadType": INTOTO_PAYLOAD_TYPE,
         "payload": base64.b64encode(payload).decode(),
-        "signatures": [
-            {"keyid": key_id(raw_public(key.public_key())), "sig": base64.b64encode(sig).decode()}
-        ],
+        "signatures": [{"keyid": keyid, "sig": base64.b64encode(sig).decode()}],
     }
 
 
@@ -50,12 +54,13 @@ def envelope_payload(envelope: Any) -> bytes:
         raise InputError("bundle has no well-formed DSSE envelope")
     if envelope["payloadType"] != INTOTO_PAYLOAD_TYPE:
         raise InputError(f"envelope payloadType must be {INTOTO_PAYLOAD_TYPE}")
-    _signatures(envelope["signatures"])
+    envelope_signatures(envelope)
     return decode_b64(envelope["payload"], "envelope payload", canonical=True)
 
 
-def _signatures(sigs: Any) -> list[tuple[str, bytes]]:
+def envelope_signatures(envelope: dict[str, Any]) -> list[tuple[str, bytes]]:
     """The (key id, signature) pairs of an envelope, checked for shape."""
+    sigs = envelope.get("signatures")
     if not isinstance(sigs, list) or not 0 < len(sigs) <= MAX_SIGNATURES:
         raise InputError(f"envelope must carry 1 to {MAX_SIGNATURES} signatures")
     out = []
@@ -74,7 +79,7 @@ def verify_envelope(envelope: Any, trusted: Mapping[str, Ed25519PublicKey]) -> t
     payload = envelope_payload(envelope)
     message = pae(INTOTO_PAYLOAD_TYPE, payload)
     seen: list[str] = []
-    for kid, sig in _signatures(envelope["signatures"]):
+    for kid, sig in envelope_signatures(envelope):
         seen.append(kid)
         key = trusted.get(kid)
         if key is None:
