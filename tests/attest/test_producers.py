@@ -137,6 +137,9 @@ def test_configfs_input_errors(tmp_path: Path) -> None:
         ConfigfsTsmProducer(tmp_path, privlevel=4)
 
 
+APP_COMPOSE = '{"manifest_version":2,"name":"agent-test"}'
+
+
 class _AgentHandler(BaseHTTPRequestHandler):
     quote: bytes = b""
     status = 200
@@ -145,7 +148,16 @@ class _AgentHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).requests.append((self.path, body))
-        reply = json.dumps({"quote": self.quote.hex(), "event_log": "[]"}).encode()
+        answer = {"quote": self.quote.hex(), "event_log": "[]"}
+        if self.path == "/Info":  # the agent's own description, the app-compose within
+            tcb = {k: "00" for k in ("mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3",
+                                     "mr_aggregated", "os_image_hash", "compose_hash",
+                                     "device_id")}  # fmt: skip
+            tcb |= {"app_compose": APP_COMPOSE, "event_log": []}
+            answer = {k: "x" for k in ("app_id", "instance_id", "app_cert", "app_name",
+                                       "device_id", "key_provider_info", "compose_hash")}
+            answer["tcb_info"] = json.dumps(tcb)  # type: ignore[assignment]
+        reply = json.dumps(answer).encode()
         self.send_response(self.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(reply)))
@@ -186,9 +198,9 @@ def test_dstack_producer_over_a_unix_socket(agent: tuple[str, type[_AgentHandler
     producer = DstackProducer(socket_path)
     assert producer.available()
     evidence = producer.produce(REPORT_DATA)
-    assert handler.requests == [("/GetQuote", {"report_data": REPORT_DATA.hex()})]
+    assert handler.requests == [("/GetQuote", {"report_data": REPORT_DATA.hex()}), ("/Info", {})]
     assert evidence.platform == "tdx" and evidence.data == vector("tdx/tdx_quote")
-    assert evidence.event_log == "[]"
+    assert evidence.event_log == "[]" and evidence.app_compose == APP_COMPOSE.encode()
 
 
 def test_dstack_producer_errors(agent: tuple[str, type[_AgentHandler]], tmp_path: Path) -> None:

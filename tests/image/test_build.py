@@ -107,7 +107,7 @@ def test_gnu_tar_reads_root_owners_the_epoch_and_sorted_paths(built: tuple[Path,
         assert mode in ("drwxr-xr-x", "-rw-r--r--", "-rwxr-xr-x"), line
         paths.append(path.rstrip("/"))
     assert paths == sorted(paths)
-    assert "usr/local/lib/python3.11/site-packages/inferproof/errors.py" in paths
+    assert "usr/local/lib/python3.11/dist-packages/inferproof/errors.py" in paths
     assert not any("__pycache__" in p or p.endswith(".pyc") for p in paths)
 
 
@@ -119,7 +119,7 @@ def test_the_image_holds_the_committed_source(built: tuple[Path, Image]) -> None
     committed = subprocess.run(["git", "-C", str(ROOT), "show", "HEAD:src/inferproof/errors.py"],
                                capture_output=True, check=True).stdout  # fmt: skip
     tar = dict(layout.layers)["inferproof"]
-    listing = subprocess.run(["tar", "-xO", "usr/local/lib/python3.11/site-packages/inferproof/errors.py"],
+    listing = subprocess.run(["tar", "-xO", "usr/local/lib/python3.11/dist-packages/inferproof/errors.py"],
                              input=tar, capture_output=True, check=True).stdout  # fmt: skip
     assert listing == committed
     assert layout.config["config"]["Entrypoint"] == ["/usr/bin/python3.11", "-m", "inferproof"]
@@ -225,7 +225,7 @@ def _wheel(tmp_path: Path, members: dict[str, bytes]) -> tuple[Path, LockedPacka
 def test_a_wheel_the_lock_does_not_allow_is_refused(tmp_path: Path) -> None:
     path, locked = _wheel(tmp_path, {"demo/__init__.py": b"x = 1\n"})
     assert [f.path for f in wheel_files(path, locked)] == [
-        "usr/local/lib/python3.11/site-packages/demo/__init__.py"
+        "usr/local/lib/python3.11/dist-packages/demo/__init__.py"
     ]
     other = LockedPackage("demo", "1.0", frozenset({"0" * 64}))
     with pytest.raises(VerificationError, match="is not a file the lock allows") as caught:

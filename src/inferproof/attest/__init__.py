@@ -22,6 +22,7 @@ from ._evidence import MAX_EVIDENCE_BYTES, decode_evidence, detect_platform, ver
 from ._identity import (
     DEFAULT_MAX_AGE_SECONDS,
     NodeIdentity,
+    attested_measurements,
     identity_age_check,
     identity_signer_check,
     max_identity_age,
@@ -66,6 +67,7 @@ __all__ = [
     "NodeIdentity",
     "Platform",
     "ProducerError",
+    "attested_measurements",
     "check_key_binding",
     "check_ohttp_binding",
     "decode_evidence",

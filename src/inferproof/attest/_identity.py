@@ -9,6 +9,7 @@ SEV-SNP certificates). Receipts name the document by digest; bundles carry it.
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +33,11 @@ _FIELDS = {
     "evidence",
     "collateral",
     "produced_at",
+    # dstack TDX nodes: the RTMR event log (JSON text) and the app-compose.json (base64)
+    # whose hash RTMR3 carries; what they say counts only once they replay to the
+    # attested RTMR3 (inferproof.image._dstack).
+    "event_log",
+    "app_compose",
 }
 _MAX_COLLATERAL = 8
 
@@ -47,6 +53,8 @@ class NodeIdentity:
     evidence: bytes
     collateral: tuple[bytes, ...]
     produced_at: datetime
+    event_log: str | None = None
+    app_compose: bytes | None = None
 
     @property
     def digest(self) -> str:
@@ -75,6 +83,10 @@ class NodeIdentity:
         if len(key) != 32:
             raise InputError("node identity: node_key must be a 32-byte Ed25519 key")
         nonce = doc.get("nonce")
+        event_log = doc.get("event_log")
+        if event_log is not None and not isinstance(event_log, str):
+            raise InputError("node identity: event_log must be the event log's JSON text")
+        compose = doc.get("app_compose")
         return cls(
             doc=doc,
             platform=str(platform),
@@ -83,6 +95,10 @@ class NodeIdentity:
             evidence=decode_b64(doc.get("evidence"), "node identity: evidence"),
             collateral=tuple(decode_b64(c, "node identity: collateral") for c in collateral),
             produced_at=produced,
+            event_log=event_log,
+            app_compose=None
+            if compose is None
+            else decode_b64(compose, "node identity: app_compose"),
         )
 
 
@@ -108,6 +124,10 @@ def produce_identity(
         "collateral": [base64.b64encode(c).decode() for c in (*collateral, *extra)],
         "produced_at": when,
     }
+    if evidence.event_log is not None:
+        doc["event_log"] = evidence.event_log
+    if evidence.app_compose is not None:
+        doc["app_compose"] = base64.b64encode(evidence.app_compose).decode()
     return NodeIdentity.from_json(doc)
 
 
@@ -183,6 +203,17 @@ def verify_identity_evidence(identity: NodeIdentity, policy: AttestationPolicy |
     shown = ", ".join(f"{k}={v[:16]}…" for k, v in sorted(report.measurements.items())[:3])
     status = f", TCB {report.tcb_status}" if report.tcb_status else ""
     return passed(name, f"hardware-attested by {identity.platform}: {shown}{status}; key bound")
+
+
+def attested_measurements(
+    identity: NodeIdentity, policy: AttestationPolicy | None
+) -> Mapping[str, str]:
+    """The measurement registers of the identity's evidence, verified as
+    :func:`verify_identity_evidence` does (raises :class:`VerificationError` when the
+    evidence does not verify)."""
+    report = verify_evidence(identity.evidence, identity.platform, identity.collateral,
+                             at=identity.produced_at, policy=policy)  # fmt: skip
+    return report.measurements
 
 
 def identity_age_check(

@@ -46,7 +46,8 @@ class Evidence:
     """Raw evidence from a producer, ready for :func:`verify_evidence`.
 
     ``auxblob`` holds what configfs-tsm returns beside the report (the SEV-SNP
-    certificate table); ``event_log`` the dstack agent's RTMR event log (JSON).
+    certificate table); ``event_log`` the dstack agent's RTMR event log (JSON) and
+    ``app_compose`` the app-compose.json it booted (whose hash RTMR3 carries).
     """
 
     platform: Platform
@@ -54,6 +55,7 @@ class Evidence:
     provider: str
     auxblob: bytes | None = None
     event_log: str | None = None
+    app_compose: bytes | None = None
 
 
 class EvidenceProducer(Protocol):
@@ -208,15 +210,19 @@ class DstackProducer:
         except ImportError as exc:
             raise ProducerError("the dstack producer needs the dstack-sdk package") from exc
         try:
-            response = DstackClient(self.endpoint, timeout=self.timeout).get_quote(report_data)
+            client = DstackClient(self.endpoint, timeout=self.timeout)
+            response = client.get_quote(report_data)
             quote = response.decode_quote()
+            # The app-compose RTMR3 measured, so a verifier can tell which image runs.
+            compose = client.info().tcb_info.app_compose
         # The SDK lets through httpx errors, pydantic's ValidationError (a ValueError),
         # hex decoding errors and OS errors (a missing socket).
         except (httpx.HTTPError, OSError, ValueError, RuntimeError) as exc:
             raise ProducerError(f"dstack guest agent at {self.endpoint}: {exc}") from exc
         if not quote:
             raise ProducerError("the dstack guest agent returned an empty quote")
-        return Evidence("tdx", quote, "dstack", event_log=response.event_log or None)
+        return Evidence("tdx", quote, "dstack", event_log=response.event_log or None,
+                        app_compose=compose.encode() if compose else None)  # fmt: skip
 
 
 def detect_producer(

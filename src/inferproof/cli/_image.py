@@ -18,8 +18,11 @@ from ..image import (
     BuildInputs,
     Image,
     ImageEntry,
+    app_compose,
     build_image,
+    compose_hash,
     image_entry,
+    lock_debian_base,
     provenance_fields,
     provenance_statement,
     read_image_entry,
@@ -38,10 +41,11 @@ CheckoutOpt = Annotated[
 ]
 
 
-def _inputs(checkout: Path) -> BuildInputs:
+def _inputs(checkout: Path, recompile: bool = False) -> BuildInputs:
     if not (checkout / "requirements.lock").is_file() or not (checkout / ".git").exists():
         raise InputError(f"{checkout} is not a git checkout of inferproof (no lock or .git)")
-    return BuildInputs(checkout.resolve(), default_home() / "image-cache")
+    return BuildInputs(checkout.resolve(), default_home() / "image-cache",
+                       reuse_compiled=not recompile)  # fmt: skip
 
 
 @image_app.command("build")
@@ -54,16 +58,54 @@ def image_build(
         str, typer.Option("--variant", help=f"What to build: {', '.join(VARIANTS)}.")
     ] = "reduced",
     checkout: CheckoutOpt = Path("."),
+    recompile: Annotated[bool, typer.Option(
+        "--recompile", help="Compile source-only packages again, not from the cache.")] = False,
 ) -> None:
     """Build the image of the checkout's HEAD as an OCI image layout and print its digest.
     The same commit gives the same digest on every machine (docs/environment.md)."""
     with step_progress(f"image build ({variant})") as progress:
-        image = build_image(output, _inputs(checkout), variant, progress)
+        image = build_image(output, _inputs(checkout, recompile), variant, progress)
     write_records(output, image)
     for name, digest in image.layers.items():
         console.print(f"layer {name}: {digest}", style="dim", markup=False, soft_wrap=True)
     console.print(f"{image.size} bytes in {output}", style="dim", markup=False)
     console.print(image.digest, markup=False, soft_wrap=True)
+
+
+@image_app.command("lock")
+@handle_errors
+def image_lock(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write it.")] = Path(
+        "debian.lock"
+    ),
+) -> None:
+    """Lock the full image's Debian base: read bookworm's signed indexes (the release, its
+    updates, its security archive; each InRelease checked with gpgv against Debian's
+    keyring), take the base packages and their dependencies, and write each .deb's
+    SHA-256. Commit the file: builds read only it."""
+    with step_progress("debian lock") as progress:
+        text = lock_debian_base(progress=progress)
+    output.write_text(text)
+    count = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+    console.print(f"{count} packages locked in {output}", markup=False)
+
+
+@image_app.command("compose")
+@handle_errors
+def image_compose(
+    digest: Annotated[str, typer.Argument(help="The image digest, sha256:...")],
+    repository: Annotated[str, typer.Option(
+        "--repository", help="Where the image is pushed (registry/name, no tag).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write it.")] = Path(
+        "app-compose.json"
+    ),
+) -> None:
+    """Write the dstack app-compose.json that runs only this image, and print the compose
+    hash a dstack TDX node running it will have in RTMR3 (docs/environment.md)."""
+    doc = app_compose(digest, repository)
+    output.write_bytes(doc)
+    console.print(f"wrote {output}", style="dim", markup=False)
+    console.print(f"compose-hash {compose_hash(doc)}", markup=False)
 
 
 @image_app.command("verify")

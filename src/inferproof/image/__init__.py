@@ -10,7 +10,9 @@ Example::
     print(image.digest)   # sha256:... the same on every machine, for this commit
 """
 
+from ._archive import lock_debian_base
 from ._build import VARIANTS, BuildInputs, build_image
+from ._dstack import app_compose, compose_hash, image_of_app_compose, replay_rtmr3
 from ._entry import (
     IMAGE_ENTRY,
     SLSA_PROVENANCE,
@@ -36,14 +38,19 @@ __all__ = [
     "LayerFile",
     "Layout",
     "LockedPackage",
+    "app_compose",
     "build_image",
+    "compose_hash",
     "image_entry",
+    "image_of_app_compose",
     "layer_tar",
+    "lock_debian_base",
     "provenance_fields",
     "provenance_statement",
     "read_image_entry",
     "read_layout",
     "read_lock",
+    "replay_rtmr3",
     "sbom_document",
     "write_layout",
 ]

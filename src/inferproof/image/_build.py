@@ -9,12 +9,17 @@ Variants:
 - ``reduced``: the project's files and a few of the lock's pure-Python wheels, no
   operating system. It does not run; it is what CI rebuilds on every run to show the
   build is reproducible, in seconds.
+- ``full``: the node that runs: a Debian bookworm base from ``debian.lock`` (Python
+  3.11 and the C/C++ runtimes), every wheel the project's own dependencies need (the
+  lock's graph, without its dev and optional extras), llama-cpp-python compiled from
+  its locked source, and the project. ``bench/bench_image.py`` builds it twice.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -23,19 +28,28 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import Error, InputError
+from ._archive import mirror_for
+from ._native import built_wheel, debian_entries, toolchain
 from ._oci import Component, Image, Layer, require_new, write_layout
-from ._tar import layer_tar
-from ._wheels import LockedPackage, project_files, read_lock, wheel_files
+from ._tar import LayerFile, layer_tar
+from ._wheels import LockedPackage, project_files, read_lock, runtime_names, wheel_files
 
 __all__ = ["VARIANTS", "BuildInputs", "build_image"]
 
 # The reduced variant's wheels: pure-Python (one wheel for every platform), small, and
 # in the lock because the project needs them.
 _REDUCED = ("rfc8785", "idna", "mdurl", "shellingham", "click")
-VARIANTS = ("reduced",)
-_PLATFORM = ["--platform", "manylinux2014_x86_64", "--python-version", "3.11",
-             "--implementation", "cp", "--abi", "cp311"]  # fmt: skip
+VARIANTS = ("reduced", "full")
+# The image's glibc is bookworm's 2.36, so a wheel for any manylinux from 2_17 (alias
+# manylinux2014) to 2_36 runs on it (PEP 600); pip takes the best the index has, the
+# same on every machine, and the lock's hashes decide which files may be taken.
+_PLATFORM = [a for minor in range(36, 16, -1)
+             for a in ("--platform", f"manylinux_2_{minor}_x86_64")] + [
+    "--platform", "manylinux2014_x86_64", "--python-version", "3.11",
+    "--implementation", "cp", "--abi", "cp311", "--abi", "abi3", "--abi", "none"]  # fmt: skip
 Progress = Callable[[str], None]
+# Locked packages PyPI has only as source: compiled here (_native), reproducibly.
+_FROM_SOURCE = ("llama-cpp-python",)
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,7 @@ class BuildInputs:
     checkout: Path
     cache: Path
     epoch: int | None = None
+    reuse_compiled: bool = True
 
 
 def build_image(out: Path, inputs: BuildInputs, variant: str = "reduced",
@@ -61,25 +76,18 @@ def build_image(out: Path, inputs: BuildInputs, variant: str = "reduced",
         raise InputError(f"unknown image variant {variant!r}: one of {', '.join(VARIANTS)}")
     require_new(out)  # before any download: a mistake costs nothing
     say = progress or (lambda _: None)
-    lock = read_lock((inputs.checkout / "requirements.lock").read_text())
+    lock_text = (inputs.checkout / "requirements.lock").read_text()
+    lock = read_lock(lock_text)
     version = _version(inputs.checkout)
     files, commit = project_files(inputs.checkout, "inferproof", version)
     epoch = inputs.epoch if inputs.epoch is not None else _commit_time(inputs.checkout, commit)
-    wheels, components = [], []
-    for name in _REDUCED:
-        if name not in lock:
-            raise InputError(f"the lock has no {name}, which the {variant} image takes")
-        pkg = lock[name]
-        say(f"wheel {name}=={pkg.version}")
-        wheel = _download(pkg, inputs.cache)
-        wheels += wheel_files(wheel, pkg)
-        components.append(Component(pkg.name, pkg.version, f"pkg:pypi/{pkg.name}@{pkg.version}",
-                                    hashlib.sha256(wheel.read_bytes()).hexdigest()))  # fmt: skip
+    tools: tuple[tuple[str, str], ...] = ()
+    if variant == "reduced":
+        layers, components = _reduced(lock, inputs, epoch, say)
+    else:
+        layers, components, tools = _full(lock, lock_text, inputs, epoch, say)
     say("writing the layers")
-    layers = [
-        Layer("wheels", layer_tar(wheels, epoch)),
-        Layer("inferproof", layer_tar(files, epoch)),
-    ]
+    layers.append(Layer("inferproof", layer_tar(files, epoch)))
     config = {"Entrypoint": ["/usr/bin/python3.11", "-m", "inferproof"], "Cmd": ["serve"],
               "Env": ["PYTHONDONTWRITEBYTECODE=1"]}  # fmt: skip
     annotations = {"org.opencontainers.image.revision": commit, "dev.inferproof.variant": variant}
@@ -88,7 +96,71 @@ def build_image(out: Path, inputs: BuildInputs, variant: str = "reduced",
     layer = image.layers["inferproof"].split(":", 1)[1]
     own = Component("inferproof", version, f"pkg:generic/inferproof@{version}", layer)
     return replace(image, components=(own, *components), revision=commit, variant=variant,
-                   epoch=epoch)  # fmt: skip
+                   epoch=epoch, toolchain=tools)  # fmt: skip
+
+
+def _reduced(lock: dict[str, LockedPackage], inputs: BuildInputs, epoch: int,
+             say: Progress) -> tuple[list[Layer], list[Component]]:  # fmt: skip
+    wheels, components = [], []
+    for name in _REDUCED:
+        if name not in lock:
+            raise InputError(f"the lock has no {name}, which the reduced image takes")
+        entries, component = _wheel(lock[name], inputs, say)
+        wheels += entries
+        components.append(component)
+    return [Layer("wheels", layer_tar(wheels, epoch))], components
+
+
+Toolchain = tuple[tuple[str, str], ...]
+
+
+def _full(lock: dict[str, LockedPackage], lock_text: str, inputs: BuildInputs, epoch: int,
+          say: Progress) -> tuple[list[Layer], list[Component], Toolchain]:  # fmt: skip
+    path = inputs.checkout / "debian.lock"
+    if not path.is_file():
+        raise InputError(f"{path} is missing: the full image's base is locked there")
+    debs, packages = debian_entries(path.read_text(), inputs.cache / "debs", say, mirror_for)
+    components = [Component(p.name, p.version, f"pkg:deb/debian/{p.name}@{p.version}"
+                            f"?arch={p.architecture}&distro=debian-12", p.sha256)
+                  for p in packages]  # fmt: skip
+    wheels: list[LayerFile] = []
+    tools: Toolchain = ()
+    for name in runtime_names(lock_text, _dependencies(inputs.checkout)):
+        pkg = lock[name]
+        if name in _FROM_SOURCE:
+            wheel, source = built_wheel(pkg, inputs.cache, epoch, say, inputs.reuse_compiled)
+            built = hashlib.sha256(wheel.read_bytes()).hexdigest()
+            # pkg-config files name the build's temporary install prefix (seen: two
+            # builds differed only there); nothing at run time reads them.
+            wheels += [f for f in wheel_files(wheel, replace(pkg, hashes=frozenset({built})))
+                       if not f.path.endswith(".pc")]  # fmt: skip
+            components.append(Component(pkg.name, pkg.version,
+                                        f"pkg:pypi/{pkg.name}@{pkg.version}", source))  # fmt: skip
+            tools = toolchain()
+            continue
+        entries, component = _wheel(pkg, inputs, say)
+        wheels += entries
+        components.append(component)
+    return [Layer("debian", layer_tar(debs, epoch)), Layer("wheels", layer_tar(wheels, epoch))], \
+        components, tools  # fmt: skip
+
+
+def _wheel(
+    pkg: LockedPackage, inputs: BuildInputs, say: Progress
+) -> tuple[list[LayerFile], Component]:
+    say(f"wheel {pkg.name}=={pkg.version}")
+    wheel = _download(pkg, inputs.cache)
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    purl = f"pkg:pypi/{pkg.name}@{pkg.version}"
+    return wheel_files(wheel, pkg), Component(pkg.name, pkg.version, purl, digest)
+
+
+def _dependencies(checkout: Path) -> list[str]:
+    """The names of the project's own dependencies (``[project].dependencies``)."""
+    import tomllib
+
+    deps = tomllib.loads((checkout / "pyproject.toml").read_text())["project"]["dependencies"]
+    return [re.split(r"[\s<>=!~\[;(]", d, maxsplit=1)[0] for d in deps]
 
 
 def _version(checkout: Path) -> str:

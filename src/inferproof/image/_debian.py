@@ -303,8 +303,8 @@ def _satisfy(
 # --- the lock -----------------------------------------------------------------------
 
 
-def debian_lock(packages: list[DebPackage]) -> str:
-    """The lock text of ``packages``: a header comment, then one line per package,
+def debian_lock(packages: list[DebPackage], notes: tuple[str, ...] = ()) -> str:
+    """The lock text of ``packages``: a header comment (and ``notes``), then a line per package,
     ``name version architecture filename sha256 size``, sorted by name.
 
     Example::
@@ -315,7 +315,7 @@ def debian_lock(packages: list[DebPackage]) -> str:
         f"{p.name} {p.version} {p.architecture} {p.filename} {p.sha256} {p.size}\n"
         for p in packages
     )
-    return _LOCK_HEADER + "".join(lines)
+    return _LOCK_HEADER + "".join(f"# {n}\n" for n in notes) + "".join(lines)
 
 
 def read_debian_lock(text: str) -> list[DebPackage]:

@@ -99,7 +99,9 @@ def provenance_statement(image: Image, sbom: bytes) -> dict[str, Any]:
             "buildDefinition": {
                 "buildType": BUILD_TYPE,
                 "externalParameters": {"variant": image.variant, "revision": image.revision},
-                "internalParameters": {"source_date_epoch": image.epoch},
+                "internalParameters": {"source_date_epoch": image.epoch,
+                                       **({"toolchain": dict(image.toolchain)}
+                                          if image.toolchain else {})},
                 "resolvedDependencies": deps,
             },
             "runDetails": {

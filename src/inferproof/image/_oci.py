@@ -70,6 +70,7 @@ class Image:
     revision: str = ""
     variant: str = ""
     epoch: int = 0
+    toolchain: tuple[tuple[str, str], ...] = ()
 
 
 def _blob(root: Path, data: bytes) -> str:

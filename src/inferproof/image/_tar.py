@@ -5,7 +5,10 @@ owners, umask and directory order; two builds of the same files differ. Here eve
 entry is normalised as reproducible-builds.org prescribes ("Archive metadata"): the
 entries are sorted by path, each mtime is ``SOURCE_DATE_EPOCH``, owners are root (0/0,
 no names), modes keep only the permission bits that matter (0755 for directories and
-executables, 0644 for the rest), and hard links are stored as plain files. Only
+executables, 0644 for the rest), and hard links are stored as plain files. Setuid and
+setgid bits are dropped: a node runs as one user and needs no program that changes
+user, and one fewer such program is one fewer way to root. The one other bit kept is
+the sticky bit of a world-writable ``/tmp`` (1777, as Debian's base-files makes it). Only
 regular files, directories and symbolic links are taken: a device node or a socket in
 a layer is refused.
 """
@@ -32,6 +35,7 @@ class LayerFile:
     data: bytes = b""
     target: str = ""
     executable: bool = False
+    sticky: bool = False  # a folder anyone may write to, each only their own files
 
 
 def layer_tar(entries: list[LayerFile], epoch: int) -> bytes:
@@ -65,7 +69,7 @@ def _member(path: str, entry: LayerFile, epoch: int) -> tuple[tarfile.TarInfo, i
     info = tarfile.TarInfo(path)
     info.mtime, info.uid, info.gid, info.uname, info.gname = epoch, 0, 0, "", ""
     if entry.kind == "dir":
-        info.type, info.mode = tarfile.DIRTYPE, 0o755
+        info.type, info.mode = tarfile.DIRTYPE, 0o1777 if entry.sticky else 0o755
         return info, None
     if entry.kind == "symlink":
         info.type, info.mode, info.linkname = tarfile.SYMTYPE, 0o777, entry.target

@@ -23,9 +23,11 @@ from pathlib import Path
 from ..errors import Error, InputError, VerificationError
 from ._tar import LayerFile
 
-__all__ = ["LockedPackage", "project_files", "read_lock", "wheel_files"]
+__all__ = ["LockedPackage", "project_files", "read_lock", "runtime_names", "wheel_files"]
 
-SITE = "usr/local/lib/python3.11/site-packages"
+# Debian's python3.11 looks for locally installed packages here, not in site-packages
+# (Debian Python Policy, 1.5 "Module Path"; `python3.11 -m site` on bookworm lists it).
+SITE = "usr/local/lib/python3.11/dist-packages"
 # A requirement line of a hash-pinned lock: `name==version \` then `--hash=sha256:...`.
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)")
 _HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
@@ -57,6 +59,36 @@ def read_lock(text: str) -> dict[str, LockedPackage]:
             current, hashes = ((pin.group(1), pin.group(2)) if pin else None), set()
         hashes.update(_HASH.findall(line))
     return out
+
+
+def runtime_names(text: str, roots: list[str]) -> list[str]:
+    """The lock's packages that ``roots`` need: the lock's own dependency graph, read
+    from the ``# via`` comments pip-compile and uv write under each pin (a package is
+    needed when a needed package is among its "via"), so the dev and optional extras
+    the lock also pins stay out. Sorted; a root the lock lacks is refused."""
+    parents: dict[str, set[str]] = {}
+    current = None
+    for line in text.splitlines():
+        pin = _PIN.match(line)
+        if pin:
+            current = _norm(pin.group(1))
+            parents.setdefault(current, set())
+            continue
+        body = line.strip().removeprefix("#").strip()
+        if current is None or not line.startswith((" ", "\t")) or not line.strip().startswith("#"):
+            continue
+        body = body.removeprefix("via").strip()
+        if body and not body.startswith("-r "):
+            parents[current].add(_norm(body.split(" ", 1)[0]))
+    needed = {_norm(r) for r in roots}
+    missing = sorted(needed - set(parents))
+    if missing:
+        raise InputError(f"the lock pins no {', '.join(missing)}")
+    while True:
+        more = {name for name, via in parents.items() if via & needed} - needed
+        if not more:
+            return sorted(needed)
+        needed |= more
 
 
 def _norm(name: str) -> str:

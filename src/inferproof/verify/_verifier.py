@@ -15,6 +15,7 @@ from .._checks import Check, CheckStatus, failed, not_checked, passed
 from .._keys import raw_public
 from ..attest import (
     NodeIdentity,
+    attested_measurements,
     identity_age_check,
     identity_signer_check,
     max_identity_age,
@@ -41,7 +42,7 @@ from ..runtime import (
     output_opens,
     tensors_digest,
 )
-from ._imagecheck import LoggedImages, logged_image_check
+from ._imagecheck import LoggedImages, attested_image, logged_image_check
 from ._logcheck import ConsistencySource, Logged, log_checks
 from ._policy import Policy, TrustRoot
 from ._zkcheck import ZkResolver, zk_checks
@@ -130,6 +131,7 @@ class Verifier:
         # The image entries this verifier accepts (signature and log inclusion checked).
         self._images = images
         self._identities: dict[str, Check] = {}
+        self._attested_images: dict[str, tuple[str, str] | Check] = {}
         self._memories: dict[str, CheckpointMemory] = {}
 
     def check(self, bundle: Bundle, material: Material | None = None) -> VerificationReport:
@@ -306,7 +308,12 @@ class Verifier:
         ) != env.get("digest"):
             return failed(name, "environment digest does not match its measurement")
         if self.policy.require_logged_image:
-            return logged_image_check(env, self._images)
+            if env.get("type") != "hardware":
+                return logged_image_check(env, self._images)
+            hardware = self._hardware(bundle)
+            if not hardware.passed:
+                return hardware
+            return logged_image_check(env, self._images, self._attested(bundle))
         if env.get("type") == "hardware":
             return self._hardware(bundle)
         if env.get("type") != "software":
@@ -324,6 +331,19 @@ class Verifier:
         if digest not in self.policy.allowed_environments:
             return failed(name, f"{label} is not in the policy's allow-list")
         return passed(name, f"{label}; in the policy's allow-list")
+
+    def _attested(self, bundle: Bundle) -> tuple[str, str] | Check:
+        """The image a hardware receipt's (already verified) identity attests to."""
+        identity = NodeIdentity.from_json(bundle.attestation)
+        cached = self._attested_images.get(identity.digest)
+        if cached is None:
+            try:
+                measured = attested_measurements(identity, self.policy.attestation)
+                cached = attested_image(identity, measured)
+            except (VerificationError, InputError) as exc:
+                cached = failed("environment", f"policy requires a logged image: {exc}")
+            self._attested_images[identity.digest] = cached
+        return cached
 
     def _hardware(self, bundle: Bundle) -> Check:
         name, r = "environment", bundle.receipt
