@@ -15,7 +15,15 @@ from ..errors import Error, InputError
 from ..hub import ModelRecord
 from ..log import SignedCheckpoint
 from ..receipts import Bundle, RunRecord
-from ..verify import Material, Policy, RunReport, RunVerifier, TrustRoot, VerificationReport
+from ..verify import (
+    LoggedImages,
+    Material,
+    Policy,
+    RunReport,
+    RunVerifier,
+    TrustRoot,
+    VerificationReport,
+)
 from ..workflows import AlertSpec, FeedSpec, History, HistoryReport, Query, Schedule, WorkflowInfo
 from ._chatflows import (
     ChatAnswer,
@@ -73,11 +81,12 @@ class AsyncClient(ClientCore):
         timeout: float = 60.0,
         retries: int = 3,
         transport: httpx.AsyncBaseTransport | None = None,
+        images: LoggedImages | None = None,
     ) -> None:
         """``url`` and ``token`` default to ``INFERPROOF_NODE`` and ``INFERPROOF_TOKEN``.
         ``transport`` replaces the network (for example ``httpx.ASGITransport(app=...)``
-        to run against a node's app in this process)."""
-        super().__init__(url, token, policy, trust, verify, home)
+        to run against a node's app in this process). ``images``: as for ``Client``."""
+        super().__init__(url, token, policy, trust, verify, home, images)
         if self.policy.require_confidential:
             raise InputError(
                 "the asyncio client does not send confidentially yet: use Client(..., "

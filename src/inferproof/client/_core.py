@@ -43,7 +43,14 @@ from ..log import (
 )
 from ..receipts import Bundle
 from ..runtime import TensorSpec, conform, decode_tensors, encode_tensors, parse_json_tensors
-from ..verify import Material, Policy, TrustRoot, VerificationReport, Verifier
+from ..verify import (
+    LoggedImages,
+    Material,
+    Policy,
+    TrustRoot,
+    VerificationReport,
+    Verifier,
+)
 from ._memory import LogMemory
 from ._proofs import LOG_SIZE_HEADER, Offered, hashes_of, offered_proof
 
@@ -181,8 +188,10 @@ class ClientCore:
         trust: TrustRoot | None,
         verify: bool,
         home: PathLike | None,
+        images: LoggedImages | None = None,
     ) -> None:
         url, token = from_environment(url, token)
+        self._images = images
         self.url = url.rstrip("/")
         self.policy = policy or DEFAULT_POLICY
         self.verify_answers = verify
@@ -195,7 +204,9 @@ class ClientCore:
         # record names (and checked against it) when a bundle needs one.
         self._zk_srs = MemoryBlobStore()
         self._verifier = (
-            Verifier(trust, self.policy, zk_srs=self._zk_srs) if trust is not None else None
+            Verifier(trust, self.policy, zk_srs=self._zk_srs, images=images)
+            if trust is not None
+            else None
         )
         self._opened: dict[bytes, tuple[SignedCheckpoint, VerifierKey]] = {}
         # What binds the gateway key a confidential client seals to: reported with
@@ -235,7 +246,7 @@ class ClientCore:
             raise InputError(f"{path} is not a pinned identity of {self.url}")
         # No on-disk memory inside the Verifier: this client keeps its own (_LogMemory).
         trusted = _trust_from_pin(pin, self._home / "trust")
-        self._verifier = Verifier(trusted, self.policy, zk_srs=self._zk_srs)
+        self._verifier = Verifier(trusted, self.policy, zk_srs=self._zk_srs, images=self._images)
         return self._verifier
 
     # -- operations (flows) ------------------------------------------------------------------

@@ -15,7 +15,15 @@ from ..errors import Error, InputError
 from ..hub import ModelRecord
 from ..log import SignedCheckpoint
 from ..receipts import Bundle, RunRecord, RunRecorder
-from ..verify import Material, Policy, RunReport, RunVerifier, TrustRoot, VerificationReport
+from ..verify import (
+    LoggedImages,
+    Material,
+    Policy,
+    RunReport,
+    RunVerifier,
+    TrustRoot,
+    VerificationReport,
+)
 from ..workflows import AlertSpec, FeedSpec, History, HistoryReport, Query, Schedule, WorkflowInfo
 from ._chatflows import (
     ChatAnswer,
@@ -76,6 +84,7 @@ class Client(ClientCore):
         transport: httpx.BaseTransport | None = None,
         confidential: bool = False,
         relay: str | None = None,
+        images: LoggedImages | None = None,
     ) -> None:
         """``url`` and ``token`` default to ``INFERPROOF_NODE`` and ``INFERPROOF_TOKEN``.
         ``transport`` replaces the network (any httpx transport: ``MockTransport``,
@@ -83,8 +92,11 @@ class Client(ClientCore):
 
         ``confidential=True`` sends every request sealed to the node's Oblivious HTTP key
         through ``relay`` (docs/confidential.md): the relay reads nothing, the node does
-        not learn who asked."""
-        super().__init__(url, token, policy, trust, verify, home)
+        not learn who asked.
+
+        ``images`` are the logged node images the policy's
+        ``environment.require_logged_image`` accepts (docs/environment.md)."""
+        super().__init__(url, token, policy, trust, verify, home, images)
         self.retries = retries
         self._wf = WorkflowFlows(self)
         if confidential:
