@@ -119,8 +119,12 @@ def test_the_attested_image_passes_when_logged(tmp_path: Path, monkeypatch: pyte
     assert f"image {IMAGE} (logged at index 7 of log.example/test, SBOM with 57" in check.detail
     assert f"attested by TDX: RTMR3 replays to compose hash {hashlib.sha256(compose).hexdigest()}" \
         in check.detail  # fmt: skip
-    # The identity document carries what the check rests on.
+    # The identity document carries what the check rests on; the receipt's environment
+    # records the compose hash beside the image it names.
     assert node.identity is not None and node.identity.app_compose == compose
+    env = node.infer("mlp", X).bundle.receipt.environment
+    assert env["compose_hash"] == hashlib.sha256(compose).hexdigest()
+    assert env["measurement"]["image"] == IMAGE
     failed = _check(node, _images(OTHER))
     assert not failed.passed and "in no image entry this verifier trusts" in failed.detail
 

@@ -410,3 +410,32 @@ def test_an_image_is_never_written_over_a_file(tmp_path: Path, cache: Path) -> N
     with pytest.raises(InputError, match="is not empty"):
         build_image(target, BuildInputs(ROOT, cache, EPOCH))
     assert target.read_text() == "keep me"
+
+
+def test_the_build_reads_the_commit_not_the_working_tree(cache: Path, tmp_path: Path) -> None:
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
+    first = build_image(tmp_path / "a", BuildInputs(clone, cache, EPOCH))
+    commit = first.revision
+    # Uncommitted edits to the lock and the source do not reach the image.
+    with (clone / "requirements.lock").open("a") as f:
+        f.write("click==0.0.1 \\\n    --hash=sha256:" + "0" * 64 + "\n")
+    with (clone / "src" / "inferproof" / "errors.py").open("a") as f:
+        f.write("# an uncommitted edit\n")
+    assert build_image(tmp_path / "b", BuildInputs(clone, cache, EPOCH)).digest == first.digest
+    # A new commit does, and the old commit still builds as before.
+    git = ["git", "-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@e.org"]
+    subprocess.run([*git, "checkout", "-q", "requirements.lock"], check=True, timeout=60)
+    subprocess.run([*git, "commit", "-qam", "edit"], check=True, timeout=60)
+    moved = build_image(tmp_path / "c", BuildInputs(clone, cache, EPOCH))
+    assert moved.revision != commit and moved.digest != first.digest
+    old = build_image(tmp_path / "d", BuildInputs(clone, cache, EPOCH, revision=commit))
+    assert old.digest == first.digest and old.revision == commit
+    # `image verify` rebuilds at the commit the image names, not the checkout's HEAD.
+    env = {**os.environ, "INFERPROOF_HOME": str(tmp_path / "home"), "SOURCE_DATE_EPOCH": str(EPOCH)}
+    done = inferproof(env, "image", "verify", str(tmp_path / "a"), "--checkout", str(clone))
+    assert done.returncode == 0 and f"from commit {commit}" in done.stdout, done.stderr
+    with pytest.raises(InputError, match="not a git revision"):
+        build_image(tmp_path / "e", BuildInputs(clone, cache, EPOCH, revision="--output=x"))
+    with pytest.raises(InputError, match="holding commit"):
+        build_image(tmp_path / "f", BuildInputs(clone, cache, EPOCH, revision="f" * 40))

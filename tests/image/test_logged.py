@@ -149,3 +149,15 @@ def test_a_bad_image_variable_is_refused(world: dict[str, object]) -> None:
                       "-o", str(tmp / "bad.json"))  # fmt: skip
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert "INFERPROOF_IMAGE must be an image digest" in " ".join(done.stderr.split())
+
+
+def test_image_verify_by_digest_rebuilds_the_logged_image(world: dict[str, object]) -> None:
+    digest = str(world["digest"])
+    env = world["env"]
+    done = inferproof(env, "image", "verify", digest, "--checkout", str(ROOT))  # type: ignore[arg-type]
+    assert done.returncode == 0, done.stderr
+    assert f"image.reproduced: passed rebuilt {digest} byte for byte" in done.stdout
+    unknown = inferproof(env, "image", "verify", "sha256:" + "cd" * 32, "--checkout",  # type: ignore[arg-type]
+                         str(ROOT))  # fmt: skip
+    assert unknown.returncode != 0 and "Traceback" not in unknown.stderr
+    assert len(unknown.stderr.strip().splitlines()) == 1, unknown.stderr

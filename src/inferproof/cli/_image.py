@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -111,28 +112,41 @@ def image_compose(
 @image_app.command("verify")
 @handle_errors
 def image_verify(
-    image: Annotated[Path, typer.Argument(help="An image layout folder to check.")],
+    image: Annotated[str, typer.Argument(
+        help="An image layout folder, or the digest sha256:... of an image logged here.")],
     checkout: CheckoutOpt = Path("."),
 ) -> None:
-    """Rebuild the image from the checkout (at the commit the image names) and compare:
-    exit 0 only when every byte is the same."""
-    found = read_layout(image)
+    """Rebuild the image from the checkout, at the commit (and epoch, for a logged image)
+    it names, and compare: exit 0 only when every byte is the same."""
     inputs = _inputs(checkout)
-    variant = found.annotations.get("dev.inferproof.variant", "reduced")
-    revision = found.annotations.get("org.opencontainers.image.revision")
+    if image.startswith("sha256:"):
+        with LocalNode() as node:
+            _, entry = _logged(node, image)
+        internal = entry.statement["predicate"]["buildDefinition"].get("internalParameters", {})
+        epoch = internal.get("source_date_epoch") if isinstance(internal, dict) else None
+        wanted, variant, revision = entry.digest, entry.variant, entry.revision
+        layers: list[tuple[str, bytes]] | None = None
+        inputs = replace(inputs, epoch=epoch if isinstance(epoch, int) else None)
+    else:
+        found = read_layout(Path(image))
+        wanted, layers = found.digest, list(found.layers)
+        variant = found.annotations.get("dev.inferproof.variant", "reduced")
+        revision = found.annotations.get("org.opencontainers.image.revision", "HEAD")
+    inputs = replace(inputs, revision=revision)
     with tempfile.TemporaryDirectory() as tmp, step_progress("image rebuild") as progress:
         again = build_image(Path(tmp) / "image", inputs, variant, progress)
         rebuilt = read_layout(Path(tmp) / "image")
-    if again.digest != found.digest:
-        differ = [n for (n, a), (_, b) in zip(found.layers, rebuilt.layers, strict=False) if a != b]
+    if again.digest != wanted:
+        differ = [n for (n, a), (_, b) in zip(layers or [], rebuilt.layers, strict=False)
+                  if a != b]  # fmt: skip
         raise VerificationError(
             "image.reproduced",
-            f"the rebuild is {again.digest}, the image {found.digest}; layers that differ: "
-            f"{', '.join(differ) or 'none (the config or manifest)'}; the image names commit "
-            f"{revision}",
+            f"the rebuild is {again.digest}, the image {wanted}; layers that differ: "
+            f"{', '.join(differ) or 'none (the config or manifest), or unknown'}; the image "
+            f"names commit {revision}",
         )
     console.print(
-        f"image.reproduced: passed rebuilt {found.digest} byte for byte from commit {revision}",
+        f"image.reproduced: passed rebuilt {wanted} byte for byte from commit {revision}",
         markup=False, soft_wrap=True,
     )  # fmt: skip
 

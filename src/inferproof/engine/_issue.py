@@ -10,6 +10,8 @@ else in the engine touches the node's private key or its log.
 
 from __future__ import annotations
 
+import hashlib
+
 import threading
 import time
 from collections.abc import Callable
@@ -146,13 +148,18 @@ class Issuer:
         if identity is None:
             return env
         # The software measurement stays, beside the evidence that backs the key.
-        return {
+        env = {
             **env,
             "type": "hardware",
             "hardware_backed": True,
             "platform": identity.platform,
             "identity": identity.digest,
         }
+        if identity.app_compose is not None:
+            # dstack: the compose hash RTMR3 carries, beside the image the measurement
+            # names; a verifier derives it again (docs/environment.md).
+            env["compose_hash"] = hashlib.sha256(identity.app_compose).hexdigest()
+        return env
 
     def attest(
         self,

@@ -1,7 +1,8 @@
 """``build_image``: the node's image from the lock and the committed source.
 
-Inputs, and only these, decide the bytes: the lock (each wheel checked against its
-hash), the commit's files (``git archive``) and ``SOURCE_DATE_EPOCH`` (by default the
+Inputs, and only these, decide the bytes: the commit (its lock, its ``debian.lock``,
+its ``pyproject.toml`` and its files, each read from git, never the working tree),
+every locked file (checked against its hash) and ``SOURCE_DATE_EPOCH`` (by default the
 commit's own time, so anyone rebuilding a commit gets the same image). The build
 machine's clock, user, umask, file order and paths never reach the image.
 
@@ -26,13 +27,22 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from ..errors import Error, InputError
 from ._archive import mirror_for
 from ._native import built_wheel, debian_entries, toolchain
 from ._oci import Component, Image, Layer, require_new, write_layout
 from ._tar import LayerFile, layer_tar
-from ._wheels import LockedPackage, project_files, read_lock, runtime_names, wheel_files
+from ._wheels import (
+    LockedPackage,
+    committed,
+    project_files,
+    read_lock,
+    resolve_commit,
+    runtime_names,
+    wheel_files,
+)
 
 __all__ = ["VARIANTS", "BuildInputs", "build_image"]
 
@@ -54,13 +64,14 @@ _FROM_SOURCE = ("llama-cpp-python",)
 
 @dataclass(frozen=True)
 class BuildInputs:
-    """Where the build reads from: a git checkout of the project (its lock and source),
-    a folder caching downloaded wheels, and the epoch (None: the commit's time)."""
+    """Where the build reads from: a git checkout of the project and the revision in it
+    to build, a folder caching downloads, and the epoch (None: the commit's time)."""
 
     checkout: Path
     cache: Path
     epoch: int | None = None
     reuse_compiled: bool = True
+    revision: str = "HEAD"
 
 
 def build_image(out: Path, inputs: BuildInputs, variant: str = "reduced",
@@ -76,16 +87,21 @@ def build_image(out: Path, inputs: BuildInputs, variant: str = "reduced",
         raise InputError(f"unknown image variant {variant!r}: one of {', '.join(VARIANTS)}")
     require_new(out)  # before any download: a mistake costs nothing
     say = progress or (lambda _: None)
-    lock_text = (inputs.checkout / "requirements.lock").read_text()
+    commit = resolve_commit(inputs.checkout, inputs.revision)
+    lock_text = committed(inputs.checkout, commit, "requirements.lock")
     lock = read_lock(lock_text)
-    version = _version(inputs.checkout)
-    files, commit = project_files(inputs.checkout, "inferproof", version)
+    project = _project(committed(inputs.checkout, commit, "pyproject.toml"))
+    version = str(project.get("version", "0"))
+    files = project_files(inputs.checkout, "inferproof", version, commit)
     epoch = inputs.epoch if inputs.epoch is not None else _commit_time(inputs.checkout, commit)
     tools: tuple[tuple[str, str], ...] = ()
     if variant == "reduced":
         layers, components = _reduced(lock, inputs, epoch, say)
     else:
-        layers, components, tools = _full(lock, lock_text, inputs, epoch, say)
+        debian = committed(inputs.checkout, commit, "debian.lock")
+        deps = [re.split(r"[\s<>=!~\[;(]", d, maxsplit=1)[0] for d in project["dependencies"]]
+        layers, components, tools = _full(lock, runtime_names(lock_text, deps), debian, inputs,
+                                          epoch, say)  # fmt: skip
     say("writing the layers")
     layers.append(Layer("inferproof", layer_tar(files, epoch)))
     config = {"Entrypoint": ["/usr/bin/python3.11", "-m", "inferproof"], "Cmd": ["serve"],
@@ -114,18 +130,15 @@ def _reduced(lock: dict[str, LockedPackage], inputs: BuildInputs, epoch: int,
 Toolchain = tuple[tuple[str, str], ...]
 
 
-def _full(lock: dict[str, LockedPackage], lock_text: str, inputs: BuildInputs, epoch: int,
-          say: Progress) -> tuple[list[Layer], list[Component], Toolchain]:  # fmt: skip
-    path = inputs.checkout / "debian.lock"
-    if not path.is_file():
-        raise InputError(f"{path} is missing: the full image's base is locked there")
-    debs, packages = debian_entries(path.read_text(), inputs.cache / "debs", say, mirror_for)
+def _full(lock: dict[str, LockedPackage], names: list[str], debian: str, inputs: BuildInputs,
+          epoch: int, say: Progress) -> tuple[list[Layer], list[Component], Toolchain]:  # fmt: skip
+    debs, packages = debian_entries(debian, inputs.cache / "debs", say, mirror_for)
     components = [Component(p.name, p.version, f"pkg:deb/debian/{p.name}@{p.version}"
                             f"?arch={p.architecture}&distro=debian-12", p.sha256)
                   for p in packages]  # fmt: skip
     wheels: list[LayerFile] = []
     tools: Toolchain = ()
-    for name in runtime_names(lock_text, _dependencies(inputs.checkout)):
+    for name in names:
         pkg = lock[name]
         if name in _FROM_SOURCE:
             wheel, source = built_wheel(pkg, inputs.cache, epoch, say, inputs.reuse_compiled)
@@ -155,19 +168,18 @@ def _wheel(
     return wheel_files(wheel, pkg), Component(pkg.name, pkg.version, purl, digest)
 
 
-def _dependencies(checkout: Path) -> list[str]:
-    """The names of the project's own dependencies (``[project].dependencies``)."""
+def _project(text: str) -> dict[str, Any]:
+    """``pyproject.toml``'s ``[project]`` table."""
     import tomllib
 
-    deps = tomllib.loads((checkout / "pyproject.toml").read_text())["project"]["dependencies"]
-    return [re.split(r"[\s<>=!~\[;(]", d, maxsplit=1)[0] for d in deps]
-
-
-def _version(checkout: Path) -> str:
-    import tomllib
-
-    project = tomllib.loads((checkout / "pyproject.toml").read_text()).get("project", {})
-    return str(project.get("version", "0"))
+    try:
+        project = tomllib.loads(text).get("project")
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"pyproject.toml: {exc}") from None
+    if not isinstance(project, dict) or not isinstance(project.get("dependencies", []), list):
+        raise InputError("pyproject.toml has no [project] table with a dependencies list")
+    project.setdefault("dependencies", [])
+    return project
 
 
 def _commit_time(checkout: Path, commit: str) -> int:

@@ -23,7 +23,8 @@ from pathlib import Path
 from ..errors import Error, InputError, VerificationError
 from ._tar import LayerFile
 
-__all__ = ["LockedPackage", "project_files", "read_lock", "runtime_names", "wheel_files"]
+__all__ = ["LockedPackage", "committed", "project_files", "read_lock", "resolve_commit",
+           "runtime_names", "wheel_files"]  # fmt: skip
 
 # Debian's python3.11 looks for locally installed packages here, not in site-packages
 # (Debian Python Policy, 1.5 "Module Path"; `python3.11 -m site` on bookworm lists it).
@@ -135,12 +136,30 @@ def _inside(name: str, wheel: str) -> str:
     return name
 
 
-def project_files(checkout: Path, name: str, version: str) -> tuple[list[LayerFile], str]:
-    """The project's own package as committed at ``HEAD`` (``git archive``: no build
-    output, cache or uncommitted edit of the machine), with a dist-info naming it, and
-    the commit it is."""
+def resolve_commit(checkout: Path, revision: str) -> str:
+    """The full commit id ``revision`` (``HEAD``, a branch, a commit) names in ``checkout``."""
+    if revision.startswith("-") or not re.fullmatch(r"[A-Za-z0-9._/^~-]{1,200}", revision):
+        raise InputError(f"{revision!r:.80} is not a git revision")
     try:
-        commit = _git(checkout, "rev-parse", "HEAD").decode().strip()
+        return _git(checkout, "rev-parse", "--verify", "--end-of-options",
+                    f"{revision}^{{commit}}").decode().strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        raise InputError(f"{checkout} is not a git checkout holding commit {revision}") from None
+
+
+def committed(checkout: Path, commit: str, path: str) -> str:
+    """The text of ``path`` as ``commit`` holds it: never the working tree, whose
+    uncommitted edits the provenance, which names only the commit, would not show."""
+    try:
+        return _git(checkout, "show", f"{commit}:{path}").decode()
+    except (OSError, subprocess.SubprocessError, UnicodeDecodeError):
+        raise InputError(f"commit {commit[:12]} has no {path}") from None
+
+
+def project_files(checkout: Path, name: str, version: str, commit: str) -> list[LayerFile]:
+    """The project's own package as ``commit`` holds it (``git archive``: no build
+    output, cache or uncommitted edit of the machine), with a dist-info naming it."""
+    try:
         archive = _git(checkout, "archive", "--format=tar", commit, "--", "src/inferproof")
     except (OSError, subprocess.SubprocessError) as exc:
         raise Error(f"the image is built from a git checkout of the project: {exc}") from None
@@ -158,7 +177,7 @@ def project_files(checkout: Path, name: str, version: str) -> tuple[list[LayerFi
     info = f"{SITE}/{name}-{version}.dist-info"
     meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
     out.append(LayerFile(f"{info}/METADATA", "file", meta))
-    return out, commit
+    return out
 
 
 def _git(checkout: Path, *args: str) -> bytes:
