@@ -438,7 +438,7 @@ def test_a_corrupt_cached_file_is_dropped_and_not_trusted(tmp_path: Path, deb: b
     cached = tmp_path / f"{pkg.sha256}.deb"
     cached.write_bytes(deb[:-1] + bytes([deb[-1] ^ 1]))
     with pytest.raises(
-        Error, match=re.escape("could not download hello from http://127.0.0.1:9/pool/")
+        Error, match=re.escape("could not download http://127.0.0.1:9/pool/")
     ):
         fetch_deb(pkg, tmp_path, mirror=UNREACHABLE)
     assert not cached.exists()

@@ -31,10 +31,16 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-import httpx
-
 from ..errors import Error, InputError, VerificationError
-from ._debian import MIRROR, DebPackage, debian_lock, parse_packages, resolve, version_compare
+from ._debian import (
+    MIRROR,
+    DebPackage,
+    debian_lock,
+    parse_packages,
+    resolve,
+    version_compare,
+)
+from ._http import http_get
 
 __all__ = ["SUITES", "Suite", "fetch_index", "lock_debian_base", "mirror_for", "signed_index"]
 
@@ -214,16 +220,4 @@ def lock_debian_base(roots: tuple[str, ...] = ROOTS, suites: tuple[Suite, ...] =
 
 
 def _get(url: str, cap: int) -> bytes:
-    chunks, got = [], 0
-    try:
-        with httpx.stream("GET", url, timeout=60.0, follow_redirects=True) as response:
-            if response.status_code != 200:
-                raise Error(f"{url} answered HTTP {response.status_code}")
-            for chunk in response.iter_bytes():
-                got += len(chunk)
-                if got > cap:
-                    raise InputError(f"{url} is over {cap} bytes")
-                chunks.append(chunk)
-    except httpx.HTTPError as exc:
-        raise Error(f"could not read {url}: {exc}") from None
-    return b"".join(chunks)
+    return http_get(url, cap, InputError(f"{url} is over {cap} bytes"))

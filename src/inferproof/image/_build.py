@@ -22,14 +22,12 @@ import hashlib
 import os
 import re
 import subprocess
-import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import Error, InputError
+from ..errors import InputError
 from ._archive import mirror_for
 from ._native import built_wheel, debian_entries, toolchain
 from ._oci import Component, Image, Layer, require_new, write_layout
@@ -37,6 +35,7 @@ from ._tar import LayerFile, layer_tar
 from ._wheels import (
     LockedPackage,
     committed,
+    pip_download,
     project_files,
     read_lock,
     resolve_commit,
@@ -194,27 +193,6 @@ def _commit_time(checkout: Path, commit: str) -> int:
 
 
 def _download(pkg: LockedPackage, cache: Path) -> Path:
-    """The wheel of ``pkg`` from the cache, else from the package index; which file it
-    is, the lock's hash decides when it is unpacked."""
-    folder = cache / f"{pkg.name}-{pkg.version}"
-    found = sorted(folder.glob("*.whl")) if folder.is_dir() else []
-    if found:
-        return found[0]
-    with tempfile.TemporaryDirectory() as tmp:
-        req = Path(tmp) / "req.txt"
-        req.write_text(
-            f"{pkg.name}=={pkg.version} "
-            + " ".join(f"--hash=sha256:{h}" for h in sorted(pkg.hashes))
-            + "\n"
-        )
-        done = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-             *_PLATFORM, "--require-hashes", "-r", str(req), "-d", str(folder)],
-            capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
-    if done.returncode != 0:
-        raise Error(f"cannot download {pkg.name}=={pkg.version}: {done.stderr.strip()[-300:]}")
-    found = sorted(folder.glob("*.whl"))
-    if len(found) != 1:
-        raise Error(f"pip gave {len(found)} wheels for {pkg.name}=={pkg.version}")
-    return found[0]
+    """The wheel of ``pkg`` for the image's platform, from the cache or the index."""
+    options = ["--only-binary=:all:", *_PLATFORM]
+    return pip_download(pkg, cache / f"{pkg.name}-{pkg.version}", ".whl", options)

@@ -35,9 +35,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from ..errors import Error, InputError, VerificationError
+from ..errors import InputError, VerificationError
+from ._http import http_get
 from ._tar import LayerFile
 
 __all__ = [
@@ -582,18 +581,5 @@ def fetch_deb(pkg: DebPackage, cache: Path, mirror: str = MIRROR) -> bytes:
 
 
 def _download(url: str, pkg: DebPackage) -> bytes:
-    chunks: list[bytes] = []
-    got = 0
-    try:
-        with httpx.stream("GET", url, timeout=60.0, follow_redirects=True) as response:
-            if response.status_code != 200:
-                raise Error(f"{url} answered HTTP {response.status_code}")
-            for chunk in response.iter_bytes():
-                got += len(chunk)
-                if got > pkg.size:
-                    raise VerificationError("image.deb", f"{url} is over the locked "
-                                            f"{pkg.size} bytes")  # fmt: skip
-                chunks.append(chunk)
-    except httpx.HTTPError as exc:
-        raise Error(f"could not download {pkg.name} from {url}: {exc}") from None
-    return b"".join(chunks)
+    over = VerificationError("image.deb", f"{url} is over the locked {pkg.size} bytes")
+    return http_get(url, pkg.size, over)

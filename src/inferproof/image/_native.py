@@ -33,7 +33,7 @@ from ._debian import (
     usrmerge_links,
 )
 from ._tar import LayerFile
-from ._wheels import LockedPackage
+from ._wheels import LockedPackage, pip_download
 
 __all__ = ["built_wheel", "debian_entries", "toolchain"]
 
@@ -106,25 +106,11 @@ def built_wheel(pkg: LockedPackage, cache: Path, epoch: int, say: Progress,
 
 
 def _sdist(pkg: LockedPackage, cache: Path) -> Path:
-    folder = cache / f"sdist-{pkg.name}-{pkg.version}"
-    found = sorted(folder.glob("*.tar.gz")) if folder.is_dir() else []
-    if found:
-        return found[0]
-    req = cache / f".req-{pkg.name}.txt"
-    cache.mkdir(parents=True, exist_ok=True)
-    req.write_text(f"{pkg.name}=={pkg.version} "
-                   + " ".join(f"--hash=sha256:{h}" for h in sorted(pkg.hashes)) + "\n")  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary=:all:",
-         "--require-hashes", "-r", str(req), "-d", str(folder)],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise Error(f"cannot download {pkg.name}=={pkg.version}: {done.stderr.strip()[-300:]}")
-    found = sorted(folder.glob("*.tar.gz"))
-    if len(found) != 1 or found[0].stat().st_size > _MAX_SDIST:
-        raise Error(f"pip gave no single source archive of {pkg.name}=={pkg.version}")
-    return found[0]
+    sdist = pip_download(pkg, cache / f"sdist-{pkg.name}-{pkg.version}", ".tar.gz",
+                         ["--no-binary=:all:"])  # fmt: skip
+    if sdist.stat().st_size > _MAX_SDIST:
+        raise InputError(f"{sdist.name} is over {_MAX_SDIST} bytes")
+    return sdist
 
 
 def _compile(pkg: LockedPackage, sdist: Path, out: Path, epoch: int, say: Progress) -> Path:

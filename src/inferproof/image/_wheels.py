@@ -15,7 +15,9 @@ import hashlib
 import io
 import re
 import subprocess
+import sys
 import tarfile
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,8 @@ from pathlib import Path
 from ..errors import Error, InputError, VerificationError
 from ._tar import LayerFile
 
-__all__ = ["LockedPackage", "committed", "project_files", "read_lock", "resolve_commit",
+__all__ = ["LockedPackage", "committed", "pip_download", "project_files", "read_lock",
+           "resolve_commit",
            "runtime_names", "wheel_files"]  # fmt: skip
 
 # Debian's python3.11 looks for locally installed packages here, not in site-packages
@@ -178,6 +181,31 @@ def project_files(checkout: Path, name: str, version: str, commit: str) -> list[
     meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
     out.append(LayerFile(f"{info}/METADATA", "file", meta))
     return out
+
+
+def pip_download(pkg: LockedPackage, folder: Path, kind: str, options: list[str]) -> Path:
+    """The one file of ``pkg`` in ``folder`` whose name ends in ``kind`` (a cached one,
+    else fetched with ``pip download --require-hashes`` and ``options``); the lock's
+    hashes decide whether pip takes a file, and they are checked again where it is used."""
+    found = sorted(folder.glob(f"*{kind}")) if folder.is_dir() else []
+    if found:
+        return found[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        req = Path(tmp) / "req.txt"
+        pins = " ".join(f"--hash=sha256:{h}" for h in sorted(pkg.hashes))
+        req.write_text(f"{pkg.name}=={pkg.version} {pins}\n")
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", *options,
+             "--require-hashes", "-r", str(req), "-d", str(folder)],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+    if done.returncode != 0:
+        raise Error(f"cannot download {pkg.name}=={pkg.version}: {done.stderr.strip()[-300:]}")
+    found = sorted(folder.glob(f"*{kind}"))
+    if len(found) != 1:
+        raise Error(f"pip gave {len(found)} {kind} files for {pkg.name}=={pkg.version}")
+    return found[0]
 
 
 def _git(checkout: Path, *args: str) -> bytes:
