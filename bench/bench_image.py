@@ -22,7 +22,7 @@ CLI = [sys.executable, "-m", "inferproof"]
 
 
 def build(clone: Path, home: Path, out: Path, variant: str,
-          env: dict[str, str]) -> tuple[float, str, int]:  # fmt: skip
+          env: dict[str, str]) -> tuple[float, str, int, dict[str, str]]:  # fmt: skip
     args = [*CLI, "image", "build", "-o", str(out), "--variant", variant, "--checkout", str(clone)]
     start = time.perf_counter()
     done = subprocess.run(args, env={**os.environ, **env, "INFERPROOF_HOME": str(home)},
@@ -30,17 +30,22 @@ def build(clone: Path, home: Path, out: Path, variant: str,
     wall = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"build failed: {done.stderr.strip()[-600:]}")
-    digest = done.stdout.strip().splitlines()[-1]
+    lines = done.stdout.strip().splitlines()
+    layers = dict(line.removeprefix("layer ").split(": ", 1) for line in lines
+                  if line.startswith("layer "))  # fmt: skip
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file() and "blobs" in p.parts)
-    return wall, digest, size
+    return wall, lines[-1], size, layers
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--variant", default="full")
+    parser.add_argument("--keep", type=Path, help="build in this new folder and keep it")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp)
+        base = args.keep or Path(tmp)
+        if args.keep:
+            base.mkdir(parents=True)  # a new folder: nothing of an earlier run is reused
         clone = base / "clone"
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
         rows = []
@@ -51,19 +56,21 @@ def main() -> None:
             home = base / f"home-{variant}-{name}"
             old = os.umask(0o077 if name == "B" else 0o022)
             try:
-                wall, digest, size = build(clone, home, base / f"out-{variant}-{name}", variant,
+                wall, digest, size, layers = build(clone, home, base / f"out-{variant}-{name}", variant,
                                            env)  # fmt: skip
             finally:
                 os.umask(old)
-            rows.append((variant, name, wall, size, digest))
+            rows.append((variant, name, wall, size, digest, layers))
             print(f"{variant} {name}: {wall:.1f} s", file=sys.stderr)
         print("| variant | build | wall time | image size | digest |")
         print("|---|---|---:|---:|---|")
-        for variant, name, wall, size, digest in rows:
+        for variant, name, wall, size, digest, _ in rows:
             print(f"| {variant} | {name} | {wall:.1f} s | {size:,} bytes | `{digest}` |")
         for variant in ("reduced", args.variant):
-            a, b = (r[4] for r in rows if r[0] == variant)
-            print(f"\n{variant}: the two builds are {'IDENTICAL' if a == b else 'DIFFERENT'}")
+            (a, la), (b, lb) = ((r[4], r[5]) for r in rows if r[0] == variant)
+            differ = [n for n in la if la[n] != lb.get(n)]
+            print(f"\n{variant}: the two builds are {'IDENTICAL' if a == b else 'DIFFERENT'}"
+                  + (f" (layers that differ: {', '.join(differ)})" if differ else ""))  # fmt: skip
         full = [r for r in rows if r[0] == args.variant]
         reduced = [r for r in rows if r[0] == "reduced"]
         print(f"\n{args.variant} / reduced wall time (build A): {full[0][2] / reduced[0][2]:.1f}x")

@@ -132,3 +132,19 @@ def test_a_deb_that_is_not_the_locked_one_is_refused(tmp_path: Path) -> None:
 def test_an_empty_debian_lock_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="locks no package"):
         debian_entries("# nothing\n", tmp_path, lambda _: None, lambda _: "")
+
+
+def test_a_compiled_wheel_loses_its_pkg_config_files_and_their_record_lines() -> None:
+    from inferproof.image._build import _reproducible
+
+    site = "usr/local/lib/python3.11/dist-packages"
+    record = (b"llama_cpp/lib/libllama.so,sha256=abc,10\n"
+              b"lib/pkgconfig/llama.pc,sha256=def,327\n"
+              b"llama_cpp_python-0.3.36.dist-info/RECORD,,\n")  # fmt: skip
+    files = [LayerFile(f"{site}/llama_cpp/lib/libllama.so", "file", b"\x7fELF"),
+             LayerFile(f"{site}/lib/pkgconfig/llama.pc", "file", b"prefix=/tmp/tmpab12/x\n"),
+             LayerFile(f"{site}/llama_cpp_python-0.3.36.dist-info/RECORD", "file", record)]  # fmt: skip
+    kept = {f.path.removeprefix(site + "/"): f.data for f in _reproducible(files)}
+    assert set(kept) == {"llama_cpp/lib/libllama.so", "llama_cpp_python-0.3.36.dist-info/RECORD"}
+    assert kept["llama_cpp_python-0.3.36.dist-info/RECORD"] == (
+        b"llama_cpp/lib/libllama.so,sha256=abc,10\nllama_cpp_python-0.3.36.dist-info/RECORD,,\n")

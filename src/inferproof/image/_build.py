@@ -142,10 +142,7 @@ def _full(lock: dict[str, LockedPackage], names: list[str], debian: str, inputs:
         if name in _FROM_SOURCE:
             wheel, source = built_wheel(pkg, inputs.cache, epoch, say, inputs.reuse_compiled)
             built = hashlib.sha256(wheel.read_bytes()).hexdigest()
-            # pkg-config files name the build's temporary install prefix (seen: two
-            # builds differed only there); nothing at run time reads them.
-            wheels += [f for f in wheel_files(wheel, replace(pkg, hashes=frozenset({built})))
-                       if not f.path.endswith(".pc")]  # fmt: skip
+            wheels += _reproducible(wheel_files(wheel, replace(pkg, hashes=frozenset({built}))))
             components.append(Component(pkg.name, pkg.version,
                                         f"pkg:pypi/{pkg.name}@{pkg.version}", source))  # fmt: skip
             tools = toolchain()
@@ -155,6 +152,22 @@ def _full(lock: dict[str, LockedPackage], names: list[str], debian: str, inputs:
         components.append(component)
     return [Layer("debian", layer_tar(debs, epoch)), Layer("wheels", layer_tar(wheels, epoch))], \
         components, tools  # fmt: skip
+
+
+def _reproducible(files: list[LayerFile]) -> list[LayerFile]:
+    """A compiled wheel's files without its pkg-config files, which name the build's
+    temporary install prefix (seen: two builds differed only there, and in the RECORD
+    lines hashing them); nothing at run time reads them. RECORD loses those lines."""
+    out = []
+    for f in files:
+        if f.path.endswith(".pc"):
+            continue
+        if f.path.endswith(".dist-info/RECORD"):
+            kept = [line for line in f.data.decode().splitlines(keepends=True)
+                    if not line.split(",", 1)[0].endswith(".pc")]  # fmt: skip
+            f = replace(f, data="".join(kept).encode())
+        out.append(f)
+    return out
 
 
 def _wheel(
