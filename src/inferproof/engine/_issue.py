@@ -11,7 +11,6 @@ else in the engine touches the node's private key or its log.
 from __future__ import annotations
 
 import hashlib
-
 import threading
 import time
 from collections.abc import Callable
