@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -50,36 +51,56 @@ def _pct(samples: list[float], q: float) -> float:
 
 # -- the client processes ----------------------------------------------------------------
 def client(url: str, token: str, home: str, seconds: float, threads: int, mode: str) -> None:
-    """One client process: ``threads`` threads until time is up; prints counts as JSON."""
+    """One client process: ``threads`` threads until time is up; prints counts as JSON.
+
+    Every thread first opens its connection and makes one request (imports, the TLS
+    context, the client's pin of the node's keys), then waits: the process prints
+    ``ready`` and the timed window starts only when the parent answers ``go``, once
+    every client process is ready. Otherwise the node rows, whose client imports more,
+    would pay its start-up inside the window, on the cores the server also uses.
+    """
     lat: list[float] = []
     count = [0]
     lock = threading.Lock()
-    stop = time.monotonic() + seconds
+    ready = threading.Barrier(threads + 1)
+    go = threading.Event()
+    stop = [0.0]
+
+    def timed(call: Callable[[], object]) -> None:
+        try:
+            call()  # warm up
+        except BaseException:
+            ready.abort()  # the process fails instead of waiting for this thread
+            raise
+        ready.wait()
+        go.wait()
+        while time.monotonic() < stop[0]:
+            t0 = time.perf_counter()
+            call()
+            with lock:
+                lat.append(time.perf_counter() - t0)
+                count[0] += 1
 
     def bare(i: int) -> None:
         rng = np.random.default_rng(i)
         with httpx.Client(base_url=url, timeout=30) as http:
-            while time.monotonic() < stop:
-                t0 = time.perf_counter()
-                http.post("/infer", json={"x": _x(rng)}).raise_for_status()
-                with lock:
-                    lat.append(time.perf_counter() - t0)
-                    count[0] += 1
+            timed(lambda: http.post("/infer", json={"x": _x(rng)}).raise_for_status())
 
     def node(i: int) -> None:
         rng = np.random.default_rng(i)
         with Client(url, token=token, home=Path(home) / str(i), verify=mode == "verified") as c:
-            c.infer(MODEL, {"x": np.asarray(_x(rng), np.float32)})  # pin, warm up
-            while time.monotonic() < stop:
-                t0 = time.perf_counter()
-                c.infer(MODEL, {"x": np.asarray(_x(rng), np.float32)})
-                with lock:
-                    lat.append(time.perf_counter() - t0)
-                    count[0] += 1
+            timed(lambda: c.infer(MODEL, {"x": np.asarray(_x(rng), np.float32)}))
 
-    t0 = time.perf_counter()
     with ThreadPoolExecutor(threads) as ex:
-        list(ex.map(bare if mode == "bare" else node, range(threads)))
+        futures = [ex.submit(bare if mode == "bare" else node, i) for i in range(threads)]
+        ready.wait()
+        print("ready", flush=True)
+        sys.stdin.readline()
+        t0 = time.perf_counter()
+        stop[0] = time.monotonic() + seconds
+        go.set()
+        for f in futures:
+            f.result()
     print(json.dumps({"count": count[0], "elapsed": time.perf_counter() - t0, "lat": lat}))
 
 
@@ -91,11 +112,20 @@ def load(
         children = [
             subprocess.Popen(
                 [*cmd, f"{tmp}/{p}", str(seconds), str(threads), mode],
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
             )
             for p in range(procs)
         ]
+        for c in children:  # every process warmed up before any is timed
+            assert c.stdout is not None
+            if c.stdout.readline().strip() != "ready":
+                raise SystemExit("a client process did not start")
+        for c in children:
+            assert c.stdin is not None
+            c.stdin.write("go\n")
+            c.stdin.flush()
         outs = [json.loads(c.communicate()[0]) for c in children]
     lat = [x for o in outs for x in o["lat"]]
     rate = sum(o["count"] / o["elapsed"] for o in outs)

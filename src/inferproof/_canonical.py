@@ -14,6 +14,7 @@ import json
 import re
 from typing import Any
 
+import orjson
 import rfc8785
 
 from .errors import InputError
@@ -80,6 +81,31 @@ def _prepare(value: Any) -> Any:
     raise _Fallback
 
 
+def _plain(value: Any) -> bool:
+    """True when ``value`` holds only dicts, lists, strings, safe integers, booleans and
+    None, with no key at or above U+D800: the values on which orjson's sorted compact
+    output is byte for byte RFC 8785's (its strings escape the characters section
+    3.2.2.2 names, with lowercase hex, and below U+D800 code-point order is UTF-16
+    order). A check without a copy, so a receipt's statement is walked once, not
+    rebuilt; anything else takes :func:`_prepare`'s path. Exact types only: orjson
+    would also serialise dataclasses, numpy values and subclasses its own way."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return -_MAX_SAFE_INT < value < _MAX_SAFE_INT
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not (key.isascii() or not _HIGH_CHAR.search(key)):
+                return False
+            if not _plain(item):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(_plain(item) for item in value)
+    return False
+
+
 def _names_a_double(value: int) -> bool:
     """True when an integer beyond 2**53 is written exactly as RFC 8785 writes a double.
 
@@ -112,6 +138,13 @@ def _as_doubles(value: Any) -> Any:
 def canonical_json(value: Any) -> bytes:
     """Return the RFC 8785 canonical UTF-8 bytes of a JSON-compatible value."""
     try:
+        try:
+            if _plain(value):
+                # A lone surrogate makes orjson raise (a TypeError): the paths below
+                # refuse it with the usual message.
+                return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except TypeError:
+            pass
         try:
             return _FAST_ENCODER.encode(_prepare(value)).encode("utf-8")
         except (_Fallback, UnicodeEncodeError):

@@ -100,3 +100,37 @@ def test_matches_rfc8785_package(value: object) -> None:
 )
 def test_boundaries_match_rfc8785(value: object) -> None:
     assert canonical_json(value) == rfc8785.dumps(value)
+
+
+# Without floats, every value takes the orjson path unless a key is at or above U+D800.
+_plain_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | st.text(st.characters(codec="utf-8")),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(st.text(st.characters(codec="utf-8")), children, max_size=5)
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_plain_json)
+def test_orjson_path_matches_rfc8785_package(value: object) -> None:
+    assert canonical_json(value) == rfc8785.dumps(value)
+
+
+def test_orjson_path_leaves_what_it_does_not_write_as_rfc8785() -> None:
+    # Keys at or above U+D800 sort by UTF-16 code units (orjson sorts otherwise).
+    assert canonical_json({"\ufeff": 1, "\U0001f600": 2}) == rfc8785.dumps(
+        {"\U0001f600": 2, "\ufeff": 1}
+    )
+    assert canonical_json({"a": (1, "b")}) == b'{"a":[1,"b"]}'  # a tuple is an array
+    with pytest.raises(InputError, match="RFC 8785"):
+        canonical_json({"s": "\ud800"})  # a lone surrogate
+    with pytest.raises(InputError, match="RFC 8785"):
+        canonical_json({"n": 2**53 + 1})  # a double would round it
+    with pytest.raises(InputError, match="RFC 8785"):
+        canonical_json({"b": b"bytes"})  # orjson would not write bytes either way
