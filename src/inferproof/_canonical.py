@@ -93,7 +93,7 @@ def _plain(value: Any) -> bool:
     if kind is str or kind is bool or value is None:
         return True
     if kind is int:
-        return -_MAX_SAFE_INT < value < _MAX_SAFE_INT
+        return bool(-_MAX_SAFE_INT < value < _MAX_SAFE_INT)
     if kind is dict:
         for key, item in value.items():
             if type(key) is not str or not (key.isascii() or not _HIGH_CHAR.search(key)):
